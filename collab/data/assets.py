@@ -1,0 +1,74 @@
+"""Shared assets of a world: its TFDS data and its tokenizer, built once and reused.
+
+An SLM and an LLM that collaborate must share a tokenizer, so both live beside the data rather
+than in a model's workdir: `assets_dir/<task name>/{tfds/, tokenizer_v<vocab>.model}`.
+Each model's workdir keeps a copy of the tokenizer and checkpoints carry its fingerprint.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import numpy as np
+
+from collab.data import task as task_lib
+from collab.data import tfds_task
+from collab.data import tokenizer as tokenizer_lib
+
+# Problems fed to sentencepiece training; the task's vocabulary is small and repetitive.
+_TOKENIZER_CORPUS_SIZE = 20000
+
+
+@dataclasses.dataclass(frozen=True)
+class Assets:
+  task: task_lib.TaskConfig
+  tokenizer: tokenizer_lib.Tokenizer
+  data_dir: str
+  tokenizer_path: str
+
+  def source(self, split: str):
+    return tfds_task.load_task_source(self.task, self.data_dir, split)
+
+
+def prepare_assets(task_cfg: task_lib.TaskConfig, assets_dir: str, vocab_size: int) -> Assets:
+  """Builds (or reuses) the TFDS data and the tokenizer for `task_cfg` under `assets_dir`."""
+  root = os.path.join(os.path.abspath(assets_dir), tfds_task.config_name(task_cfg))
+  data_dir = os.path.join(root, "tfds")
+  os.makedirs(root, exist_ok=True)
+  tfds_task.build_task_dataset(task_cfg, data_dir)
+  tok_path = os.path.join(root, f"tokenizer_v{vocab_size}.model")
+  if os.path.exists(tok_path):
+    tok = tokenizer_lib.Tokenizer.load(tok_path)
+  else:
+    print(f"Training a {vocab_size}-token sentencepiece tokenizer -> {tok_path}", flush=True)
+    texts = task_lib.corpus_texts(task_cfg, _TOKENIZER_CORPUS_SIZE)
+    tok = tokenizer_lib.train_tokenizer(texts, vocab_size=vocab_size)
+    tmp = tok_path + ".tmp"
+    tok.save(tmp)
+    os.replace(tmp, tok_path)  # atomic: a crash never leaves half a tokenizer
+  return Assets(task_cfg, tok, data_dir, tok_path)
+
+
+def _text(value) -> str:
+  return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def to_record(example: dict[str, Any]) -> dict[str, Any]:
+  """A TFDS example (bytes and numpy arrays) as plain Python (str, lists, ints)."""
+  record = {"question": _text(example["question"]),
+            "steps": [_text(s) for s in example["steps"]]}
+  if "step_kinds" in example:
+    record["step_kinds"] = [_text(s) for s in example["step_kinds"]]
+  if "entity_ids" in example:
+    record["entity_ids"] = [int(e) for e in np.asarray(example["entity_ids"])]
+  if "answer" in example:
+    record["answer"] = example["answer"].item() if hasattr(example["answer"], "item") else (
+        example["answer"])
+  return record
+
+
+def load_records(assets: Assets, split: str, limit: int | None = None) -> list[dict[str, Any]]:
+  source = assets.source(split)
+  n = len(source) if limit is None else min(limit, len(source))
+  return [to_record(source[i]) for i in range(n)]

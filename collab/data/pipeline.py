@@ -1,0 +1,127 @@
+"""Grain input pipeline for LM pretraining on task text.
+
+Layout of one sequence: `bos question <sep> step <sep> ... answer eos pad...`. The loss mask is
+1 on the solution tokens (everything after the question's `<sep>`, eos included) and 0 on bos,
+the question, its `<sep>` and padding: the model learns to write solutions given questions,
+which is exactly the prompt `lm_eval` and the rollout give it.
+
+The dataset is a grain MapDataset of batches: `ds[step]` is the batch of that training step,
+a pure function of (data, seed, step), so resuming at step k is exact.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Any, Sequence
+
+import grain
+import numpy as np
+
+from collab.data import task as task_lib
+
+
+def _as_str(value) -> str:
+  return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _text_and_entities(example: Any) -> tuple[str, str, np.ndarray]:
+  """(text, question, entity_ids) of a task.Problem or a TFDS / plain dict example."""
+  if isinstance(example, task_lib.Problem):
+    return example.text(), example.question, np.asarray(example.entity_ids, np.int64)
+  text = _as_str(example["text"])
+  question = _as_str(example["question"]) if "question" in example else text.split("\n")[0]
+  entity_ids = np.asarray(example.get("entity_ids", ()), np.int64).reshape(-1)
+  return text, question, entity_ids
+
+
+def _read_all(source) -> list[Any]:
+  """All examples of a random-access source (batched reads when the source supports them)."""
+  n = len(source)
+  if hasattr(source, "__getitems__"):
+    return list(source.__getitems__(list(range(n))))
+  return [source[i] for i in range(n)]
+
+
+def tokenize_examples(examples: Sequence[Any], tokenizer, seq_len: int
+                      ) -> tuple[np.ndarray, np.ndarray, int]:
+  """(tokens_NxT int32, loss_mask_NxT float32, num_truncated) in the layout above."""
+  texts, questions = [], []
+  for ex in examples:
+    text, question, _ = _text_and_entities(ex)
+    texts.append(text)
+    questions.append(question)
+  ids = tokenizer.encode_batch(texts)
+  question_lens = [len(q) for q in tokenizer.encode_batch(questions)]
+  n = len(texts)
+  tokens_NxT = np.full((n, seq_len), tokenizer.pad_id, np.int32)
+  loss_mask_NxT = np.zeros((n, seq_len), np.float32)
+  truncated = 0
+  for i, (seq, q_len) in enumerate(zip(ids, question_lens)):
+    full = [tokenizer.bos_id] + seq + [tokenizer.eos_id]
+    if len(full) > seq_len:
+      truncated += 1
+      full = full[:seq_len]
+    tokens_NxT[i, :len(full)] = full
+    loss_mask_NxT[i, 2 + q_len:len(full)] = 1.0  # after bos, the question and its <sep>
+  return tokens_NxT, loss_mask_NxT, truncated
+
+
+def known_examples(examples: Sequence[Any], known_mask: np.ndarray) -> list[Any]:
+  """The examples whose entities are all known (entity-free examples are kept)."""
+  known_mask = np.asarray(known_mask, bool)
+  keep = []
+  for ex in examples:
+    _, _, entity_ids = _text_and_entities(ex)
+    if known_mask[entity_ids].all():
+      keep.append(ex)
+  return keep
+
+
+def make_lm_dataset(source, tokenizer, *, seq_len: int, batch_size: int, seed: int,
+                    known_mask: np.ndarray | None = None,
+                    entity_filter: bool = True) -> grain.MapDataset:
+  """Infinite MapDataset of batches {'tokens_BxT': int32, 'loss_mask_BxT': float32}.
+
+  source: random-access examples (a TFDS data source of the task, or task.Problem objects).
+  known_mask: bool[E]; with entity_filter, only problems whose entities are all known are
+    kept (a model with partial fact coverage never sees the other facts).
+  Tokenized once up front; shuffled with `seed`, reshuffled each epoch, batches may span two
+  epochs.
+  """
+  examples = _read_all(source)
+  if known_mask is not None and entity_filter:
+    examples = known_examples(examples, known_mask)
+  if not examples:
+    raise ValueError("No training examples left (empty source, or known_mask covers no "
+                     "problem's entities).")
+  tokens_NxT, loss_mask_NxT, truncated = tokenize_examples(examples, tokenizer, seq_len)
+  if truncated:
+    warnings.warn(f"{truncated} of {len(examples)} sequences longer than seq_len={seq_len} "
+                  "were truncated (their answer line and eos may be lost).", stacklevel=2)
+
+  def gather(indices_B):
+    indices_B = np.asarray(indices_B)
+    return {"tokens_BxT": tokens_NxT[indices_B], "loss_mask_BxT": loss_mask_NxT[indices_B]}
+
+  ds = grain.MapDataset.range(len(examples)).shuffle(seed=seed).repeat()
+  return ds.batch(batch_size, batch_fn=np.stack).map(gather)
+
+
+def encode_prompts(tokenizer, prompts: Sequence[str], *, add_bos: bool = True,
+                   add_sep: bool = True, pad_to_multiple: int = 1
+                   ) -> tuple[np.ndarray, np.ndarray]:
+  """(prompts_BxP int32 right-padded with pad_id, lengths_B int32) for generation.
+
+  With the defaults a question becomes `bos question <sep>`, the training layout's prompt.
+  pad_to_multiple rounds P up so that few distinct shapes get compiled.
+  """
+  ids = tokenizer.encode_batch(list(prompts))
+  ids = [([tokenizer.bos_id] if add_bos else []) + s + ([tokenizer.sep_id] if add_sep else [])
+         for s in ids]
+  lengths_B = np.array([len(s) for s in ids], np.int32)
+  width = max(int(lengths_B.max(initial=1)), 1)
+  width = -(-width // pad_to_multiple) * pad_to_multiple
+  prompts_BxP = np.full((len(ids), width), tokenizer.pad_id, np.int32)
+  for i, s in enumerate(ids):
+    prompts_BxP[i, :len(s)] = s
+  return prompts_BxP, lengths_B
+
