@@ -1,0 +1,112 @@
+"""Model sizes as frozen (hashable) dataclasses: a config is a static argument under `jax.jit`."""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+
+ARCHS = ("llama", "gpt2")
+_DTYPES = ("float32", "bfloat16", "float16")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ModelConfig:
+  """Size and architecture of a decoder-only transformer.
+
+  arch: 'llama' (RMSNorm, RoPE, SwiGLU, grouped-query attention) or 'gpt2' (LayerNorm, learned
+    absolute positions, GELU MLP, biases everywhere).
+  num_kv_heads: defaults to num_heads (plain multi-head attention); must divide num_heads.
+  head_dim: defaults to d_model // num_heads (resolved in __post_init__, so it is always an int).
+  d_ff: MLP hidden width; defaults to 4 * d_model (gpt2) or ~8/3 * d_model rounded up to a
+    multiple of 16 (llama, SwiGLU keeps the parameter count of a 4x GELU MLP).
+  max_len: the longest position the model is meant for; gpt2's position table has this many
+    rows (positions past it are clipped), llama's RoPE has no hard limit.
+  qkv_bias: biases on the q/k/v projections of llama-style models (Qwen2 has them); gpt2 always
+    has biases on every projection.
+  dtype / param_dtype: activation and parameter dtypes (names, so the config stays hashable).
+  """
+  arch: str
+  vocab_size: int
+  d_model: int
+  num_layers: int
+  num_heads: int
+  num_kv_heads: int | None = None
+  head_dim: int | None = None
+  d_ff: int | None = None
+  max_len: int = 192
+  rope_theta: float = 10000.0
+  norm_eps: float = 1e-5
+  tie_embeddings: bool = True
+  qkv_bias: bool = False
+  dtype: str = "float32"
+  param_dtype: str = "float32"
+
+  def __post_init__(self):
+    if self.arch not in ARCHS:
+      raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
+    for name in ("vocab_size", "d_model", "num_layers", "num_heads", "max_len"):
+      if int(getattr(self, name)) <= 0:
+        raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+    # Resolve defaults; object.__setattr__ because the dataclass is frozen.
+    if self.num_kv_heads is None:
+      object.__setattr__(self, "num_kv_heads", self.num_heads)
+    if self.head_dim is None:
+      if self.d_model % self.num_heads:
+        raise ValueError(f"d_model={self.d_model} is not divisible by num_heads="
+                         f"{self.num_heads}; pass head_dim explicitly")
+      object.__setattr__(self, "head_dim", self.d_model // self.num_heads)
+    if self.d_ff is None:
+      d_ff = 4 * self.d_model if self.arch == "gpt2" else _swiglu_width(self.d_model)
+      object.__setattr__(self, "d_ff", d_ff)
+    if self.num_kv_heads <= 0 or self.num_heads % self.num_kv_heads:
+      raise ValueError(f"num_heads={self.num_heads} must be a positive multiple of "
+                       f"num_kv_heads={self.num_kv_heads} (grouped-query attention)")
+    if self.head_dim <= 0 or self.d_ff <= 0:
+      raise ValueError(f"head_dim and d_ff must be positive, got {self.head_dim}, {self.d_ff}")
+    if self.arch == "llama" and self.head_dim % 2:
+      raise ValueError(f"RoPE needs an even head_dim, got {self.head_dim}")
+    for name in ("dtype", "param_dtype"):
+      if getattr(self, name) not in _DTYPES:
+        raise ValueError(f"{name} must be one of {_DTYPES}, got {getattr(self, name)!r}")
+    if self.norm_eps <= 0 or self.rope_theta <= 0:
+      raise ValueError("norm_eps and rope_theta must be positive")
+
+  @property
+  def num_groups(self) -> int:
+    """Query heads per key/value head."""
+    return self.num_heads // self.num_kv_heads
+
+  @property
+  def activation_dtype(self) -> jnp.dtype:
+    return jnp.dtype(self.dtype)
+
+  @property
+  def weight_dtype(self) -> jnp.dtype:
+    return jnp.dtype(self.param_dtype)
+
+  def replace(self, **kw) -> ModelConfig:
+    """A copy with fields replaced. Derived defaults (head_dim, d_ff) that were not set
+    explicitly are recomputed when the sizes they derive from change."""
+    if "d_model" in kw or "num_heads" in kw:
+      if "head_dim" not in kw and self.head_dim == self.d_model // self.num_heads:
+        kw["head_dim"] = None
+    if "d_model" in kw or "arch" in kw:
+      default_ff = 4 * self.d_model if self.arch == "gpt2" else _swiglu_width(self.d_model)
+      if "d_ff" not in kw and self.d_ff == default_ff:
+        kw["d_ff"] = None
+    if "num_heads" in kw and "num_kv_heads" not in kw and self.num_kv_heads == self.num_heads:
+      kw["num_kv_heads"] = None
+    return dataclasses.replace(self, **kw)
+
+
+def _swiglu_width(d_model: int) -> int:
+  return int(math.ceil(8 * d_model / 3 / 16) * 16)
+
+
+def num_params(cfg: ModelConfig) -> int:
+  """Exact parameter count, from the shapes of `init_params` (eval_shape: nothing allocated)."""
+  from collab.models import transformer  # pylint: disable=g-import-not-at-top (cycle)
+  shapes = jax.eval_shape(lambda: transformer.init_params(cfg, jax.random.key(0)))
+  return int(sum(math.prod(x.shape) for x in jax.tree.leaves(shapes)))

@@ -1,0 +1,82 @@
+"""Greedy / temperature decoding with the KV cache, in one jitted function.
+
+generate: prefill the right-padded prompt into a cache of P + max_new_tokens slots (pad slots are
+overwritten by generated tokens before any query can read them, see transformer.py), take each
+row's next token from the logits at position prompt_len - 1, then a `lax.while_loop` of T=1
+steps that exits as soon as every row has emitted `stop_id`.
+"""
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from collab.models import transformer
+from collab.models.config import ModelConfig
+
+
+def sample_logits(logits_BxV: jax.Array, temperature: jax.Array | float,
+                  rng: jax.Array) -> jax.Array:
+  """argmax when temperature == 0, else a sample from softmax(logits / temperature)."""
+  greedy_B = jnp.argmax(logits_BxV, axis=-1).astype(jnp.int32)
+  safe_t = jnp.maximum(jnp.asarray(temperature, jnp.float32), 1e-6)
+  sampled_B = jax.random.categorical(rng, logits_BxV / safe_t, axis=-1).astype(jnp.int32)
+  return jnp.where(jnp.asarray(temperature) > 0, sampled_B, greedy_B)
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "max_new_tokens", "stop_id", "pad_id"))
+def _generate(params, cfg: ModelConfig, prompt_BxP, prompt_len_B, temperature, rng, *,
+              max_new_tokens: int, stop_id: int, pad_id: int):
+  B, P = prompt_BxP.shape
+  N = max_new_tokens
+  prompt_len_B = jnp.clip(prompt_len_B.astype(jnp.int32), 1, P)
+  cache = transformer.init_cache(cfg, B, P + N)
+  logits_BxPxV, _, cache = transformer.apply(
+      params, cfg, prompt_BxP, transformer.default_positions(prompt_BxP), cache)
+  last_BxV = jnp.take_along_axis(logits_BxPxV, (prompt_len_B - 1)[:, None, None], axis=1)[:, 0]
+  rng, step_rng = jax.random.split(rng)
+  tok_B = sample_logits(last_BxV, temperature, step_rng)
+
+  out_BxN = jnp.full((B, N), pad_id, jnp.int32).at[:, 0].set(tok_B)
+  done_B = tok_B == stop_id
+  len_B = jnp.ones((B,), jnp.int32)
+
+  def cond(carry):
+    i, _, _, done_B, _, _, _ = carry
+    return (i < N) & ~jnp.all(done_B)
+
+  def body(carry):
+    # Feed token i-1 (at position prompt_len + i - 1), emit token i.
+    i, tok_B, cache, done_B, len_B, out_BxN, rng = carry
+    pos_Bx1 = (prompt_len_B + i - 1)[:, None]
+    logits_Bx1xV, _, cache = transformer.apply(params, cfg, tok_B[:, None], pos_Bx1, cache)
+    rng, step_rng = jax.random.split(rng)
+    tok_B = sample_logits(logits_Bx1xV[:, 0], temperature, step_rng)
+    out_BxN = out_BxN.at[:, i].set(jnp.where(done_B, pad_id, tok_B))
+    len_B = len_B + (~done_B).astype(jnp.int32)
+    done_B = done_B | (tok_B == stop_id)
+    return i + 1, tok_B, cache, done_B, len_B, out_BxN, rng
+
+  carry = (jnp.int32(1), tok_B, cache, done_B, len_B, out_BxN, rng)
+  _, _, _, _, len_B, out_BxN, _ = jax.lax.while_loop(cond, body, carry)
+  return out_BxN, len_B
+
+
+def generate(params, cfg: ModelConfig, prompt_BxP, prompt_len_B, *, max_new_tokens: int,
+             stop_id: int, pad_id: int, temperature: float = 0.0, rng: jax.Array | None = None):
+  """Continues right-padded prompts. Returns (new_tokens_BxN int32, new_len_B int32).
+
+  prompt_BxP: right-padded token ids; prompt_len_B: real lengths (>= 1).
+  After a row emits `stop_id` (kept in its output) its later outputs are `pad_id`; new_len_B
+  counts tokens up to and including the stop (N when a row never stops). Greedy when
+  temperature == 0 (temperature is traced: changing it does not recompile).
+  For gpt2 presets, prompt_len + max_new_tokens should stay within cfg.max_len.
+  """
+  if max_new_tokens < 1:
+    raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+  rng = jax.random.key(0) if rng is None else rng
+  return _generate(params, cfg, jnp.asarray(prompt_BxP, jnp.int32),
+                   jnp.asarray(prompt_len_B, jnp.int32), jnp.float32(temperature), rng,
+                   max_new_tokens=int(max_new_tokens), stop_id=int(stop_id),
+                   pad_id=int(pad_id))

@@ -1,0 +1,211 @@
+"""Decoder-only transformers (Flax linen) behind a pure functional API, gemma style.
+
+    params = init_params(cfg, rng)
+    cache = init_cache(cfg, batch_size, cache_len)
+    logits_BxTxV, hidden_BxTxD, cache = apply(params, cfg, tokens_BxT, positions_BxT, cache)
+
+Two lineages share the interface: 'llama' (RMSNorm, RoPE, SwiGLU, grouped-query attention) and
+'gpt2' (LayerNorm, learned positions, GELU, biases). Parameter names follow Hugging Face
+(layer_i/{input_layernorm, self_attn/{q,k,v,o}_proj, post_attention_layernorm,
+mlp/{gate,up,down}_proj}, embed, final_norm, lm_head; Dense kernels are the transposes of torch
+Linear weights) so HF checkpoints map with a flat renaming.
+
+KV cache and positions. `positions_BxT` are absolute per row. With a cache, the k/v of each token
+is written to cache slot == its position (writes to positions < 0 or >= cache_len are dropped),
+and a query at position p attends to slots 0..p. Rows may sit at different offsets, and T may be
+1 (decode) or more (chunked prefill). Invariant that makes right-padded prompts safe: a slot is
+only read by queries at positions >= the slot, and every such query is preceded (or accompanied,
+within the same chunk) by the write of the real token at that position, which overwrites any pad
+k/v written there earlier. So callers must feed each row's positions in order without gaps.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from collab.models.config import ModelConfig
+
+Params = Any
+Cache = dict[str, dict[str, jax.Array]]
+
+_NEG_INF = -1e30  # finite, so a fully masked row would give a uniform softmax, not NaN
+
+
+def rope(x_BxTxNxH: jax.Array, positions_BxT: jax.Array, theta: float) -> jax.Array:
+  """Rotary embedding, rotate-half convention of HF Llama (first half pairs with second)."""
+  H = x_BxTxNxH.shape[-1]
+  inv_freq_F = 1.0 / (theta ** (jnp.arange(0, H, 2, dtype=jnp.float32) / H))
+  angles_BxTxF = positions_BxT.astype(jnp.float32)[..., None] * inv_freq_F
+  angles_BxTx1xH = jnp.concatenate([angles_BxTxF, angles_BxTxF], axis=-1)[:, :, None, :]
+  x = x_BxTxNxH.astype(jnp.float32)
+  x1, x2 = jnp.split(x, 2, axis=-1)
+  rotated = jnp.concatenate([-x2, x1], axis=-1)
+  out = x * jnp.cos(angles_BxTx1xH) + rotated * jnp.sin(angles_BxTx1xH)
+  return out.astype(x_BxTxNxH.dtype)
+
+
+def write_cache(cache_BxSxKxH: jax.Array, new_BxTxKxH: jax.Array,
+                positions_BxT: jax.Array) -> jax.Array:
+  """Scatters each row's new entries into slots == positions; out-of-range writes are dropped."""
+  B, S = cache_BxSxKxH.shape[:2]
+  # Negative indices would wrap around under numpy semantics: send them out of range instead.
+  slots_BxT = jnp.where(positions_BxT < 0, S, positions_BxT)
+  rows_Bx1 = jnp.arange(B)[:, None]
+  return cache_BxSxKxH.at[rows_Bx1, slots_BxT].set(
+      new_BxTxKxH.astype(cache_BxSxKxH.dtype), mode="drop")
+
+
+def attend(q_BxTxNxH, k_BxSxKxH, v_BxSxKxH, q_pos_BxT, k_pos_BxS) -> jax.Array:
+  """Grouped-query attention; key at position s is visible to query at p iff s <= p."""
+  B, T, N, H = q_BxTxNxH.shape
+  K = k_BxSxKxH.shape[2]
+  # Query head n reads kv head n // G (the layout of HF repeat_kv).
+  q_BxTxKxGxH = q_BxTxNxH.reshape(B, T, K, N // K, H)
+  scores_BxKxGxTxS = jnp.einsum("btkgh,bskh->bkgts", q_BxTxKxGxH, k_BxSxKxH,
+                                preferred_element_type=jnp.float32) * (H ** -0.5)
+  mask_Bx1x1xTxS = (k_pos_BxS[:, None, :] <= q_pos_BxT[:, :, None])[:, None, None]
+  scores_BxKxGxTxS = jnp.where(mask_Bx1x1xTxS, scores_BxKxGxTxS, _NEG_INF)
+  probs_BxKxGxTxS = jax.nn.softmax(scores_BxKxGxTxS, axis=-1).astype(v_BxSxKxH.dtype)
+  out_BxTxKxGxH = jnp.einsum("bkgts,bskh->btkgh", probs_BxKxGxTxS, v_BxSxKxH)
+  return out_BxTxKxGxH.reshape(B, T, N, H)
+
+
+def _dense(cfg: ModelConfig, features: int, name: str, use_bias: bool) -> nn.Dense:
+  return nn.Dense(features, use_bias=use_bias, dtype=cfg.activation_dtype,
+                  param_dtype=cfg.weight_dtype, name=name)
+
+
+def _norm(cfg: ModelConfig, name: str) -> nn.Module:
+  kw = dict(epsilon=cfg.norm_eps, dtype=cfg.activation_dtype, param_dtype=cfg.weight_dtype,
+            name=name)
+  return nn.RMSNorm(**kw) if cfg.arch == "llama" else nn.LayerNorm(**kw)
+
+
+class Attention(nn.Module):
+  cfg: ModelConfig
+
+  @nn.compact
+  def __call__(self, x_BxTxD, positions_BxT, kv_cache: dict[str, jax.Array] | None):
+    cfg = self.cfg
+    B, T, _ = x_BxTxD.shape
+    N, K, H = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
+    gpt2 = cfg.arch == "gpt2"
+    qkv_bias = cfg.qkv_bias or gpt2
+    q_BxTxNxH = _dense(cfg, N * H, "q_proj", qkv_bias)(x_BxTxD).reshape(B, T, N, H)
+    k_BxTxKxH = _dense(cfg, K * H, "k_proj", qkv_bias)(x_BxTxD).reshape(B, T, K, H)
+    v_BxTxKxH = _dense(cfg, K * H, "v_proj", qkv_bias)(x_BxTxD).reshape(B, T, K, H)
+    if not gpt2:
+      q_BxTxNxH = rope(q_BxTxNxH, positions_BxT, cfg.rope_theta)
+      k_BxTxKxH = rope(k_BxTxKxH, positions_BxT, cfg.rope_theta)
+
+    if kv_cache is None:  # training: attend among the T tokens of the chunk
+      k_BxSxKxH, v_BxSxKxH, k_pos_BxS = k_BxTxKxH, v_BxTxKxH, positions_BxT
+      new_cache = None
+    else:
+      k_BxSxKxH = write_cache(kv_cache["k"], k_BxTxKxH, positions_BxT)
+      v_BxSxKxH = write_cache(kv_cache["v"], v_BxTxKxH, positions_BxT)
+      S = k_BxSxKxH.shape[1]
+      k_pos_BxS = jnp.broadcast_to(jnp.arange(S, dtype=positions_BxT.dtype), (B, S))
+      new_cache = {"k": k_BxSxKxH, "v": v_BxSxKxH}
+
+    out_BxTxNxH = attend(q_BxTxNxH, k_BxSxKxH.astype(q_BxTxNxH.dtype),
+                         v_BxSxKxH.astype(q_BxTxNxH.dtype), positions_BxT, k_pos_BxS)
+    out_BxTxD = _dense(cfg, cfg.d_model, "o_proj", gpt2)(out_BxTxNxH.reshape(B, T, N * H))
+    return out_BxTxD, new_cache
+
+
+class Mlp(nn.Module):
+  cfg: ModelConfig
+
+  @nn.compact
+  def __call__(self, x_BxTxD):
+    cfg = self.cfg
+    if cfg.arch == "llama":  # SwiGLU
+      gate_BxTxF = _dense(cfg, cfg.d_ff, "gate_proj", False)(x_BxTxD)
+      up_BxTxF = _dense(cfg, cfg.d_ff, "up_proj", False)(x_BxTxD)
+      return _dense(cfg, cfg.d_model, "down_proj", False)(nn.silu(gate_BxTxF) * up_BxTxF)
+    up_BxTxF = _dense(cfg, cfg.d_ff, "up_proj", True)(x_BxTxD)
+    return _dense(cfg, cfg.d_model, "down_proj", True)(nn.gelu(up_BxTxF, approximate=True))
+
+
+class Block(nn.Module):
+  """Pre-norm residual block."""
+  cfg: ModelConfig
+
+  @nn.compact
+  def __call__(self, x_BxTxD, positions_BxT, kv_cache):
+    attn_BxTxD, new_cache = Attention(self.cfg, name="self_attn")(
+        _norm(self.cfg, "input_layernorm")(x_BxTxD), positions_BxT, kv_cache)
+    x_BxTxD = x_BxTxD + attn_BxTxD
+    mlp_in_BxTxD = _norm(self.cfg, "post_attention_layernorm")(x_BxTxD)
+    x_BxTxD = x_BxTxD + Mlp(self.cfg, name="mlp")(mlp_in_BxTxD)
+    return x_BxTxD, new_cache
+
+
+class Transformer(nn.Module):
+  cfg: ModelConfig
+
+  @nn.compact
+  def __call__(self, tokens_BxT, positions_BxT, cache: Cache | None = None):
+    cfg = self.cfg
+    D = cfg.d_model
+    # std 1/sqrt(D): with tied embeddings the initial logits have unit scale.
+    embed = nn.Embed(cfg.vocab_size, D, dtype=cfg.activation_dtype,
+                     param_dtype=cfg.weight_dtype,
+                     embedding_init=nn.initializers.normal(D ** -0.5), name="embed")
+    x_BxTxD = embed(tokens_BxT)
+    if cfg.arch == "gpt2":
+      pos_table = self.param("pos_embed", nn.initializers.normal(0.01), (cfg.max_len, D),
+                             cfg.weight_dtype)
+      x_BxTxD = x_BxTxD + jnp.take(pos_table, positions_BxT, axis=0, mode="clip").astype(
+          x_BxTxD.dtype)
+
+    new_cache = None if cache is None else {}
+    # A Python loop (not nn.scan): few layers, and names layer_i map one-to-one onto HF layers.
+    for i in range(cfg.num_layers):
+      name = f"layer_{i}"
+      x_BxTxD, layer_cache = Block(cfg, name=name)(
+          x_BxTxD, positions_BxT, None if cache is None else cache[name])
+      if cache is not None:
+        new_cache[name] = layer_cache
+
+    hidden_BxTxD = _norm(cfg, "final_norm")(x_BxTxD)
+    if cfg.tie_embeddings:
+      logits_BxTxV = embed.attend(hidden_BxTxD)
+    else:
+      logits_BxTxV = _dense(cfg, cfg.vocab_size, "lm_head", False)(hidden_BxTxD)
+    return logits_BxTxV.astype(jnp.float32), hidden_BxTxD, new_cache
+
+
+def init_params(cfg: ModelConfig, rng: jax.Array) -> Params:
+  """Fresh parameters (the 'params' collection: a nested dict of arrays)."""
+  tokens_1x1 = jnp.zeros((1, 1), jnp.int32)
+  return Transformer(cfg).init(rng, tokens_1x1, tokens_1x1)["params"]
+
+
+def init_cache(cfg: ModelConfig, batch_size: int, cache_len: int, dtype=None) -> Cache:
+  """Zeroed KV cache: {'layer_i': {'k': BxSxKxH, 'v': BxSxKxH}}; dtype defaults to cfg.dtype."""
+  shape = (batch_size, cache_len, cfg.num_kv_heads, cfg.head_dim)
+  dtype = cfg.activation_dtype if dtype is None else dtype
+  return {f"layer_{i}": {"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype)}
+          for i in range(cfg.num_layers)}
+
+
+def apply(params: Params, cfg: ModelConfig, tokens_BxT: jax.Array, positions_BxT: jax.Array,
+          cache: Cache | None = None) -> tuple[jax.Array, jax.Array, Cache | None]:
+  """Forward pass. Returns (logits_BxTxV float32, hidden_BxTxD final-norm output, new_cache).
+
+  cache=None: causal attention among the T tokens by position (training). With a cache: the
+  chunk is written at its positions, then attends over all cache slots <= its position (see the
+  module docstring for the right-padding invariant). new_cache is None when cache is None.
+  """
+  return Transformer(cfg).apply({"params": params}, tokens_BxT, positions_BxT, cache)
+
+
+def default_positions(tokens_BxT: jax.Array) -> jax.Array:
+  """arange(T) for every row: the positions of unpadded (or right-padded) training batches."""
+  B, T = tokens_BxT.shape
+  return jnp.broadcast_to(jnp.arange(T, dtype=jnp.int32), (B, T))

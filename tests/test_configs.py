@@ -1,0 +1,38 @@
+"""Every config file loads, with its documented arguments, and bad arguments are clear errors."""
+import glob
+import importlib.util
+import os
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG_FILES = sorted(glob.glob(os.path.join(ROOT, "configs", "**", "*.py"), recursive=True))
+CONFIG_FILES = [f for f in CONFIG_FILES if not f.endswith("__init__.py")]
+
+
+def _load(path):
+  spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+@pytest.mark.parametrize("path", CONFIG_FILES, ids=os.path.basename)
+def test_config_loads(path):
+  module = _load(path)
+  for arg in (None, "runlocal"):
+    config = module.get_config(arg)
+    assert config.to_json_best_effort()
+  if hasattr(module, "get_sweep"):
+    for item in module.get_sweep():
+      assert module.get_config(item["config"].split(":", 1)[1])
+
+
+def test_pretrain_config_args():
+  module = _load(os.path.join(ROOT, "configs", "pretrain.py"))
+  config = module.get_config("model=llm_s,coverage=0.25,steps=7")
+  assert (config.model, config.fact_coverage, config.num_steps) == ("llm_s", 0.25, 7)
+  with pytest.raises(ValueError, match="Unknown config argument 'modle'"):
+    module.get_config("modle=slm_s")
+  with pytest.raises(ValueError, match="Unknown pretraining preset 'slm_xxl'"):
+    module.get_config("model=slm_xxl")

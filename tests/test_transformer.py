@@ -1,0 +1,192 @@
+"""Transformer: cached decoding == full pass, causality, GQA layout, configs and presets."""
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from collab.models import presets
+from collab.models import transformer as tfm
+from collab.models.config import ModelConfig, num_params
+
+VOCAB = 48
+ARCHS = ["test_tiny", "gpt2_tiny"]
+
+
+@functools.lru_cache(maxsize=None)
+def _model(preset: str):
+  cfg = presets.get_model_config(preset, VOCAB)
+  return cfg, tfm.init_params(cfg, jax.random.key(0))
+
+
+_apply = jax.jit(tfm.apply, static_argnames="cfg")
+
+
+def _tokens(B, T, seed=1):
+  return jax.random.randint(jax.random.key(seed), (B, T), 0, VOCAB)
+
+
+@pytest.mark.parametrize("preset", ARCHS)
+def test_token_by_token_decode_equals_full_pass(preset):
+  cfg, params = _model(preset)
+  B, T = 3, 12
+  tokens_BxT = _tokens(B, T)
+  full_BxTxV, full_hidden, no_cache = _apply(params, cfg, tokens_BxT,
+                                             tfm.default_positions(tokens_BxT))
+  assert no_cache is None and full_hidden.shape == (B, T, cfg.d_model)
+  cache = tfm.init_cache(cfg, B, T + 4)
+  steps = []
+  for t in range(T):
+    pos_Bx1 = jnp.full((B, 1), t, jnp.int32)
+    logits_Bx1xV, _, cache = _apply(params, cfg, tokens_BxT[:, t:t + 1], pos_Bx1, cache)
+    steps.append(logits_Bx1xV)
+  np.testing.assert_allclose(jnp.concatenate(steps, 1), full_BxTxV, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("preset", ARCHS)
+def test_chunked_prefill_at_per_row_offsets_equals_full_pass(preset):
+  cfg, params = _model(preset)
+  B, L = 3, 16
+  tokens_BxL = _tokens(B, L, seed=2)
+  full_BxLxV, full_hidden_BxLxD, _ = _apply(params, cfg, tokens_BxL,
+                                            tfm.default_positions(tokens_BxL))
+  # Right-padded prefixes of different lengths: pad k/v land in later slots and must be
+  # overwritten before being read. cache_len == L, so writes past the end are dropped.
+  prefix_B = np.array([3, 5, 7])
+  width = prefix_B.max()
+  prefix_BxW = np.where(np.arange(width) < prefix_B[:, None], np.asarray(tokens_BxL[:, :width]),
+                        VOCAB - 1)
+  cache = tfm.init_cache(cfg, B, L)
+  logits_BxWxV, hidden_BxWxD, cache = _apply(params, cfg, jnp.asarray(prefix_BxW),
+                                  tfm.default_positions(prefix_BxW), cache)
+  got = np.zeros(full_BxLxV.shape, np.float32)
+  got_hidden = np.zeros(full_hidden_BxLxD.shape, np.float32)
+  logits_BxWxV, hidden_BxWxD = np.asarray(logits_BxWxV), np.asarray(hidden_BxWxD)
+  for b in range(B):
+    got[b, :prefix_B[b]] = logits_BxWxV[b, :prefix_B[b]]
+    got_hidden[b, :prefix_B[b]] = hidden_BxWxD[b, :prefix_B[b]]
+  offset_B = prefix_B.copy()
+  for size in [1, 3, 4, 1, 4, 3]:  # varying chunk sizes, same for all rows, offsets differ
+    pos_BxC = offset_B[:, None] + np.arange(size)
+    toks_BxC = np.take_along_axis(np.asarray(tokens_BxL), np.minimum(pos_BxC, L - 1), axis=1)
+    logits_BxCxV, hidden_BxCxD, cache = _apply(params, cfg, jnp.asarray(toks_BxC),
+                                               jnp.asarray(pos_BxC), cache)
+    logits_BxCxV, hidden_BxCxD = np.asarray(logits_BxCxV), np.asarray(hidden_BxCxD)
+    for b in range(B):
+      for c in range(size):
+        if pos_BxC[b, c] < L:
+          got[b, pos_BxC[b, c]] = logits_BxCxV[b, c]
+          got_hidden[b, pos_BxC[b, c]] = hidden_BxCxD[b, c]
+    offset_B += size
+  assert offset_B.min() >= L
+  np.testing.assert_allclose(got, full_BxLxV, atol=1e-5, rtol=1e-5)
+  np.testing.assert_allclose(got_hidden, full_hidden_BxLxD, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("preset", ARCHS)
+def test_causality(preset):
+  cfg, params = _model(preset)
+  tokens_BxT = _tokens(2, 10, seed=3)
+  t = 6
+  changed_BxT = tokens_BxT.at[:, t].set((tokens_BxT[:, t] + 1) % VOCAB)
+  pos = tfm.default_positions(tokens_BxT)
+  a, _, _ = _apply(params, cfg, tokens_BxT, pos)
+  b, _, _ = _apply(params, cfg, changed_BxT, pos)
+  np.testing.assert_allclose(a[:, :t], b[:, :t], atol=1e-6)
+  assert np.abs(np.asarray(a[:, t:] - b[:, t:])).max(axis=-1).min() > 1e-4
+
+
+def test_write_cache_drops_out_of_range_and_negative_positions():
+  cache_BxSxKxH = jnp.zeros((2, 4, 1, 1))
+  new_BxTxKxH = jnp.array([[1., 2.], [3., 4.]])[:, :, None, None]
+  pos_BxT = jnp.array([[-1, 3], [4, 0]])
+  out = tfm.write_cache(cache_BxSxKxH, new_BxTxKxH, pos_BxT)[..., 0, 0]
+  np.testing.assert_array_equal(out, [[0, 0, 0, 2], [4, 0, 0, 0]])
+
+
+def test_gqa_shapes_and_head_mapping():
+  """A GQA model equals the MHA model whose k/v heads repeat per group (HF repeat_kv)."""
+  gqa = ModelConfig(arch="llama", vocab_size=VOCAB, d_model=32, num_layers=1, num_heads=4,
+                    num_kv_heads=2, d_ff=64)
+  mha = gqa.replace(num_kv_heads=4)
+  params = tfm.init_params(gqa, jax.random.key(5))
+  attn = params["layer_0"]["self_attn"]
+  H = gqa.head_dim
+  assert attn["q_proj"]["kernel"].shape == (32, 4 * H)
+  assert attn["k_proj"]["kernel"].shape == (32, 2 * H)
+  assert attn["v_proj"]["kernel"].shape == (32, 2 * H)
+  assert attn["o_proj"]["kernel"].shape == (4 * H, 32)
+  cache = tfm.init_cache(gqa, 3, 7)
+  assert cache["layer_0"]["k"].shape == (3, 7, 2, H) and set(cache) == {"layer_0"}
+
+  def repeat_kv(kernel_DxKH):
+    return jnp.repeat(kernel_DxKH.reshape(32, 2, H), 2, axis=1).reshape(32, 4 * H)
+
+  mha_params = jax.tree.map(lambda x: x, params)
+  for name in ("k_proj", "v_proj"):
+    mha_params["layer_0"]["self_attn"][name] = {"kernel": repeat_kv(attn[name]["kernel"])}
+  tokens = _tokens(2, 9, seed=6)
+  pos = tfm.default_positions(tokens)
+  np.testing.assert_allclose(_apply(params, gqa, tokens, pos)[0],
+                             _apply(mha_params, mha, tokens, pos)[0], atol=1e-5)
+
+
+def test_rope_matches_hf_rotate_half():
+  x = np.random.RandomState(0).randn(1, 3, 2, 8).astype(np.float32)
+  pos = np.array([[0, 1, 5]])
+  inv_freq = 1.0 / (10000.0 ** (np.arange(0, 8, 2) / 8))
+  emb = np.concatenate([pos[..., None] * inv_freq] * 2, -1)[:, :, None, :]
+  rot = np.concatenate([-x[..., 4:], x[..., :4]], -1)
+  want = x * np.cos(emb) + rot * np.sin(emb)
+  np.testing.assert_allclose(tfm.rope(jnp.asarray(x), jnp.asarray(pos), 10000.0), want,
+                             atol=1e-5)
+
+
+def _analytic_count(cfg):
+  D, F, V, L = cfg.d_model, cfg.d_ff, cfg.vocab_size, cfg.num_layers
+  q, kv = cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim
+  if cfg.arch == "llama":
+    layer = D * (q + 2 * kv) + q * D + 3 * D * F + 2 * D + cfg.qkv_bias * (q + 2 * kv)
+    extra = D
+  else:
+    layer = (D * (q + 2 * kv) + q + 2 * kv + q * D + D + 2 * D * F + F + D + 4 * D)
+    extra = 2 * D + cfg.max_len * D
+  return V * D + L * layer + extra + (0 if cfg.tie_embeddings else D * V)
+
+
+@pytest.mark.parametrize("name", sorted(presets.PRESETS))
+def test_presets_build_and_count(name):
+  cfg = presets.get_model_config(name, 512)
+  assert cfg.vocab_size == 512 and hash(cfg) == hash(presets.get_model_config(name, 512))
+  shapes = jax.eval_shape(lambda: tfm.init_params(cfg, jax.random.key(0)))  # nothing allocated
+  assert shapes["embed"]["embedding"].shape == (512, cfg.d_model)
+  assert num_params(cfg) == _analytic_count(cfg)
+
+
+def test_param_count_untied_and_qkv_bias():
+  cfg = presets.get_model_config("test_tiny", VOCAB).replace(tie_embeddings=False,
+                                                             qkv_bias=True)
+  assert num_params(cfg) == _analytic_count(cfg)
+  assert "lm_head" in jax.eval_shape(lambda: tfm.init_params(cfg, jax.random.key(0)))
+
+
+def test_wrong_preset_name_lists_valid_names():
+  with pytest.raises(ValueError, match="slm_s"):
+    presets.get_model_config("slm_xxl", 512)
+
+
+def test_config_validation_and_replace():
+  cfg = ModelConfig(arch="llama", vocab_size=10, d_model=64, num_layers=1, num_heads=4)
+  assert (cfg.head_dim, cfg.num_kv_heads, cfg.num_groups) == (16, 4, 1)
+  assert cfg.replace(d_model=128).head_dim == 32  # derived default follows the new size
+  assert cfg.replace(d_model=128, head_dim=8).head_dim == 8
+  assert ModelConfig(arch="gpt2", vocab_size=10, d_model=64, num_layers=1,
+                     num_heads=4).d_ff == 256
+  bad = [dict(arch="bert"), dict(num_kv_heads=3), dict(d_model=66), dict(num_layers=0),
+         dict(dtype="float64"), dict(head_dim=7)]
+  for kw in bad:
+    with pytest.raises(ValueError):
+      cfg.replace(**kw)
+  with pytest.raises(Exception):
+    cfg.d_model = 3  # frozen
