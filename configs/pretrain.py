@@ -36,7 +36,7 @@ def get_config(arg=None):
   # Data and tokenizer are shared by every model of a world (a collaborating pair must share
   # a tokenizer), so they live outside the model's workdir.
   config.assets_dir = "runs/assets_local" if arg.runlocal else "runs/assets"
-  config.seq_len = 128
+  config.seq_len = 104  # the longest generated problem is 97 tokens with bos and eos
   config.fact_coverage = arg.coverage if arg.coverage >= 0 else recipe.fact_coverage
   config.coverage_seed = 0
   config.num_steps = arg.steps or recipe.num_steps

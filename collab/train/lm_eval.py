@@ -79,6 +79,8 @@ def evaluate_lm(params, cfg, tok, records: Sequence[dict[str, Any]], *,
       step_prompts.append(_prefix_ids(tok, [r["question"]] + list(r["steps"][:i])))
       step_refs.append(line)
       groups = [task_lib.step_category(kind) if kind != "step" else "step"]
+      if kind in ("mul", "add", "sub"):
+        groups.append(f"arith_{kind}")
       if kind == "lookup":
         # Look-ups come in item order, so the k-th look-up is about the k-th entity.
         if known_mask is not None and num_lookups < len(entity_ids):

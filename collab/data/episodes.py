@@ -1,0 +1,57 @@
+"""Problems as fixed-shape rollout batches (see collab/rollout.py for how each array is used)."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from collab.data import task as task_lib
+
+
+def _pad_rows(rows: Sequence[Sequence[int]], width: int, pad: int, what: str) -> np.ndarray:
+  out = np.full((len(rows), width), pad, np.int32)
+  for i, r in enumerate(rows):
+    if len(r) > width:
+      raise ValueError(f"{what} of {len(r)} tokens does not fit in {width}: raise the limit")
+    out[i, :len(r)] = r
+  return out
+
+
+def reference_steps(tok, steps: Sequence[str], granularity: str, step_tokens: int
+                    ) -> list[list[int]]:
+  """The reference solution cut into rollout steps: lines (each with its <sep>, the last with
+  <eos>) or chunks of `step_tokens` tokens."""
+  if granularity == "line":
+    ids = [tok.encode(line) + [tok.sep_id] for line in steps]
+    ids[-1][-1] = tok.eos_id
+    return [s[:step_tokens] for s in ids]
+  flat = tok.encode("\n".join(steps)) + [tok.eos_id]
+  return [flat[i:i + step_tokens] for i in range(0, len(flat), step_tokens)]
+
+
+def make_episodes(records: Sequence[dict[str, Any]], tok, *, prompt_len: int, num_steps: int,
+                  step_tokens: int, granularity: str = "line", answer_len: int = 16,
+                  repeat: int = 1) -> dict[str, np.ndarray]:
+  """Rollout inputs for `records` (each repeated `repeat` times, consecutively: a GRPO group)."""
+  records = [r for r in records for _ in range(repeat)]
+  bos, sep = [tok.bos_id], [tok.sep_id]
+  prompts = [bos + tok.encode(r["question"]) + sep for r in records]
+  redacted = [bos + tok.encode(task_lib.redacted(r["question"])) + sep for r in records]
+  refs = [reference_steps(tok, r["steps"], granularity, step_tokens)[:num_steps]
+          for r in records]
+  ref_BxSxK = np.full((len(records), num_steps, step_tokens), tok.pad_id, np.int32)
+  ref_len_BxS = np.zeros((len(records), num_steps), np.int32)
+  for b, steps in enumerate(refs):
+    for s, ids in enumerate(steps):
+      ref_BxSxK[b, s, :len(ids)] = ids
+      ref_len_BxS[b, s] = len(ids)
+  answers = [tok.encode(r["steps"][-1]) + [tok.eos_id] for r in records]
+  return {
+      "prompt_BxP": _pad_rows(prompts, prompt_len, tok.pad_id, "A prompt"),
+      "prompt_len_B": np.array([len(p) for p in prompts], np.int32),
+      "redacted_prompt_BxP": _pad_rows(redacted, prompt_len, tok.pad_id, "A redacted prompt"),
+      "redacted_prompt_len_B": np.array([len(p) for p in redacted], np.int32),
+      "ref_steps_BxSxK": ref_BxSxK,
+      "ref_len_BxS": ref_len_BxS,
+      "answer_BxA": _pad_rows(answers, answer_len, tok.pad_id, "An answer line"),
+  }

@@ -1,0 +1,149 @@
+"""The collaborative rollout: what each policy writes, routing, capacity, budget and privacy."""
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from collab import gating
+from collab import rollout as rollout_lib
+from collab.data import episodes
+from collab.data import task as task_lib
+from collab.data import tokenizer as tokenizer_lib
+from collab.models import decode
+from collab.models import presets
+from collab.models import transformer
+
+S, K, P = 4, 6, 32
+
+
+@pytest.fixture(scope="module")
+def env():
+  task_cfg = task_lib.TaskConfig(num_train=200, num_validation=16, num_test=16)
+  tok = tokenizer_lib.train_tokenizer(task_lib.corpus_texts(task_cfg, 500), vocab_size=256)
+  records = [{"question": p.question, "steps": list(p.step_texts)}
+             for p in task_lib.generate_split(task_cfg, "test")[:8]]
+  slm_cfg = presets.get_model_config("test_tiny", tok.vocab_size)
+  llm_cfg = presets.get_model_config("gpt2_tiny", tok.vocab_size)
+  slm = transformer.init_params(slm_cfg, jax.random.PRNGKey(1))
+  llm = transformer.init_params(llm_cfg, jax.random.PRNGKey(2))
+  gate_cfg = gating.GateConfig()
+  gate = gating.init_gate(gate_cfg, slm_cfg.d_model, jax.random.PRNGKey(3))
+  batch = episodes.make_episodes(records, tok, prompt_len=P, num_steps=S, step_tokens=K)
+  setup = rollout_lib.Setup(slm=slm_cfg, llm=llm_cfg, gate=gate_cfg,
+                            rollout=rollout_lib.RolloutConfig(num_steps=S, step_tokens=K),
+                            specials=rollout_lib.Specials.from_tokenizer(tok))
+  return dict(tok=tok, slm=slm, llm=llm, gate=gate, batch=batch, setup=setup)
+
+
+def _run(env, policy=rollout_lib.Policy(), batch=None, value=0.0, **rollout_kw):
+  setup = env["setup"]
+  setup = dataclasses.replace(
+      setup, policy=policy, rollout=dataclasses.replace(setup.rollout, **rollout_kw))
+  return rollout_lib.rollout(env["slm"], env["llm"], env["gate"],
+                             batch if batch is not None else env["batch"],
+                             jax.random.PRNGKey(0), value, setup=setup)
+
+
+def _written(final, batch, b):
+  start = int(batch["prompt_len_B"][b])
+  return np.asarray(final.tokens_BxL[b, start:int(final.length_B[b])])
+
+
+def _generated(params, cfg, batch, b, stop):
+  new, n = decode.generate(params, cfg, batch["prompt_BxP"], batch["prompt_len_B"],
+                           max_new_tokens=S * K, stop_id=stop, pad_id=0)
+  return np.asarray(new[b, :int(n[b])])
+
+
+@pytest.mark.parametrize("policy,model", [("self", "slm"), ("always", "llm")])
+def test_static_policies_write_what_the_model_would(env, policy, model):
+  """SLM alone (and LLM alone) through the rollout equals plain greedy generation."""
+  steps, final = _run(env, rollout_lib.Policy(kind=policy), granularity="tokens")
+  cfg = env["setup"].slm if model == "slm" else env["setup"].llm
+  for b in range(3):
+    np.testing.assert_array_equal(
+        _written(final, env["batch"], b),
+        _generated(env[model], cfg, env["batch"], b, env["tok"].eos_id))
+  expected_calls = 0 if policy == "self" else np.asarray(steps.valid).sum(0)
+  np.testing.assert_array_equal(final.calls_B, expected_calls)
+  writer = np.asarray(final.writer_BxL)
+  assert set(np.unique(writer[:, P:])) <= {0, 1 if policy == "self" else 2}
+
+
+def test_rows_that_do_not_ask_cost_the_llm_nothing(env):
+  steps, final = _run(env, rollout_lib.Policy(kind="self"))
+  assert int(final.calls_B.sum()) == 0 and int(final.llm_tokens_B.sum()) == 0
+  assert int(final.context_tokens_B.sum()) == 0
+  # Rows that never ask write exactly what they write alone, whatever the others do.
+  _, mixed = _run(env, rollout_lib.Policy(kind="random"), value=0.2)
+  never_asked = np.asarray(mixed.calls_B) == 0
+  assert never_asked.any() and (~never_asked).any()
+  for b in np.flatnonzero(never_asked):
+    np.testing.assert_array_equal(_written(mixed, env["batch"], b),
+                                  _written(final, env["batch"], b))
+
+
+def test_llm_compute_scales_with_capacity_not_batch(env):
+  def flops(capacity):
+    setup = dataclasses.replace(env["setup"], policy=rollout_lib.Policy(kind="always"),
+                                rollout=dataclasses.replace(env["setup"].rollout,
+                                                            llm_capacity=capacity))
+    lowered = rollout_lib.rollout.lower(env["slm"], env["llm"], env["gate"], env["batch"],
+                                        jax.random.PRNGKey(0), 0.0, setup=setup)
+    return lowered.compile().cost_analysis()["flops"]
+  f_self = flops(1)
+  f_half, f_full = flops(4), flops(8)
+  # Each extra routed row costs the same; cost(8) - cost(4) ~ cost(4) - cost(1) * 4/3.
+  assert f_full > f_half > f_self
+  np.testing.assert_allclose((f_full - f_half) / 4, (f_half - f_self) / 3, rtol=0.05)
+
+
+def test_rows_are_independent(env):
+  _, final = _run(env, rollout_lib.Policy(kind="every_k", k=2))
+  other = {k: v.copy() for k, v in env["batch"].items()}
+  for key in ("prompt_BxP", "redacted_prompt_BxP"):
+    other[key][1:] = np.roll(other[key][1:], 1, axis=0)
+  for key in ("prompt_len_B", "redacted_prompt_len_B"):
+    other[key][1:] = np.roll(other[key][1:], 1, axis=0)
+  _, final2 = _run(env, rollout_lib.Policy(kind="every_k", k=2), batch=other)
+  np.testing.assert_array_equal(_written(final, env["batch"], 0), _written(final2, other, 0))
+
+
+def test_capacity_overflow_and_budget(env):
+  steps, final = _run(env, rollout_lib.Policy(kind="always"), llm_capacity=3)
+  routed = np.asarray(steps.routed).sum(1)
+  valid = np.asarray(steps.valid).sum(1)
+  assert (routed <= 3).all() and (routed == np.minimum(valid, 3)).all()
+  np.testing.assert_array_equal(np.asarray(steps.overflow).sum(1), valid - routed)
+  _, limited = _run(env, rollout_lib.Policy(kind="always"), budget=1)
+  assert int(limited.calls_B.max()) == 1
+
+
+def test_redacted_requests_expose_no_private_tokens(env):
+  tok = env["tok"]
+  _, full = _run(env, rollout_lib.Policy(kind="fixed", steps=(0,)))
+  _, red = _run(env, rollout_lib.Policy(kind="fixed", steps=(0,), ask_kind="ask_redacted"))
+  # The first step's context is the prompt: exposure = private tokens in the question.
+  prompt = env["batch"]["prompt_BxP"]
+  in_span = np.asarray(rollout_lib.private_mask(jnp.asarray(prompt), env["setup"].specials))
+  np.testing.assert_array_equal(full.exposed_B, in_span.sum(1))
+  assert in_span.sum() > 0 and int(red.exposed_B.sum()) == 0
+  assert int(red.calls_B.sum()) == len(prompt)
+
+
+def test_redact_step_and_final_line_check(env):
+  sp = env["setup"].specials
+  tok = env["tok"]
+  ids = tok.encode("<priv>592</priv> - 01 = 582")
+  toks = jnp.asarray([ids + [sp.pad] * 3])
+  red, n = rollout_lib._redact(toks, jnp.asarray([len(ids)]), sp)
+  assert tok.decode([int(t) for t in red[0, :int(n[0])]]) == tok.decode(
+      tok.encode("<redacted> - 01 = 582"))
+  answer = tok.encode("answer 582") + [sp.eos]
+  line = [1, 5, 6, sp.sep] + answer
+  ctx = jnp.asarray([line + [sp.pad] * 4, line[:-1] + [sp.pad] * 5])
+  ans = jnp.asarray([answer + [sp.pad] * 2] * 2)
+  ok = rollout_lib._final_line_correct(ctx, jnp.asarray([len(line), len(line) - 1]), ans, sp)
+  np.testing.assert_array_equal(ok, [True, False])
