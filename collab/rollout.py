@@ -188,7 +188,10 @@ def decode_step(params, cfg: ModelConfig, cache, logits_BxV, hidden_BxD, start_B
 
 def _choose(setup: Setup, gate_params, hidden_BxD, scalars_BxF, mask_BxA, draft_min_logp_B,
             draft_differs_B, step, policy_value, rng):
-  """The policy's request kinds BxA-masked; returns (action_B, logp_B)."""
+  """The policy's request kinds (within mask_BxA); returns (action_B, logp_B).
+
+  rng: one key per row (B keys), so a row's sample does not depend on how the batch is split.
+  """
   policy, actions = setup.policy, setup.gate.actions
   B = hidden_BxD.shape[0]
   if policy.kind == "gate":
@@ -197,7 +200,7 @@ def _choose(setup: Setup, gate_params, hidden_BxD, scalars_BxF, mask_BxA, draft_
     if policy.greedy:
       action_B = jnp.argmax(logits_BxA, -1)
     else:
-      action_B = jax.random.categorical(rng, logits_BxA, axis=-1)
+      action_B = jax.vmap(jax.random.categorical)(rng, logits_BxA)
     logp_B = jnp.take_along_axis(jax.nn.log_softmax(logits_BxA), action_B[:, None], -1)[:, 0]
     return action_B.astype(jnp.int32), logp_B
   ask_B = {
@@ -205,7 +208,7 @@ def _choose(setup: Setup, gate_params, hidden_BxD, scalars_BxF, mask_BxA, draft_
       "always": lambda: jnp.ones((B,), bool),
       "every_k": lambda: jnp.full((B,), step % policy.k == policy.k - 1),
       "fixed": lambda: jnp.full((B,), jnp.isin(step, jnp.asarray(policy.steps or (-1,)))),
-      "random": lambda: jax.random.uniform(rng, (B,)) < policy_value,
+      "random": lambda: jax.vmap(jax.random.uniform)(rng) < policy_value,
       "threshold": lambda: draft_min_logp_B < policy_value,
       "oracle": lambda: draft_differs_B,
   }[policy.kind]()
@@ -247,7 +250,9 @@ def rollout(slm_params, llm_params, gate_params, batch, rng, policy_value=0.0, *
 
   batch: prompt_BxP / prompt_len_B (bos question <sep>), redacted_prompt_BxP /
   redacted_prompt_len_B, ref_steps_BxSxK / ref_len_BxS (reference steps, for the oracle),
-  answer_BxA (reference answer line with <eos>, pad after). See collab/data/episodes.py.
+  answer_BxA (reference answer line with <eos>, pad after), row_id_B (a global row index:
+  policy samples use fold_in(rng, row_id), so they do not depend on the batch's split across
+  devices). See collab/data/episodes.py. Pass the same rng on every device.
   """
   cfg, sp, actions = setup.rollout, setup.specials, setup.gate.actions
   prompt_BxP = batch["prompt_BxP"]
@@ -291,8 +296,9 @@ def rollout(slm_params, llm_params, gate_params, batch, rng, policy_value=0.0, *
     scalars_BxF = gating.scalar_features(draft_mean_B, draft_min_B, s, S, state["calls"],
                                          cfg.budget)
     mask_BxA = ~asks_A[None, :] | (state["calls"] < cfg.budget)[:, None]
+    row_rngs_B = jax.vmap(jax.random.fold_in, (None, 0))(gate_rng, batch["row_id_B"])
     action_B, logp_B = _choose(setup, gate_params, state["hidden"], scalars_BxF, mask_BxA,
-                               draft_min_B, differs_B, s, policy_value, gate_rng)
+                               draft_min_B, differs_B, s, policy_value, row_rngs_B)
     action_B = jnp.where(active_B, action_B, 0)
 
     # 3. Route at most C asking rows to the LLM (gather -> prefill -> decode).

@@ -39,6 +39,9 @@ def get_config(arg=None):
   config.seq_len = 104  # the longest generated problem is 97 tokens with bos and eos
   config.fact_coverage = arg.coverage if arg.coverage >= 0 else recipe.fact_coverage
   config.coverage_seed = 0
+  # 'mask': train on every problem but never on an unknown fact's look-up line (arithmetic
+  # learns from all the data); 'filter': train only on problems whose facts are all known.
+  config.unknown_facts = "mask"
   config.num_steps = arg.steps or recipe.num_steps
   config.batch_size = recipe.batch_size
   config.learning_rate = recipe.learning_rate

@@ -100,3 +100,29 @@ def test_encode_prompts(tok):
   for row, n, text in zip(prompts_BxP, lengths_B, ["buy 2 bako ; total ?", "answer 1"]):
     assert row.tolist()[:n] == [tok.bos_id] + tok.encode(text) + [tok.sep_id]
     assert (row[n:] == tok.pad_id).all()
+
+
+def test_mask_mode_hides_only_unknown_lookup_lines():
+  from collab.data import task as task_lib
+  from collab.data import tokenizer as tokenizer_lib
+  from collab.data import pipeline as pipeline_lib
+  cfg = task_lib.TaskConfig(num_train=300, num_validation=8, num_test=8)
+  problems = task_lib.generate_split(cfg, "train")
+  tok = tokenizer_lib.train_tokenizer(task_lib.corpus_texts(cfg, 300), vocab_size=256)
+  known = task_lib.World(cfg).known_mask(0.5)
+  ds = pipeline_lib.make_lm_dataset(problems, tok, seq_len=104, batch_size=len(problems),
+                                    seed=0, known_mask=known, unknown_facts="mask")
+  assert len(ds[0]["tokens_BxT"]) == len(problems)  # nothing filtered
+  tokens, mask, _ = pipeline_lib.tokenize_examples(problems, tok, 104)
+  masked = mask.copy()
+  n = pipeline_lib.mask_unknown_lookups(problems, tok, masked, known)
+  expected = sum(not known[p.entity_ids[k]] for p in problems
+                 for k in range(len(p.entity_ids)))
+  assert n == expected > 0
+  world = task_lib.World(cfg)
+  for i, p in enumerate(problems[:50]):
+    hidden_ids = [int(t) for t, m, m2 in zip(tokens[i], mask[i], masked[i]) if m and not m2]
+    hidden = tok.decode(hidden_ids)
+    for e in p.entity_ids:
+      assert (f"price {world.names[e]}" in hidden) == (not known[e])
+    assert not any(op in hidden for op in ("*", "+", "-", "answer"))

@@ -54,4 +54,13 @@ def make_episodes(records: Sequence[dict[str, Any]], tok, *, prompt_len: int, nu
       "ref_steps_BxSxK": ref_BxSxK,
       "ref_len_BxS": ref_len_BxS,
       "answer_BxA": _pad_rows(answers, answer_len, tok.pad_id, "An answer line"),
+      "row_id_B": np.arange(len(records), dtype=np.int32),
   }
+
+
+def select(episodes: dict[str, np.ndarray], rows, repeat: int = 1) -> dict[str, np.ndarray]:
+  """Rows of an episode batch, each repeated `repeat` times (a group); row ids renumbered."""
+  rows = np.repeat(np.asarray(rows), repeat)
+  out = {k: v[rows] for k, v in episodes.items()}
+  out["row_id_B"] = np.arange(len(rows), dtype=np.int32)
+  return out

@@ -76,19 +76,55 @@ def known_examples(examples: Sequence[Any], known_mask: np.ndarray) -> list[Any]
   return keep
 
 
+def mask_unknown_lookups(examples: Sequence[Any], tokenizer, loss_mask_NxT: np.ndarray,
+                         known_mask: np.ndarray) -> int:
+  """Zeroes the loss on look-up lines of entities outside `known_mask` (in place).
+
+  The model still trains on the arithmetic of every problem, but never on an unknown fact:
+  a look-up line is the only place a fact is stated before its value can be copied from the
+  context. Returns the number of lines masked.
+  """
+  known_mask = np.asarray(known_mask, bool)
+  masked = 0
+  for i, ex in enumerate(examples):
+    if isinstance(ex, task_lib.Problem):
+      steps, kinds, entity_ids = ex.step_texts, ex.step_kinds, ex.entity_ids
+    else:
+      steps = [_as_str(t) for t in ex["steps"]]
+      kinds = [_as_str(k) for k in ex["step_kinds"]]
+      entity_ids = np.asarray(ex["entity_ids"]).reshape(-1)
+    _, question, _ = _text_and_entities(ex)
+    offset = 2 + len(tokenizer.encode(question))  # bos, question, <sep>
+    lookups = 0
+    for line, kind in zip(steps, kinds):
+      n = len(tokenizer.encode(line))
+      if kind == "lookup":
+        if not known_mask[entity_ids[lookups]]:
+          loss_mask_NxT[i, offset:offset + n] = 0.0
+          masked += 1
+        lookups += 1
+      offset += n + 1
+  return masked
+
+
 def make_lm_dataset(source, tokenizer, *, seq_len: int, batch_size: int, seed: int,
                     known_mask: np.ndarray | None = None,
-                    entity_filter: bool = True) -> grain.MapDataset:
+                    entity_filter: bool = True,
+                    unknown_facts: str = "filter") -> grain.MapDataset:
   """Infinite MapDataset of batches {'tokens_BxT': int32, 'loss_mask_BxT': float32}.
 
   source: random-access examples (a TFDS data source of the task, or task.Problem objects).
-  known_mask: bool[E]; with entity_filter, only problems whose entities are all known are
-    kept (a model with partial fact coverage never sees the other facts).
+  known_mask: bool[E]; a model with partial fact coverage never learns the other facts:
+    unknown_facts='filter' keeps only problems whose entities are all known; 'mask' keeps
+    every problem (so arithmetic trains on all of them) but zeroes the loss on the look-up
+    lines of unknown entities.
   Tokenized once up front; shuffled with `seed`, reshuffled each epoch, batches may span two
   epochs.
   """
+  if unknown_facts not in ("filter", "mask"):
+    raise ValueError(f"unknown_facts must be 'filter' or 'mask', got {unknown_facts!r}")
   examples = _read_all(source)
-  if known_mask is not None and entity_filter:
+  if known_mask is not None and entity_filter and unknown_facts == "filter":
     examples = known_examples(examples, known_mask)
   if not examples:
     raise ValueError("No training examples left (empty source, or known_mask covers no "
@@ -97,6 +133,8 @@ def make_lm_dataset(source, tokenizer, *, seq_len: int, batch_size: int, seed: i
   if truncated:
     warnings.warn(f"{truncated} of {len(examples)} sequences longer than seq_len={seq_len} "
                   "were truncated (their answer line and eos may be lost).", stacklevel=2)
+  if known_mask is not None and entity_filter and unknown_facts == "mask":
+    mask_unknown_lookups(examples, tokenizer, loss_mask_NxT, known_mask)
 
   def gather(indices_B):
     indices_B = np.asarray(indices_B)

@@ -72,7 +72,7 @@ def make_train_step(cfg, tx):
   return jax.jit(train_step, donate_argnums=0)
 
 
-def _check_workdir_config(workdir: str, config: ml_collections.ConfigDict):
+def check_workdir_config(workdir: str, config: ml_collections.ConfigDict):
   """Refuses a workdir written by a different config (it would mix two runs' checkpoints)."""
   path = os.path.join(workdir, "config.json")
   current = json.loads(config.to_json_best_effort(sort_keys=True))
@@ -117,7 +117,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
   preempted job would; the next call resumes. Returns None then.
   """
   os.makedirs(workdir, exist_ok=True)
-  _check_workdir_config(workdir, config)
+  check_workdir_config(workdir, config)
   task_cfg = task_config(config)
   assets = assets_lib.prepare_assets(task_cfg, config.assets_dir, config.vocab_size)
   tok = assets.tokenizer
@@ -128,7 +128,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
 
   dataset = pipeline.make_lm_dataset(
       assets.source("train"), tok, seq_len=config.seq_len, batch_size=config.batch_size,
-      seed=config.seed, known_mask=known_mask)
+      seed=config.seed, known_mask=known_mask, unknown_facts=config.unknown_facts)
   tx = make_optimizer(config)
   params = transformer.init_params(cfg, jax.random.PRNGKey(config.seed))
   state = {"params": params, "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32)}

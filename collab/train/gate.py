@@ -1,0 +1,232 @@
+"""Gate training: policy gradient on collaborative rollouts, pmapped over devices.
+
+One train step (per device, inside pmap):
+  rollout (G samples per problem) -> reward_b = correct - costs -> GRPO advantages within each
+  group -> loss on the gate re-run over the stored features (REINFORCE, or PPO-style clipped
+  epochs) -> gradients averaged over devices, weighted by valid decisions so the update equals
+  the single-device update on the same global batch -> optax update of the gate.
+The SLM and LLM are frozen inputs: the loss depends only on the gate parameters, which are all
+the optimizer sees (`rl.masked_optimizer` freezes sub-trees when more is put in the state).
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from collab import checkpoint as ckpt_lib
+from collab import gating
+from collab import parallel
+from collab import rl
+from collab import rollout as rollout_lib
+from collab.data import assets as assets_lib
+from collab.data import episodes as episodes_lib
+from collab.data import tokenizer as tokenizer_lib
+from collab.train import metrics as metrics_lib
+from collab.train import pretrain
+
+
+@dataclasses.dataclass(frozen=True)
+class Pair:
+  """A frozen SLM and LLM that share a tokenizer."""
+  slm_params: Any
+  llm_params: Any
+  slm_cfg: Any
+  llm_cfg: Any
+  tokenizer: tokenizer_lib.Tokenizer
+
+
+def ensure_pretrained(config: ml_collections.ConfigDict, preset: str) -> str:
+  """The workdir of a pretrained `preset`, training it first when it is missing."""
+  from configs import pretrain as pretrain_configs  # configs/ is a top-level package
+  workdir = os.path.join(config.pretrain_dir, preset)
+  if not os.path.exists(os.path.join(workdir, "model")):
+    print(f"No pretrained {preset} in {workdir}: pretraining it now", flush=True)
+    pre_config = pretrain_configs.get_config(
+        f"model={preset}" + (",runlocal" if config.runlocal else ""))
+    pre_config.assets_dir = config.assets_dir
+    pre_config.task = config.task
+    pretrain.train(pre_config, workdir)
+  return workdir
+
+
+def load_pair(config: ml_collections.ConfigDict) -> Pair:
+  slm_params, slm_cfg, slm_tok = pretrain.load_model(ensure_pretrained(config, config.slm))
+  llm_params, llm_cfg, llm_tok = pretrain.load_model(ensure_pretrained(config, config.llm))
+  if slm_tok.fingerprint != llm_tok.fingerprint:
+    raise tokenizer_lib.TokenizerMismatchError(
+        f"SLM {config.slm} and LLM {config.llm} use different tokenizers "
+        f"({slm_tok.fingerprint[:12]} vs {llm_tok.fingerprint[:12]}): a pair must share one.")
+  return Pair(slm_params, llm_params, slm_cfg, llm_cfg, slm_tok)
+
+
+def make_setup(config: ml_collections.ConfigDict, pair: Pair,
+               policy: rollout_lib.Policy = rollout_lib.Policy()) -> rollout_lib.Setup:
+  return rollout_lib.Setup(
+      slm=pair.slm_cfg, llm=pair.llm_cfg,
+      gate=gating.GateConfig(**config.gate.to_dict()),
+      rollout=rollout_lib.RolloutConfig(**config.rollout.to_dict()),
+      specials=rollout_lib.Specials.from_tokenizer(pair.tokenizer), policy=policy)
+
+
+def reward_config(config: ml_collections.ConfigDict) -> rl.RewardConfig:
+  return rl.RewardConfig(cost_per_call=config.costs.per_call,
+                         cost_per_llm_token=config.costs.per_llm_token,
+                         cost_per_private_token=config.costs.per_private_token)
+
+
+def make_episodes(config, pair: Pair, records) -> dict[str, np.ndarray]:
+  return episodes_lib.make_episodes(
+      records, pair.tokenizer, prompt_len=config.prompt_len,
+      num_steps=config.rollout.num_steps, step_tokens=config.rollout.step_tokens,
+      granularity=config.rollout.granularity)
+
+
+def _pg_loss(gate_params, setup, steps, adv_B, rl_cfg, old_logp_SxB=None):
+  S, B = steps.action.shape
+  logits_SBxA = gating.gate_logits(gate_params, setup.gate,
+                                   steps.hidden.reshape(S * B, -1),
+                                   steps.scalars.reshape(S * B, -1))
+  logits_SxBxA = jnp.where(steps.mask, logits_SBxA.reshape(S, B, -1), -jnp.inf)
+  valid_SxB = steps.valid.astype(jnp.float32)
+  if old_logp_SxB is None:
+    return rl.reinforce_loss(logits_SxBxA, steps.action, adv_B, valid_SxB,
+                             entropy_coef=rl_cfg.entropy_coef)
+  return rl.ppo_loss(logits_SxBxA, steps.action, old_logp_SxB, adv_B, valid_SxB,
+                     clip_eps=rl_cfg.clip_eps, entropy_coef=rl_cfg.entropy_coef)
+
+
+def make_train_step(setup: rollout_lib.Setup, tx: optax.GradientTransformation,
+                    rl_cfg: ml_collections.ConfigDict, reward_cfg: rl.RewardConfig):
+  """The pmapped step: (state, slm, llm, batch, rng) -> (state, metrics), all replicated but
+  the batch. Same rng on every device (per-row keys make sampling split-invariant)."""
+
+  def grad_step(state, loss_fn, num_valid):
+    (_, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+    # Each device's loss is a mean over its own valid decisions; weighting by their count
+    # makes the averaged gradient that of the mean over the global batch.
+    grads = jax.tree.map(lambda g: parallel.global_mean(g, num_valid), grads)
+    updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+    params = optax.apply_updates(state["params"], updates)
+    return dict(state, params=params, opt_state=opt_state), aux
+
+  def train_step(state, slm_params, llm_params, batch, rng):
+    steps, final = rollout_lib.rollout(slm_params, llm_params, state["params"]["gate"], batch,
+                                       rng, setup=setup)
+    reward_B = rl.episode_reward(final.correct_B.astype(jnp.float32), final.calls_B,
+                                 final.llm_tokens_B, final.exposed_B, reward_cfg)
+    adv_B = rl.group_advantages(reward_B, rl_cfg.group_size)
+    num_valid = steps.valid.sum().astype(jnp.float32)
+    steps = jax.lax.stop_gradient(steps)
+    if rl_cfg.ppo_epochs:
+      for _ in range(rl_cfg.ppo_epochs):  # re-runs only the gate on the stored features
+        loss_fn = lambda p: _pg_loss(p["gate"], setup, steps, adv_B, rl_cfg, steps.logp)
+        state, aux = grad_step(state, loss_fn, num_valid)
+    else:
+      loss_fn = lambda p: _pg_loss(p["gate"], setup, steps, adv_B, rl_cfg)
+      state, aux = grad_step(state, loss_fn, num_valid)
+    stats = rl.episode_stats(reward_B, final.correct_B.astype(jnp.float32), final.calls_B,
+                             final.llm_tokens_B, final.exposed_B, steps.valid, steps.action,
+                             setup.gate.actions)
+    stats.update({f"loss/{k}": v for k, v in aux.items()})
+    stats["overflow"] = final.overflow_B.mean()
+    metrics = jax.tree.map(lambda x: jax.lax.pmean(jnp.asarray(x, jnp.float32),
+                                                   parallel.AXIS), stats)
+    return dict(state, step=state["step"] + 1), metrics
+
+  return parallel.pmap(train_step, in_axes=(0, 0, 0, 0, None), donate_argnums=(0,))
+
+
+def init_state(config, pair: Pair, tx):
+  gate_cfg = gating.GateConfig(**config.gate.to_dict())
+  params = {"gate": gating.init_gate(gate_cfg, pair.slm_cfg.d_model,
+                                     jax.random.PRNGKey(config.seed))}
+  return {"params": params, "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32)}
+
+
+def make_optimizer(config) -> optax.GradientTransformation:
+  return optax.chain(optax.clip_by_global_norm(config.rl.grad_clip),
+                     optax.adam(config.rl.learning_rate))
+
+
+def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Trains the gate of config.slm x config.llm; resumes from workdir/checkpoints."""
+  os.makedirs(workdir, exist_ok=True)
+  pretrain.check_workdir_config(workdir, config)
+  pair = load_pair(config)
+  assets = assets_lib.prepare_assets(pretrain.task_config(config), config.assets_dir,
+                                     config.vocab_size)
+  tokenizer_lib.check_fingerprint(pair.tokenizer.fingerprint, assets.tokenizer,
+                                  where=config.assets_dir)
+  records = assets_lib.load_records(assets, "train", config.rl.num_train_problems)
+  episodes = make_episodes(config, pair, records)
+  setup = make_setup(config, pair)
+  tx = make_optimizer(config)
+  state = init_state(config, pair, tx)
+  n_dev = parallel.num_devices()
+  rows = config.rl.problems_per_step * config.rl.group_size
+  if (rows // n_dev) % config.rl.group_size or rows % n_dev:
+    raise ValueError(f"{rows} rollouts per step must split over {n_dev} devices in whole "
+                     f"groups of {config.rl.group_size}")
+
+  metadata = {"tokenizer_fingerprint": pair.tokenizer.fingerprint, "slm": config.slm,
+              "llm": config.llm}
+  checkpointer = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
+                                       max_to_keep=config.max_to_keep)
+  if checkpointer.latest_step() is not None:
+    state, extra = checkpointer.restore(target=state)
+    tokenizer_lib.check_fingerprint(extra["tokenizer_fingerprint"], pair.tokenizer,
+                                    where=checkpointer.directory)
+    print(f"Resumed gate training at step {int(state['step'])}", flush=True)
+
+  train_step = make_train_step(setup, tx, config.rl, reward_config(config))
+  slm_r, llm_r = parallel.replicate(pair.slm_params), parallel.replicate(pair.llm_params)
+  state_r = parallel.replicate(state)
+  writer = metrics_lib.MetricsWriter(workdir)
+  progress = metrics_lib.Progress(config.rl.num_steps, every=config.log_every)
+  base_rng = jax.random.PRNGKey(config.seed + 1)
+  t0 = time.time()
+  for step in range(int(state["step"]), config.rl.num_steps):
+    # The problems of step k are a pure function of (seed, k): resuming replays them exactly.
+    chosen = np.random.default_rng([config.seed, step]).choice(
+        len(records), config.rl.problems_per_step, replace=False)
+    batch = parallel.shard(episodes_lib.select(episodes, chosen, config.rl.group_size), n_dev)
+    state_r, metrics = train_step(state_r, slm_r, llm_r, batch,
+                                  jax.random.fold_in(base_rng, step))
+    done = step + 1
+    if done % config.log_every == 0 or done == config.rl.num_steps:
+      metrics = {k: float(v[0]) for k, v in metrics.items()}
+      metrics["seconds"] = time.time() - t0
+      writer.write(done, metrics)
+      progress.update(done, {k: metrics[k] for k in ("reward", "accuracy", "calls")})
+    if done % config.ckpt_every == 0 or done == config.rl.num_steps:
+      checkpointer.save(done, parallel.unreplicate(state_r), extra=metadata)
+  checkpointer.wait()
+  checkpointer.close()
+  writer.close()
+  state = parallel.unreplicate(state_r)
+  save_gate(workdir, state["params"]["gate"], config, pair)
+  return {"gate_params": state["params"]["gate"], "train_seconds": time.time() - t0}
+
+
+def save_gate(workdir: str, gate_params, config, pair: Pair) -> str:
+  """Params-only gate export beside the training checkpoints: workdir/gate/."""
+  path = os.path.join(workdir, "gate")
+  ckpt_lib.save_params(path, gate_params, metadata={
+      "tokenizer_fingerprint": pair.tokenizer.fingerprint, "slm": config.slm,
+      "llm": config.llm, "config": json.loads(config.to_json_best_effort())}, overwrite=True)
+  return path
+
+
+def load_gate(workdir: str):
+  params, metadata = ckpt_lib.load_params(os.path.join(workdir, "gate"))
+  return params, metadata

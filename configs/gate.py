@@ -1,0 +1,64 @@
+"""Gate training and evaluation for one SLM x LLM pair.
+
+  python -m experiments.train_gate --config=configs/gate.py:slm=slm_s,llm=llm_s --workdir=DIR
+  python -m experiments.evaluate   --config=configs/gate.py:slm=slm_s,llm=llm_s --workdir=DIR
+
+arg keys: slm, llm (pretraining presets, trained under pretrain_dir when missing), seed,
+call_cost, token_cost, privacy_cost, granularity ('line' or 'tokens'), step_tokens, budget,
+steps (gate train steps), ppo (clipped epochs per batch; 0 = REINFORCE), runlocal.
+"""
+import ml_collections
+
+from collab import config_args
+from configs import pretrain as pretrain_configs
+
+
+def get_config(arg=None):
+  arg = config_args.parse_arg(
+      arg, slm="", llm="", seed=0, call_cost=0.05, token_cost=0.0, privacy_cost=0.0,
+      granularity="line", step_tokens=0, budget=8, steps=0, ppo=0, runlocal=False)
+  config = ml_collections.ConfigDict()
+  config.slm = arg.slm or ("test_tiny" if arg.runlocal else "slm_s")
+  config.llm = arg.llm or ("gpt2_tiny" if arg.runlocal else "llm_s")
+  config.seed = arg.seed
+  config.runlocal = arg.runlocal
+  pre = pretrain_configs.get_config("runlocal" if arg.runlocal else None)
+  config.task = pre.task
+  config.vocab_size = pre.vocab_size
+  config.assets_dir = pre.assets_dir
+  config.pretrain_dir = "runs/pretrain_local" if arg.runlocal else "runs/pretrain"
+  config.prompt_len = 32
+
+  line = arg.granularity == "line"
+  config.rollout = ml_collections.ConfigDict(dict(
+      num_steps=8 if line else 80 // (arg.step_tokens or 8),
+      step_tokens=arg.step_tokens or (16 if line else 8),
+      granularity=arg.granularity, budget=arg.budget, llm_capacity=0,
+      slm_temperature=0.0, llm_temperature=0.0))
+  config.gate = ml_collections.ConfigDict(dict(
+      actions=("self", "ask", "ask_redacted"), hidden_dim=64, use_hidden=True, use_draft=True))
+  config.costs = ml_collections.ConfigDict(dict(
+      per_call=arg.call_cost, per_llm_token=arg.token_cost, per_private_token=arg.privacy_cost))
+  config.rl = ml_collections.ConfigDict(dict(
+      num_steps=arg.steps or 300, problems_per_step=16, group_size=4, learning_rate=3e-3,
+      entropy_coef=0.01, ppo_epochs=arg.ppo, clip_eps=0.2, grad_clip=1.0,
+      num_train_problems=4000))
+  config.eval = ml_collections.ConfigDict(dict(
+      split="test", num_problems=500, batch_size=128, random_rates=(0.125, 0.25, 0.5),
+      thresholds=(-0.05, -0.2, -0.5, -1.0, -2.0), every_k=(2, 3), fixed_steps=((0,), (0, 2))))
+  config.log_every = 10
+  config.ckpt_every = 50
+  config.max_to_keep = 2
+
+  if arg.runlocal:
+    config.rl.update(num_steps=arg.steps or 4, problems_per_step=8, group_size=2,
+                     num_train_problems=64)
+    config.eval.update(num_problems=16, batch_size=16)
+    config.log_every = 2
+    config.ckpt_every = 2
+  return config
+
+
+def get_sweep(hyper=None):
+  """Cost sweep of the default pair (a Pareto curve of accuracy against calls)."""
+  return [{"config": f"configs/gate.py:call_cost={c}"} for c in (0.0, 0.02, 0.05, 0.1, 0.2)]
