@@ -22,14 +22,15 @@ def num_devices() -> int:
   return jax.local_device_count()
 
 
-def _device_axis_sharding():
-  mesh = jax.sharding.Mesh(np.array(jax.local_devices()), (AXIS,))
+def _device_axis_sharding(devices):
+  mesh = jax.sharding.Mesh(np.array(devices), (AXIS,))
   return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(AXIS))
 
 
-def replicate(tree):
-  """One copy per local device, stacked on a leading device axis (what pmap expects)."""
-  n, sharding = num_devices(), _device_axis_sharding()
+def replicate(tree, devices=None):
+  """One copy per device (default: all local ones), stacked on a leading device axis."""
+  devices = devices or jax.local_devices()
+  n, sharding = len(devices), _device_axis_sharding(devices)
   def put(x):
     x = np.asarray(x)
     return jax.device_put(np.broadcast_to(x, (n,) + x.shape), sharding)
@@ -69,5 +70,5 @@ def pmapped_rollout(setup: rollout_lib.Setup):
   return jax.pmap(fn, axis_name=AXIS, in_axes=(0, 0, 0, 0, None, None))
 
 
-def pmap(fn, **kw):
-  return jax.pmap(fn, axis_name=AXIS, **kw)
+def pmap(fn, devices=None, **kw):
+  return jax.pmap(fn, axis_name=AXIS, devices=devices, **kw)

@@ -106,7 +106,8 @@ def _pg_loss(gate_params, setup, steps, adv_B, rl_cfg, old_logp_SxB=None):
 
 
 def make_train_step(setup: rollout_lib.Setup, tx: optax.GradientTransformation,
-                    rl_cfg: ml_collections.ConfigDict, reward_cfg: rl.RewardConfig):
+                    rl_cfg: ml_collections.ConfigDict, reward_cfg: rl.RewardConfig,
+                    devices=None):
   """The pmapped step: (state, slm, llm, batch, rng) -> (state, metrics), all replicated but
   the batch. Same rng on every device (per-row keys make sampling split-invariant)."""
 
@@ -143,7 +144,8 @@ def make_train_step(setup: rollout_lib.Setup, tx: optax.GradientTransformation,
                                                    parallel.AXIS), stats)
     return dict(state, step=state["step"] + 1), metrics
 
-  return parallel.pmap(train_step, in_axes=(0, 0, 0, 0, None), donate_argnums=(0,))
+  return parallel.pmap(train_step, devices=devices, in_axes=(0, 0, 0, 0, None),
+                       donate_argnums=(0,))
 
 
 def init_state(config, pair: Pair, tx):

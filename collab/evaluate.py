@@ -1,0 +1,261 @@
+"""Evaluation: the learned gate against every baseline, through the same jitted rollout.
+
+Each policy (learned gate, SLM alone, LLM alone, ask every k, ask at fixed steps, random asking,
+confidence threshold, hindsight oracle) runs on the same problems with the same models, so the
+numbers differ only by who decides when to ask. Outputs: per-problem arrays (`run_policy`),
+their summary with 95% confidence intervals (`summarize`), and, from `evaluate`, metrics.json,
+a Pareto plot of accuracy against calls, and a markdown table (`results_table`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+from collab import parallel
+from collab import rollout as rollout_lib
+from collab.data import assets as assets_lib
+from collab.data import tokenizer as tokenizer_lib
+from collab.train import gate as gate_lib
+from collab.train import pretrain
+
+Z_95 = 1.959963984540054  # two-sided 95% quantile of the standard normal
+# Per-problem quantities reported with a mean and a confidence interval.
+CI_METRICS = {"accuracy": "correct", "calls": "calls", "llm_tokens": "llm_tokens",
+              "exposed": "exposed", "context_tokens": "context_tokens"}
+STATIC_FAMILIES = ("slm_alone", "llm_alone", "every_k", "fixed")
+
+
+# ---------------------------------------------------------------------------------------------
+# Running one policy.
+
+def _batches(num_rows: int, batch_size: int):
+  """Row indices of fixed-size batches; the last is padded by repeating its final row.
+  Yields (rows_B, num_real)."""
+  for start in range(0, num_rows, batch_size):
+    rows_B = np.minimum(np.arange(start, start + batch_size), num_rows - 1)
+    yield rows_B, min(batch_size, num_rows - start)
+
+
+def _per_problem(steps_action, steps_valid, final: rollout_lib.Final, actions) -> dict:
+  """Per-problem numpy arrays from one batch. Step records are S x B (single device) or
+  n x S x B/n (pmap): the decision axis is -2 either way, and rows flatten to B."""
+  action_xSxB, valid_xSxB = np.asarray(steps_action), np.asarray(steps_valid)
+  rows = lambda x: np.asarray(x).reshape(-1)
+  out = {
+      "correct": rows(final.correct_B).astype(np.float64),
+      "calls": rows(final.calls_B), "llm_tokens": rows(final.llm_tokens_B),
+      "context_tokens": rows(final.context_tokens_B), "exposed": rows(final.exposed_B),
+      "overflow": rows(final.overflow_B), "decisions": rows(valid_xSxB.sum(-2)),
+  }
+  for a, name in enumerate(actions):
+    out[f"action_{name}"] = rows(((action_xSxB == a) & valid_xSxB).sum(-2))
+  return out
+
+
+def run_policy(pair: gate_lib.Pair, setup_base: rollout_lib.Setup, gate_params,
+               episodes: dict[str, np.ndarray], policy: rollout_lib.Policy, *,
+               batch_size: int, value: float = 0.0, rng_seed: int = 0) -> dict[str, np.ndarray]:
+  """Runs `policy` on every episode row; returns per-problem arrays (length N each).
+
+  Keys: correct, calls, llm_tokens, context_tokens, exposed, overflow, decisions (valid steps)
+  and action_<kind> (decisions that chose each request kind). Batches have a fixed size (one
+  compile per policy; `value` is a traced argument, so sweeping it does not recompile); with
+  several local devices and a batch that splits evenly, batches are pmapped. Rows keep their
+  global row_id, so sampled policies give the same result however the rows are batched.
+  """
+  setup = dataclasses.replace(setup_base, policy=policy)
+  num_rows = len(episodes["row_id_B"])
+  batch_size = min(batch_size, num_rows)
+  n_dev = parallel.num_devices()
+  use_pmap = n_dev > 1 and batch_size % n_dev == 0
+  rng = jax.random.PRNGKey(rng_seed)
+  if use_pmap:
+    fn = parallel.pmapped_rollout(setup)
+    models = [parallel.replicate(p) for p in (pair.slm_params, pair.llm_params, gate_params)]
+  else:
+    fn = lambda *args: rollout_lib.rollout(*args, setup=setup)
+    models = [pair.slm_params, pair.llm_params, gate_params]
+  parts = []
+  for rows_B, num_real in _batches(num_rows, batch_size):
+    batch = {k: v[rows_B] for k, v in episodes.items()}
+    if use_pmap:
+      batch = parallel.shard(batch, n_dev)
+    steps, final = fn(*models, batch, rng, value)
+    part = _per_problem(steps.action, steps.valid, final, setup.gate.actions)
+    parts.append({k: v[:num_real] for k, v in part.items()})
+  return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+# ---------------------------------------------------------------------------------------------
+# Summaries.
+
+def mean_ci(x_N) -> dict[str, float]:
+  """Mean and 95% CI by the normal approximation: mean +- 1.96 * std(ddof=1) / sqrt(N).
+  With fewer than two values the interval has zero width."""
+  x_N = np.asarray(x_N, np.float64)
+  mean = float(x_N.mean()) if x_N.size else float("nan")
+  half = Z_95 * float(x_N.std(ddof=1)) / math.sqrt(x_N.size) if x_N.size > 1 else 0.0
+  return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "ci95": half}
+
+
+def summarize(per_problem: dict[str, np.ndarray]) -> dict[str, Any]:
+  """Per-problem arrays -> a JSON-able summary.
+
+  accuracy, calls, llm_tokens, exposed, context_tokens (per problem): {mean, ci_low, ci_high,
+  ci95}, a 95% confidence interval by the normal approximation over problems (`mean_ci`).
+  call_rate = total calls / total decisions; action_mix[kind] = the share of decisions that
+  chose each request kind (asks over capacity included: they chose to ask); overflow_rate =
+  overflowed asks / decisions.
+  """
+  out: dict[str, Any] = {name: mean_ci(per_problem[key]) for name, key in CI_METRICS.items()
+                         if key in per_problem}
+  decisions = float(np.sum(per_problem["decisions"]))
+  rate = lambda key: float(np.sum(per_problem[key])) / decisions if decisions else 0.0
+  out["num_problems"] = int(len(per_problem["correct"]))
+  out["decisions"] = mean_ci(per_problem["decisions"])
+  out["call_rate"] = rate("calls")
+  out["overflow_rate"] = rate("overflow") if "overflow" in per_problem else 0.0
+  out["action_mix"] = {k[len("action_"):]: rate(k) for k in per_problem
+                       if k.startswith("action_")}
+  return out
+
+
+def paired_gain(gate_correct_N, base_correct_N) -> dict[str, float]:
+  """Accuracy of the gate minus a baseline's, on the same problems (paired normal CI)."""
+  return mean_ci(np.asarray(gate_correct_N, np.float64) - np.asarray(base_correct_N, np.float64))
+
+
+def compare(policies: dict[str, dict], per_problem: dict[str, dict], gate: str = "gate"
+            ) -> dict[str, dict]:
+  """For each baseline: does the gate dominate it (higher accuracy at equal or fewer calls per
+  problem, point estimates), and the paired accuracy gain with its 95% CI."""
+  g = policies[gate]
+  out = {}
+  for name, s in policies.items():
+    if name == gate:
+      continue
+    out[name] = {
+        "family": s["family"], "static": s["family"] in STATIC_FAMILIES,
+        "dominates": bool(g["accuracy"]["mean"] > s["accuracy"]["mean"]
+                          and g["calls"]["mean"] <= s["calls"]["mean"]),
+        "accuracy_gain": paired_gain(per_problem[gate]["correct"], per_problem[name]["correct"]),
+        "calls_saved": s["calls"]["mean"] - g["calls"]["mean"]}
+  return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The policy list.
+
+def baseline_policies(config: ml_collections.ConfigDict, gate_call_rate: float
+                      ) -> list[tuple[str, str, rollout_lib.Policy, float]]:
+  """(name, family, policy, value) for every baseline in config.eval."""
+  ev, P = config.eval, rollout_lib.Policy
+  out = [("slm_alone", "slm_alone", P(kind="self"), 0.0),
+         ("llm_alone", "llm_alone", P(kind="always", ask_kind="ask"), 0.0)]
+  out += [(f"every_{k}", "every_k", P(kind="every_k", k=int(k)), 0.0) for k in ev.every_k]
+  out += [("fixed_" + "_".join(map(str, s)), "fixed", P(kind="fixed", steps=tuple(map(int, s))),
+           0.0) for s in ev.fixed_steps]
+  out.append(("random_at_gate_rate", "random", P(kind="random"), float(gate_call_rate)))
+  out += [(f"random_{r:g}", "random", P(kind="random"), float(r)) for r in ev.random_rates]
+  out += [(f"threshold_{t:g}", "threshold", P(kind="threshold"), float(t))
+          for t in ev.thresholds]
+  out.append(("oracle", "oracle", P(kind="oracle"), 0.0))
+  return out
+
+
+def _load_eval_episodes(config, pair: gate_lib.Pair):
+  assets = assets_lib.prepare_assets(pretrain.task_config(config), config.assets_dir,
+                                     config.vocab_size)
+  tokenizer_lib.check_fingerprint(pair.tokenizer.fingerprint, assets.tokenizer,
+                                  where=config.assets_dir)
+  records = assets_lib.load_records(assets, config.eval.split, config.eval.num_problems)
+  return gate_lib.make_episodes(config, pair, records)
+
+
+def evaluate(config: ml_collections.ConfigDict, pair: gate_lib.Pair, gate_params,
+             out_dir: str) -> dict[str, Any]:
+  """Evaluates the greedy gate and every baseline on config.eval.num_problems problems of
+  config.eval.split. Writes out_dir/metrics.json, out_dir/pareto.png (accuracy vs calls; also
+  pareto_llm_tokens.png and pareto_exposed.png), prints a table, and
+  returns the metrics dict ({"policies": {name: summary}, "comparison": ..., ...})."""
+  episodes = _load_eval_episodes(config, pair)
+  setup = gate_lib.make_setup(config, pair)
+  run = lambda policy, value=0.0: run_policy(
+      pair, setup, gate_params, episodes, policy, batch_size=config.eval.batch_size,
+      value=value, rng_seed=config.seed)
+
+  per_problem = {"gate": run(rollout_lib.Policy(kind="gate", greedy=True))}
+  policies = {"gate": dict(summarize(per_problem["gate"]), family="gate", value=0.0)}
+  for name, family, policy, value in baseline_policies(config, policies["gate"]["call_rate"]):
+    per_problem[name] = run(policy, value)
+    policies[name] = dict(summarize(per_problem[name]), family=family, value=value)
+
+  metrics = {"policies": policies, "comparison": compare(policies, per_problem),
+             "num_problems": len(episodes["row_id_B"]), "split": config.eval.split,
+             "config": json.loads(config.to_json_best_effort())}
+  os.makedirs(out_dir, exist_ok=True)
+  with open(os.path.join(out_dir, "metrics.json"), "w") as f:
+    json.dump(metrics, f, indent=2)
+  plot_pareto(metrics, os.path.join(out_dir, "pareto.png"))
+  for x in ("llm_tokens", "exposed"):
+    plot_pareto(metrics, os.path.join(out_dir, f"pareto_{x}.png"), x=x)
+  print(results_table(metrics), flush=True)
+  return metrics
+
+
+def plot_pareto(metrics: dict[str, Any], path: str, x: str = "calls") -> str:
+  """Accuracy against `x` per problem (calls, llm_tokens or exposed), with 95% CI error bars:
+  random-rate and threshold sweeps as lines, the gate and the other policies as labelled
+  markers."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  def point(s):
+    return (s[x]["mean"], s["accuracy"]["mean"], s[x]["ci95"], s["accuracy"]["ci95"])
+
+  fig, ax = plt.subplots(figsize=(7, 5))
+  policies = metrics["policies"]
+  for family, style in (("random", "o--"), ("threshold", "s-")):
+    pts = sorted(point(s) for s in policies.values() if s["family"] == family)
+    if pts:
+      xs, ys, xerr, yerr = map(list, zip(*pts))
+      ax.errorbar(xs, ys, yerr=yerr, xerr=xerr, fmt=style, capsize=3, alpha=0.7, label=family)
+  for name, s in policies.items():
+    if s["family"] in ("random", "threshold"):
+      continue
+    gate = s["family"] == "gate"
+    px, py, ex, ey = point(s)
+    ax.errorbar([px], [py], yerr=[ey], xerr=[ex], fmt="*" if gate else "D", capsize=3,
+                markersize=14 if gate else 6, color="crimson" if gate else "dimgray")
+    ax.annotate(name, (px, py), textcoords="offset points", xytext=(5, 5), fontsize=8)
+  ax.set_xlabel({"calls": "LLM calls per problem", "llm_tokens": "LLM tokens per problem",
+                 "exposed": "private tokens exposed per problem"}.get(x, x))
+  ax.set_ylabel("accuracy")
+  ax.set_title(f"Accuracy vs {x} ({metrics['num_problems']} problems, 95% CI)")
+  ax.grid(alpha=0.3)
+  ax.legend(loc="lower right")
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+  return path
+
+
+def results_table(metrics: dict[str, Any]) -> str:
+  """A markdown table: policy, accuracy +- 95% CI, calls, LLM tokens, exposed per problem."""
+  lines = ["| policy | accuracy | calls | LLM tokens | exposed | call rate |",
+           "|---|---|---|---|---|---|"]
+  for name, s in metrics["policies"].items():
+    acc = s["accuracy"]
+    lines.append(
+        f"| {name} | {100 * acc['mean']:.1f} ± {100 * acc['ci95']:.1f}% "
+        f"| {s['calls']['mean']:.2f} | {s['llm_tokens']['mean']:.1f} "
+        f"| {s['exposed']['mean']:.2f} | {s['call_rate']:.3f} |")
+  return "\n".join(lines)

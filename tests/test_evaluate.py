@@ -1,0 +1,163 @@
+"""Evaluation: every baseline through the same rollout, summaries with CIs, metrics and plots.
+
+The pair is freshly initialised (not pretrained) so the module runs in well under a minute: the
+checks here are about bookkeeping (calls, decisions, CIs, padding, files), not accuracy.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from collab import evaluate
+from collab import gating
+from collab import rollout as rollout_lib
+from collab.data import assets as assets_lib
+from collab.models import presets
+from collab.models import transformer
+from collab.train import gate as gate_lib
+from collab.train import pretrain
+from configs import gate as gate_configs
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+  tmp = tmp_path_factory.mktemp("evaluate")
+  config = gate_configs.get_config("runlocal")
+  config.assets_dir = str(tmp / "assets")
+  config.pretrain_dir = str(tmp / "pretrain")
+  config.rollout.update(num_steps=5, step_tokens=10)
+  # Fewer baseline variants than the runlocal default: each new policy is one compile.
+  config.eval.update(num_problems=16, batch_size=16, every_k=(2,), fixed_steps=((0, 2),),
+                     random_rates=(0.5,), thresholds=(-0.5, -3.0))
+  assets = assets_lib.prepare_assets(pretrain.task_config(config), config.assets_dir,
+                                     config.vocab_size)
+  tok = assets.tokenizer
+  slm_cfg = presets.get_model_config(config.slm, tok.vocab_size)
+  llm_cfg = presets.get_model_config(config.llm, tok.vocab_size)
+  pair = gate_lib.Pair(transformer.init_params(slm_cfg, jax.random.PRNGKey(1)),
+                       transformer.init_params(llm_cfg, jax.random.PRNGKey(2)),
+                       slm_cfg, llm_cfg, tok)
+  gate_cfg = gating.GateConfig(**config.gate.to_dict())
+  gate_params = gating.init_gate(gate_cfg, slm_cfg.d_model, jax.random.PRNGKey(3))
+  out_dir = str(tmp / "eval")
+  metrics = evaluate.evaluate(config, pair, gate_params, out_dir)
+  return dict(config=config, pair=pair, gate=gate_params, out_dir=out_dir, metrics=metrics)
+
+
+def test_metrics_json_has_every_policy(env):
+  with open(os.path.join(env["out_dir"], "metrics.json")) as f:
+    metrics = json.load(f)
+  names = {"gate"} | {name for name, *_ in evaluate.baseline_policies(env["config"], 0.0)}
+  assert set(metrics["policies"]) == names
+  assert {"slm_alone", "llm_alone", "every_2", "fixed_0_2", "random_at_gate_rate",
+          "random_0.5", "threshold_-0.5", "threshold_-3", "oracle"} <= names
+  assert metrics["num_problems"] == 16
+  assert set(metrics["comparison"]) == names - {"gate"}
+  for name, c in metrics["comparison"].items():
+    assert isinstance(c["dominates"], bool)
+    assert c["static"] == (name in ("slm_alone", "llm_alone", "every_2", "fixed_0_2"))
+  for s in metrics["policies"].values():
+    assert s["num_problems"] == 16
+    for key in ("accuracy", "calls", "llm_tokens", "exposed"):
+      assert s[key]["ci_low"] <= s[key]["mean"] <= s[key]["ci_high"]
+    assert abs(sum(s["action_mix"].values()) - 1.0) < 1e-9
+  for name in ("pareto.png", "pareto_llm_tokens.png", "pareto_exposed.png"):
+    assert os.path.getsize(os.path.join(env["out_dir"], name)) > 1000
+
+
+def test_baselines_ask_as_they_should(env):
+  p = env["metrics"]["policies"]
+  assert p["slm_alone"]["calls"]["mean"] == 0 and p["slm_alone"]["llm_tokens"]["mean"] == 0
+  assert p["slm_alone"]["action_mix"]["self"] == 1.0
+  # LLM alone asks at every decision (the budget is not binding: budget >= steps).
+  assert p["llm_alone"]["call_rate"] == 1.0
+  assert p["llm_alone"]["calls"]["mean"] == p["llm_alone"]["decisions"]["mean"] > 0
+  assert p["llm_alone"]["exposed"]["mean"] > 0  # the full context carries private numbers
+  assert p["oracle"]["calls"]["mean"] <= p["llm_alone"]["calls"]["mean"]
+  assert p["every_2"]["calls"]["mean"] <= p["llm_alone"]["calls"]["mean"]
+  assert p["random_at_gate_rate"]["value"] == pytest.approx(p["gate"]["call_rate"])
+  # A lower threshold on the draft's min log-prob asks less.
+  assert p["threshold_-3"]["calls"]["mean"] <= p["threshold_-0.5"]["calls"]["mean"]
+
+
+def test_run_policy_padding_and_devices_agree(env):
+  """Batches of 6 (last one padded, single-device jit) equal one pmapped batch of 16."""
+  config, pair = env["config"], env["pair"]
+  records = assets_lib.load_records(
+      assets_lib.prepare_assets(pretrain.task_config(config), config.assets_dir,
+                                config.vocab_size), config.eval.split, 16)
+  episodes = gate_lib.make_episodes(config, pair, records)
+  setup = gate_lib.make_setup(config, pair)
+  policy = rollout_lib.Policy(kind="random")
+  whole = evaluate.run_policy(pair, setup, env["gate"], episodes, policy, batch_size=16,
+                              value=0.5)
+  pieces = evaluate.run_policy(pair, setup, env["gate"], episodes, policy, batch_size=6,
+                               value=0.5)
+  assert set(whole) == set(pieces)
+  for key in whole:
+    assert whole[key].shape == (16,), key
+    np.testing.assert_array_equal(whole[key], pieces[key], err_msg=key)
+  np.testing.assert_array_equal(
+      whole["decisions"], sum(whole[f"action_{a}"] for a in setup.gate.actions))
+  assert 0 < whole["calls"].sum() < whole["decisions"].sum()
+
+
+def test_summarize_by_hand():
+  per_problem = {
+      "correct": np.array([1.0, 0.0, 1.0, 1.0]), "calls": np.array([1, 3, 0, 2]),
+      "llm_tokens": np.array([4, 12, 0, 8]), "context_tokens": np.array([10, 30, 0, 20]),
+      "exposed": np.array([0, 0, 0, 0]), "overflow": np.array([0, 1, 0, 0]),
+      "decisions": np.array([4, 4, 2, 2]),
+      "action_self": np.array([3, 1, 2, 0]), "action_ask": np.array([1, 3, 0, 2]),
+  }
+  s = evaluate.summarize(per_problem)
+  half = 1.959963984540054 * np.std([1, 0, 1, 1], ddof=1) / 2  # sqrt(4) = 2
+  assert s["accuracy"]["mean"] == pytest.approx(0.75)
+  assert s["accuracy"]["ci95"] == pytest.approx(half)
+  assert s["accuracy"]["ci_low"] == pytest.approx(0.75 - half)
+  assert s["accuracy"]["ci_high"] == pytest.approx(0.75 + half)
+  assert s["calls"]["mean"] == pytest.approx(1.5)
+  assert s["llm_tokens"]["mean"] == pytest.approx(6.0)
+  assert s["exposed"] == {"mean": 0.0, "ci_low": 0.0, "ci_high": 0.0, "ci95": 0.0}
+  assert s["call_rate"] == pytest.approx(6 / 12)
+  assert s["overflow_rate"] == pytest.approx(1 / 12)
+  assert s["action_mix"] == pytest.approx({"self": 0.5, "ask": 0.5})
+  assert s["num_problems"] == 4
+  one = evaluate.summarize({k: v[:1] for k, v in per_problem.items()})
+  assert one["accuracy"]["ci95"] == 0.0
+
+
+def test_compare_and_table():
+  def summary(acc, calls, family):
+    return {"accuracy": {"mean": acc, "ci95": 0.1}, "calls": {"mean": calls, "ci95": 0.0},
+            "llm_tokens": {"mean": 4 * calls}, "exposed": {"mean": 0.0},
+            "call_rate": calls / 4, "family": family}
+  policies = {"gate": summary(0.5, 1.0, "gate"), "every_2": summary(0.4, 2.0, "every_k"),
+              "llm_alone": summary(0.7, 4.0, "llm_alone"), "slm_alone": summary(0.2, 0.0,
+                                                                                 "slm_alone")}
+  per_problem = {"gate": {"correct": np.array([1.0, 0.0])},
+                 "every_2": {"correct": np.array([0.0, 0.0])},
+                 "llm_alone": {"correct": np.array([1.0, 1.0])},
+                 "slm_alone": {"correct": np.array([0.0, 0.0])}}
+  c = evaluate.compare(policies, per_problem)
+  assert c["every_2"]["dominates"] and c["every_2"]["static"]
+  assert not c["llm_alone"]["dominates"]  # more accurate, though at more calls
+  assert not c["slm_alone"]["dominates"]  # fewer calls than the gate
+  assert c["every_2"]["accuracy_gain"]["mean"] == pytest.approx(0.5)
+  assert c["llm_alone"]["calls_saved"] == pytest.approx(3.0)
+  table = evaluate.results_table({"policies": policies})
+  assert table.count("\n") == 1 + len(policies)
+  assert "| gate | 50.0 ± 10.0% | 1.00 |" in table
+
+
+def test_entry_point_needs_exactly_one_source():
+  result = subprocess.run([sys.executable, "-m", "experiments.evaluate"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+  assert result.returncode != 0
+  assert "exactly one of --workdir" in result.stderr + result.stdout

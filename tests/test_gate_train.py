@@ -1,0 +1,87 @@
+"""Gate training: 1 device and 8 devices give the same update; the gate learns from costs."""
+import jax
+import ml_collections
+import numpy as np
+import optax
+import pytest
+
+from collab import gating
+from collab import parallel
+from collab import rl
+from collab import rollout as rollout_lib
+from collab.data import episodes as episodes_lib
+from collab.data import task as task_lib
+from collab.data import tokenizer as tokenizer_lib
+from collab.models import presets
+from collab.models import transformer
+from collab.train import gate as gate_lib
+
+S, K, P, G = 4, 6, 32, 2
+
+
+@pytest.fixture(scope="module")
+def env():
+  task_cfg = task_lib.TaskConfig(num_train=200, num_validation=16, num_test=16)
+  tok = tokenizer_lib.train_tokenizer(task_lib.corpus_texts(task_cfg, 500), vocab_size=256)
+  records = [{"question": p.question, "steps": list(p.step_texts)}
+             for p in task_lib.generate_split(task_cfg, "train")[:32]]
+  slm_cfg = presets.get_model_config("test_tiny", tok.vocab_size)
+  llm_cfg = presets.get_model_config("gpt2_tiny", tok.vocab_size)
+  pair = gate_lib.Pair(transformer.init_params(slm_cfg, jax.random.PRNGKey(1)),
+                       transformer.init_params(llm_cfg, jax.random.PRNGKey(2)),
+                       slm_cfg, llm_cfg, tok)
+  setup = rollout_lib.Setup(slm=slm_cfg, llm=llm_cfg, gate=gating.GateConfig(),
+                            rollout=rollout_lib.RolloutConfig(num_steps=S, step_tokens=K),
+                            specials=rollout_lib.Specials.from_tokenizer(tok))
+  episodes = episodes_lib.make_episodes(records, tok, prompt_len=P, num_steps=S, step_tokens=K)
+  return dict(pair=pair, setup=setup, episodes=episodes)
+
+
+def _rl_cfg(**kw):
+  return ml_collections.ConfigDict(dict(group_size=G, entropy_coef=0.01,
+                                        clip_eps=0.2, **kw))
+
+
+def _train(env, devices, steps, *, lr=1e-2, cost=0.05, ppo_epochs=0, problems=8):
+  pair, setup = env["pair"], env["setup"]
+  tx = optax.adam(lr)
+  gate_params = {"gate": gating.init_gate(setup.gate, pair.slm_cfg.d_model,
+                                          jax.random.PRNGKey(0))}
+  state = {"params": gate_params, "opt_state": tx.init(gate_params),
+           "step": np.zeros((), np.int32)}
+  step_fn = gate_lib.make_train_step(setup, tx, _rl_cfg(ppo_epochs=ppo_epochs),
+                                     rl.RewardConfig(cost_per_call=cost), devices=devices)
+  state_r = parallel.replicate(state, devices)
+  slm_r = parallel.replicate(pair.slm_params, devices)
+  llm_r = parallel.replicate(pair.llm_params, devices)
+  history = []
+  for step in range(steps):
+    rows = np.random.default_rng(step).choice(len(env["episodes"]["prompt_BxP"]), problems,
+                                              replace=False)
+    batch = parallel.shard(episodes_lib.select(env["episodes"], rows, G), len(devices))
+    state_r, metrics = step_fn(state_r, slm_r, llm_r, batch, jax.random.PRNGKey(step))
+    history.append({k: float(v[0]) for k, v in metrics.items()})
+  return parallel.unreplicate(state_r)["params"], history
+
+
+@pytest.mark.parametrize("ppo_epochs", [0, 2])
+def test_one_and_eight_devices_give_the_same_update(env, ppo_epochs):
+  assert jax.local_device_count() == 8
+  one, hist1 = _train(env, jax.local_devices()[:1], 2, ppo_epochs=ppo_epochs)
+  eight, hist8 = _train(env, jax.local_devices(), 2, ppo_epochs=ppo_epochs)
+  for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(eight)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+  assert hist1[-1]["calls"] == pytest.approx(hist8[-1]["calls"])
+  # The update is not trivially zero.
+  init = gating.init_gate(env["setup"].gate, env["pair"].slm_cfg.d_model, jax.random.PRNGKey(0))
+  moved = sum(float(np.abs(np.asarray(a) - np.asarray(b)).sum())
+              for a, b in zip(jax.tree.leaves(one["gate"]), jax.tree.leaves(init)))
+  assert moved > 0
+
+
+def test_call_cost_teaches_the_gate_to_stop_asking(env):
+  """Untrained models never answer right, so every call is pure cost: calls must fall."""
+  _, history = _train(env, jax.local_devices()[:1], 25, lr=3e-2, cost=0.2)
+  first = np.mean([h["calls"] for h in history[:3]])
+  last = np.mean([h["calls"] for h in history[-3:]])
+  assert first > 1.5 and last < 0.5 * first, (first, last)
