@@ -30,6 +30,7 @@ import jax
 import ml_collections
 
 from collab import checkpoint as ckpt_lib
+from collab import gating
 from collab.data import tokenizer as tokenizer_lib
 from collab.models import config as model_config
 from collab.train import gate as gate_lib
@@ -130,6 +131,21 @@ def _is_export(path: str) -> bool:
   return any(os.path.exists(os.path.join(path, n)) for n in (MANIFEST, VERSION))
 
 
+def _load_trained_gate(config, pair: gate_lib.Pair, workdir: str):
+  """`gate.load_gate(workdir)`, restored onto this host's default device.
+
+  gate.train saves the gate as it leaves pmap, sharded over all training devices, and orbax
+  refuses to restore that layout untargeted under another device count (e.g. 8 fake CPU
+  devices in training, 1 here): so restore into abstract leaves shaped by the config."""
+  gate_cfg = gating.GateConfig(**config.gate.to_dict())
+  shapes = jax.eval_shape(
+      lambda: gating.init_gate(gate_cfg, pair.slm_cfg.d_model, jax.random.PRNGKey(0)))
+  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
+                        shapes)
+  return ckpt_lib.load_params(os.path.join(workdir, "gate"), target=target)
+
+
 def write_export(config: ml_collections.ConfigDict, workdir: str, export_dir: str, *,
                  overwrite: bool = False) -> str:
   """Exports the gate trained in `workdir` and the pair `config` names to `export_dir`.
@@ -142,13 +158,13 @@ def write_export(config: ml_collections.ConfigDict, workdir: str, export_dir: st
     if not os.path.exists(export_dir):
       return
     if not overwrite:
-      raise FileExistsError(f"Export {export_dir} exists; pass overwrite=True to replace it")
+      raise FileExistsError(f"Export {export_dir} exists; pass overwrite=True (--overwrite) to replace it")
     if os.listdir(export_dir) and not _is_export(export_dir):
       raise FileExistsError(f"{export_dir} exists and is not an export: not replacing it")
 
   check_target()  # before the slow part, and again before the rename
-  gate_params, gate_meta = gate_lib.load_gate(workdir)
   pair = gate_lib.load_pair(config)
+  gate_params, gate_meta = _load_trained_gate(config, pair, workdir)
   fingerprint = pair.tokenizer.fingerprint
   tokenizer_lib.check_fingerprint(gate_meta["tokenizer_fingerprint"], pair.tokenizer,
                                   where=os.path.join(workdir, "gate"))

@@ -77,7 +77,7 @@ def _check_text(world, text, lsd):
   if len(items) > 1:
     assert subtotal == total
   answer = (num(m.group(2)) - total) if m.group(2) else total
-  assert lines[-1] == f"answer {task_lib.format_number(answer, lsd)}"
+  assert lines[-1] == f"answer {task_lib.format_number(answer, lsd, world.cfg.arith_width)}"
   return answer
 
 

@@ -6,11 +6,14 @@ Each model's workdir keeps a copy of the tokenizer and checkpoints carry its fin
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from typing import Any
 
 import numpy as np
+import tensorflow_datasets as tfds
+from absl import logging
 
 from collab.data import task as task_lib
 from collab.data import tfds_task
@@ -28,7 +31,20 @@ class Assets:
   tokenizer_path: str
 
   def source(self, split: str):
-    return tfds_task.load_task_source(self.task, self.data_dir, split)
+    with quiet_tfds():
+      return tfds_task.load_task_source(self.task, self.data_dir, split)
+
+
+@contextlib.contextmanager
+def quiet_tfds():
+  """TFDS logs every file it touches at INFO and draws progress bars: keep runs readable."""
+  level = logging.get_verbosity()
+  logging.set_verbosity(logging.WARNING)
+  tfds.display_progress_bar(False)
+  try:
+    yield
+  finally:
+    logging.set_verbosity(level)
 
 
 def prepare_assets(task_cfg: task_lib.TaskConfig, assets_dir: str, vocab_size: int) -> Assets:
@@ -36,7 +52,10 @@ def prepare_assets(task_cfg: task_lib.TaskConfig, assets_dir: str, vocab_size: i
   root = os.path.join(os.path.abspath(assets_dir), tfds_task.config_name(task_cfg))
   data_dir = os.path.join(root, "tfds")
   os.makedirs(root, exist_ok=True)
-  tfds_task.build_task_dataset(task_cfg, data_dir)
+  if not os.path.exists(data_dir):
+    print(f"Generating the task data set -> {data_dir}", flush=True)
+  with quiet_tfds():
+    tfds_task.build_task_dataset(task_cfg, data_dir)
   tok_path = os.path.join(root, f"tokenizer_v{vocab_size}.model")
   if os.path.exists(tok_path):
     tok = tokenizer_lib.Tokenizer.load(tok_path)

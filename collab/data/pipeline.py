@@ -85,19 +85,25 @@ def mask_unknown_lookups(examples: Sequence[Any], tokenizer, loss_mask_NxT: np.n
   context. Returns the number of lines masked.
   """
   known_mask = np.asarray(known_mask, bool)
-  masked = 0
-  for i, ex in enumerate(examples):
+  parsed = []
+  for ex in examples:
     if isinstance(ex, task_lib.Problem):
       steps, kinds, entity_ids = ex.step_texts, ex.step_kinds, ex.entity_ids
     else:
       steps = [_as_str(t) for t in ex["steps"]]
       kinds = [_as_str(k) for k in ex["step_kinds"]]
       entity_ids = np.asarray(ex["entity_ids"]).reshape(-1)
-    _, question, _ = _text_and_entities(ex)
-    offset = 2 + len(tokenizer.encode(question))  # bos, question, <sep>
+    parsed.append((_text_and_entities(ex)[1], list(steps), list(kinds), entity_ids))
+  # One batched encode of every question and line (per-line calls dominate otherwise).
+  question_lens = [len(ids) for ids in tokenizer.encode_batch([p[0] for p in parsed])]
+  line_lens = iter(len(ids) for ids in tokenizer.encode_batch(
+      [line for p in parsed for line in p[1]]))
+  masked = 0
+  for i, ((_, steps, kinds, entity_ids), q_len) in enumerate(zip(parsed, question_lens)):
+    offset = 2 + q_len  # bos, question, <sep>
     lookups = 0
-    for line, kind in zip(steps, kinds):
-      n = len(tokenizer.encode(line))
+    for kind in kinds:
+      n = next(line_lens)
       if kind == "lookup":
         if not known_mask[entity_ids[lookups]]:
           loss_mask_NxT[i, offset:offset + n] = 0.0

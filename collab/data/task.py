@@ -49,6 +49,9 @@ class TaskConfig:
   balance_digits: int = 3       # digits of the private balance
   private_prob: float = 1.0     # share of problems with a private balance
   lsd_first: bool = True        # numbers written least-significant digit first
+  # Sums, differences and the answer are zero-padded to this many digits (0: no padding):
+  # aligned digits make multi-digit addition and subtraction learnable for tiny models.
+  arith_width: int = 3
   num_train: int = 50000
   num_validation: int = 1000
   num_test: int = 1000
@@ -64,9 +67,10 @@ def _check_split(split: str) -> str:
   return split
 
 
-def format_number(n: int, lsd_first: bool) -> str:
-  """Decimal digits of n >= 0, reversed when lsd_first (12 -> '21', 50 -> '05')."""
-  s = str(int(n))
+def format_number(n: int, lsd_first: bool, width: int = 0) -> str:
+  """Decimal digits of n >= 0, zero-padded to `width`, reversed when lsd_first
+  (12 -> '21', 50 -> '05'; width 3: 12 -> '210')."""
+  s = str(int(n)).zfill(width)
   return s[::-1] if lsd_first else s
 
 
@@ -170,6 +174,7 @@ def make_problem(world: World, entity_ids: Sequence[int], quantities: Sequence[i
   """The problem buying quantities[i] of entity_ids[i], with an optional private balance."""
   lsd = world.cfg.lsd_first
   num = lambda n: format_number(n, lsd)  # noqa: E731
+  wide = lambda n: format_number(n, lsd, world.cfg.arith_width)  # noqa: E731
   items = " , ".join(f"{num(q)} {world.names[e]}" for e, q in zip(entity_ids, quantities))
   steps, subtotals = [], []
   for e, q in zip(entity_ids, quantities):
@@ -179,7 +184,7 @@ def make_problem(world: World, entity_ids: Sequence[int], quantities: Sequence[i
     subtotals.append(q * p)
   total = subtotals[0]
   for sub in subtotals[1:]:
-    steps.append(Step(f"{num(total)} + {num(sub)} = {num(total + sub)}", "add"))
+    steps.append(Step(f"{wide(total)} + {wide(sub)} = {wide(total + sub)}", "add"))
     total += sub
   if balance is None:
     question, answer = f"buy {items} ; total ?", total
@@ -188,8 +193,8 @@ def make_problem(world: World, entity_ids: Sequence[int], quantities: Sequence[i
       raise ValueError(f"balance {balance} < total {total}")
     priv = f"{PRIV_OPEN}{num(balance)}{PRIV_CLOSE}"
     question, answer = f"buy {items} ; have {priv} ; left ?", balance - total
-    steps.append(Step(f"{priv} - {num(total)} = {num(answer)}", "sub"))
-  steps.append(Step(f"answer {num(answer)}", "answer"))
+    steps.append(Step(f"{priv} - {wide(total)} = {wide(answer)}", "sub"))
+  steps.append(Step(f"answer {wide(answer)}", "answer"))
   return Problem(question, tuple(steps), int(answer), tuple(int(e) for e in entity_ids),
                  tuple(int(q) for q in quantities), balance is not None,
                  -1 if balance is None else int(balance))

@@ -25,15 +25,15 @@ RECIPES: dict[str, Recipe] = {
     "test_tiny": Recipe("test_tiny", 0.5, 30, batch_size=16, warmup_steps=5, role="test"),
     "gpt2_tiny": Recipe("gpt2_tiny", 0.5, 30, batch_size=16, warmup_steps=5, role="test"),
     # Small language models: weak in facts, growing in coverage and compute.
-    "slm_s": Recipe("slm_s", 0.3, 1500, role="slm"),
-    "slm_m": Recipe("slm_m", 0.5, 2000, role="slm"),
-    "slm_l": Recipe("slm_l", 0.7, 2500, role="slm"),
+    "slm_s": Recipe("slm_s", 0.4, 900, role="slm"),
+    "slm_m": Recipe("slm_m", 0.55, 1200, role="slm"),
+    "slm_l": Recipe("slm_l", 0.7, 1500, role="slm"),
     # Large language models: know the whole world, growing in size and compute.
-    "llm_s": Recipe("llm_s", 1.0, 1500, role="llm"),
-    "llm_m": Recipe("llm_m", 1.0, 2500, role="llm"),
-    "llm_l": Recipe("llm_l", 1.0, 3500, role="llm"),
+    "llm_s": Recipe("llm_s", 1.0, 700, role="llm"),
+    "llm_m": Recipe("llm_m", 1.0, 1200, role="llm"),
+    "llm_l": Recipe("llm_l", 1.0, 1500, role="llm"),
     # Another lineage (GPT-2-style blocks) of LLM strength, for the transfer study.
-    "gpt2_m": Recipe("gpt2_m", 1.0, 2500, role="llm"),
+    "gpt2_m": Recipe("gpt2_m", 1.0, 1200, role="llm"),
 }
 
 
