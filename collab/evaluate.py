@@ -72,8 +72,10 @@ def run_policy(pair: gate_lib.Pair, setup_base: rollout_lib.Setup, gate_params,
   """
   setup = dataclasses.replace(setup_base, policy=policy)
   num_rows = len(episodes["row_id_B"])
-  batch_size = min(batch_size, num_rows)
   n_dev = parallel.num_devices()
+  # No bigger than needed, but a multiple of the devices when the batch was one.
+  batch_size = min(batch_size, -(-num_rows // n_dev) * n_dev if batch_size % n_dev == 0
+                   else num_rows)
   use_pmap = n_dev > 1 and batch_size % n_dev == 0
   rng = jax.random.PRNGKey(rng_seed)
   if use_pmap:

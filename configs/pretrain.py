@@ -42,6 +42,9 @@ def get_config(arg=None):
   # 'mask': train on every problem but never on an unknown fact's look-up line (arithmetic
   # learns from all the data); 'filter': train only on problems whose facts are all known.
   config.unknown_facts = "mask"
+  # Share of training problems shown redacted (private spans -> <redacted>, loss off on the
+  # lines that need them): an LLM learns to serve `ask_redacted` requests.
+  config.redact_prob = 0.25 if recipe.role == "llm" else 0.0
   config.num_steps = arg.steps or recipe.num_steps
   config.batch_size = recipe.batch_size
   config.learning_rate = recipe.learning_rate

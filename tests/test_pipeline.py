@@ -126,3 +126,28 @@ def test_mask_mode_hides_only_unknown_lookup_lines():
     for e in p.entity_ids:
       assert (f"price {world.names[e]}" in hidden) == (not known[e])
     assert not any(op in hidden for op in ("*", "+", "-", "answer"))
+
+
+def test_redacted_examples_mask_lines_they_cannot_know():
+  from collab.data import task as task_lib
+  from collab.data import tokenizer as tokenizer_lib
+  from collab.data import pipeline as pipeline_lib
+  cfg = task_lib.TaskConfig(num_train=200, num_validation=8, num_test=8)
+  problems = task_lib.generate_split(cfg, "train")
+  tok = tokenizer_lib.train_tokenizer(task_lib.corpus_texts(cfg, 300), vocab_size=256)
+  known = task_lib.World(cfg).known_mask(0.5)
+  ds = pipeline_lib.make_lm_dataset(problems, tok, seq_len=104, batch_size=len(problems),
+                                    seed=0, known_mask=known, unknown_facts="mask",
+                                    redact_prob=0.5)
+  batch = ds[0]
+  tokens, mask = batch["tokens_BxT"], batch["loss_mask_BxT"]
+  has_red = (tokens == tok.redacted_id).any(-1)
+  assert 0.3 < has_red.mean() < 0.7
+  assert not (tokens == tok.priv_open_id)[has_red].any()
+  for row, m in zip(tokens[has_red][:20], mask[has_red][:20]):
+    lines = tok.decode([int(t) for t in row if t != tok.pad_id]).split("\n")
+    trained = tok.decode([int(t) for t, w in zip(row, m) if w])
+    for line in lines[1:]:
+      if "<redacted>" in line:
+        assert "<redacted>" not in trained
+    assert "answer" in trained

@@ -113,10 +113,40 @@ def mask_unknown_lookups(examples: Sequence[Any], tokenizer, loss_mask_NxT: np.n
   return masked
 
 
+def redact_some(examples: Sequence[Any], redact_prob: float, seed: int) -> list[Any]:
+  """A seeded share of the examples in redacted form (private spans -> <redacted>), so that
+  a model learns to work from the contexts an `ask_redacted` request sends it."""
+  chosen = np.random.default_rng([seed, 7]).random(len(examples)) < redact_prob
+  out = list(examples)
+  for i in np.flatnonzero(chosen):
+    ex = out[i]
+    if isinstance(ex, task_lib.Problem):
+      steps, kinds = ex.step_texts, ex.step_kinds
+    else:
+      steps, kinds = [_as_str(t) for t in ex["steps"]], [_as_str(k) for k in ex["step_kinds"]]
+    text, question, entity_ids = _text_and_entities(ex)
+    out[i] = {"text": task_lib.redacted(text), "question": task_lib.redacted(question),
+              "steps": [task_lib.redacted(line) for line in steps], "step_kinds": list(kinds),
+              "entity_ids": entity_ids}
+  return out
+
+
+def mask_redacted_lines(tokens_NxT: np.ndarray, loss_mask_NxT: np.ndarray, tokenizer) -> None:
+  """Zeroes the loss on every line holding <redacted>: its numbers cannot be known."""
+  for i in np.flatnonzero((tokens_NxT == tokenizer.redacted_id).any(-1)):
+    row = tokens_NxT[i]
+    seps = np.flatnonzero(row == tokenizer.sep_id)
+    for pos in np.flatnonzero(row == tokenizer.redacted_id):
+      start = seps[seps < pos].max(initial=-1) + 1
+      end = seps[seps > pos].min(initial=len(row) - 1)
+      loss_mask_NxT[i, start:end + 1] = 0.0
+
+
 def make_lm_dataset(source, tokenizer, *, seq_len: int, batch_size: int, seed: int,
                     known_mask: np.ndarray | None = None,
                     entity_filter: bool = True,
-                    unknown_facts: str = "filter") -> grain.MapDataset:
+                    unknown_facts: str = "filter",
+                    redact_prob: float = 0.0) -> grain.MapDataset:
   """Infinite MapDataset of batches {'tokens_BxT': int32, 'loss_mask_BxT': float32}.
 
   source: random-access examples (a TFDS data source of the task, or task.Problem objects).
@@ -135,12 +165,15 @@ def make_lm_dataset(source, tokenizer, *, seq_len: int, batch_size: int, seed: i
   if not examples:
     raise ValueError("No training examples left (empty source, or known_mask covers no "
                      "problem's entities).")
+  if redact_prob > 0:
+    examples = redact_some(examples, redact_prob, seed)
   tokens_NxT, loss_mask_NxT, truncated = tokenize_examples(examples, tokenizer, seq_len)
   if truncated:
     warnings.warn(f"{truncated} of {len(examples)} sequences longer than seq_len={seq_len} "
                   "were truncated (their answer line and eos may be lost).", stacklevel=2)
   if known_mask is not None and entity_filter and unknown_facts == "mask":
     mask_unknown_lookups(examples, tokenizer, loss_mask_NxT, known_mask)
+  mask_redacted_lines(tokens_NxT, loss_mask_NxT, tokenizer)
 
   def gather(indices_B):
     indices_B = np.asarray(indices_B)

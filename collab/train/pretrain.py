@@ -128,7 +128,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
 
   dataset = pipeline.make_lm_dataset(
       assets.source("train"), tok, seq_len=config.seq_len, batch_size=config.batch_size,
-      seed=config.seed, known_mask=known_mask, unknown_facts=config.unknown_facts)
+      seed=config.seed, known_mask=known_mask, unknown_facts=config.unknown_facts,
+      redact_prob=config.redact_prob)
   tx = make_optimizer(config)
   params = transformer.init_params(cfg, jax.random.PRNGKey(config.seed))
   state = {"params": params, "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32)}
