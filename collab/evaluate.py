@@ -12,6 +12,7 @@ import dataclasses
 import json
 import math
 import os
+import time
 from typing import Any
 
 import jax
@@ -189,15 +190,19 @@ def evaluate(config: ml_collections.ConfigDict, pair: gate_lib.Pair, gate_params
   returns the metrics dict ({"policies": {name: summary}, "comparison": ..., ...})."""
   episodes = _load_eval_episodes(config, pair)
   setup = gate_lib.make_setup(config, pair)
-  run = lambda policy, value=0.0: run_policy(
-      pair, setup, gate_params, episodes, policy, batch_size=config.eval.batch_size,
-      value=value, rng_seed=config.seed)
+  per_problem, policies = {}, {}
 
-  per_problem = {"gate": run(rollout_lib.Policy(kind="gate", greedy=True))}
-  policies = {"gate": dict(summarize(per_problem["gate"]), family="gate", value=0.0)}
-  for name, family, policy, value in baseline_policies(config, policies["gate"]["call_rate"]):
-    per_problem[name] = run(policy, value)
-    policies[name] = dict(summarize(per_problem[name]), family=family, value=value)
+  def run(name, family, policy, value=0.0):
+    t0 = time.time()
+    per_problem[name] = run_policy(pair, setup, gate_params, episodes, policy,
+                                   batch_size=config.eval.batch_size, value=value,
+                                   rng_seed=config.seed)
+    policies[name] = dict(summarize(per_problem[name]), family=family, value=value,
+                          seconds=time.time() - t0)  # compile included
+
+  run("gate", "gate", rollout_lib.Policy(kind="gate", greedy=True))
+  for baseline in baseline_policies(config, policies["gate"]["call_rate"]):
+    run(*baseline)
 
   metrics = {"policies": policies, "comparison": compare(policies, per_problem),
              "num_problems": len(episodes["row_id_B"]), "split": config.eval.split,

@@ -26,6 +26,7 @@ import shutil
 import tempfile
 from typing import Any
 
+from absl import logging
 import jax
 import ml_collections
 
@@ -46,10 +47,8 @@ class ExportError(ValueError):
 
 
 def package_version() -> str:
-  try:
-    return importlib.metadata.version("collab")
-  except importlib.metadata.PackageNotFoundError:  # running from a source checkout
-    return "unknown (not installed)"
+  import collab  # the source tree's version, whether installed or run from a checkout
+  return collab.__version__
 
 
 def config_from_json(text: str) -> ml_collections.ConfigDict:
@@ -158,7 +157,8 @@ def write_export(config: ml_collections.ConfigDict, workdir: str, export_dir: st
     if not os.path.exists(export_dir):
       return
     if not overwrite:
-      raise FileExistsError(f"Export {export_dir} exists; pass overwrite=True (--overwrite) to replace it")
+      raise FileExistsError(
+          f"Export {export_dir} exists; pass overwrite=True (--overwrite) to replace it")
     if os.listdir(export_dir) and not _is_export(export_dir):
       raise FileExistsError(f"{export_dir} exists and is not an export: not replacing it")
 
@@ -171,6 +171,14 @@ def write_export(config: ml_collections.ConfigDict, workdir: str, export_dir: st
   if (gate_meta.get("slm"), gate_meta.get("llm")) != (config.slm, config.llm):
     raise ValueError(f"The gate in {workdir} was trained for {gate_meta.get('slm')} x "
                      f"{gate_meta.get('llm')}, the config names {config.slm} x {config.llm}")
+  trained_with = gate_meta.get("config") or {}
+  given = json.loads(config.to_json_best_effort())
+  ignore = {"rl", "log_every", "ckpt_every", "max_to_keep"}  # training-only settings
+  differ = sorted(k for k in set(given) | set(trained_with)
+                  if k not in ignore and given.get(k) != trained_with.get(k))
+  if differ:  # legitimate for eval settings, a mistake for task/rollout: say so, go on
+    logging.warning("Exporting with a config that differs from the gate's training config "
+                    "in %s (the training config stays in gate/ metadata)", differ)
 
   parent = os.path.dirname(export_dir)
   os.makedirs(parent, exist_ok=True)

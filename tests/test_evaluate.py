@@ -16,6 +16,7 @@ from collab import evaluate
 from collab import gating
 from collab import rollout as rollout_lib
 from collab.data import assets as assets_lib
+from collab.data import episodes as episodes_lib
 from collab.models import presets
 from collab.models import transformer
 from collab.train import gate as gate_lib
@@ -87,7 +88,8 @@ def test_baselines_ask_as_they_should(env):
 
 
 def test_run_policy_padding_and_devices_agree(env):
-  """Batches of 6 (last one padded, single-device jit) equal one pmapped batch of 16."""
+  """Batches of 6 (last one padded, single-device jit) equal one pmapped batch of 16, and a
+  padded pmapped batch; rows keep their ids, so even random asking agrees."""
   config, pair = env["config"], env["pair"]
   records = assets_lib.load_records(
       assets_lib.prepare_assets(pretrain.task_config(config), config.assets_dir,
@@ -106,6 +108,11 @@ def test_run_policy_padding_and_devices_agree(env):
   np.testing.assert_array_equal(
       whole["decisions"], sum(whole[f"action_{a}"] for a in setup.gate.actions))
   assert 0 < whole["calls"].sum() < whole["decisions"].sum()
+  # 10 rows pmapped in one batch of 16 (rounded up to the devices): 6 padded rows dropped.
+  some = evaluate.run_policy(pair, setup, env["gate"], episodes_lib.select(episodes, range(10)),
+                             policy, batch_size=64, value=0.5)
+  for key in whole:
+    np.testing.assert_array_equal(some[key], whole[key][:10], err_msg=key)
 
 
 def test_summarize_by_hand():

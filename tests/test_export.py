@@ -3,6 +3,8 @@ import dataclasses
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -40,6 +42,7 @@ def trained(tmp_path_factory):
   config.assets_dir = str(root / "assets")
   config.pretrain_dir = str(root / "pretrain")
   config.rl.num_train_problems = 16
+  config.task.num_train = 300  # smaller data and tokenizer corpus: a faster fixture
   _fake_pretrain(config, config.slm, 1)
   _fake_pretrain(config, config.llm, 2)
   workdir = str(root / "gate")
@@ -89,7 +92,7 @@ def test_rollout_from_export(trained):
   assert final.correct_B.shape == (2,)
 
 
-def _find(path, suffix=""):
+def _find(path):
   """A file of the slm params (the largest one: its array data)."""
   files = [os.path.join(d, n) for d, _, ns in os.walk(os.path.join(path, "slm")) for n in ns]
   return max(files, key=os.path.getsize)
@@ -159,3 +162,15 @@ def test_refuses_to_overwrite(trained, tmp_path):
   export.write_export(config, workdir, path, overwrite=True)
   export.verify_export(path)
   assert sorted(os.listdir(tmp_path)) == ["export", "home"]
+
+
+def test_command_line_in_a_one_device_process(trained, tmp_path):
+  """The CLI reads WORKDIR/config.json, and exports a gate trained on 8 devices from 1."""
+  env = dict(os.environ, XLA_FLAGS="", JAX_PLATFORMS="cpu")
+  out = str(tmp_path / "cli")
+  subprocess.run([sys.executable, "-m", "experiments.export", f"--workdir={trained['workdir']}",
+                  f"--export_dir={out}"], check=True, env=env, capture_output=True,
+                 cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  config, _, gate_params = export.load_export(out)
+  assert config.to_dict() == trained["config"].to_dict()
+  _assert_trees_equal(gate_params, gate.load_gate(trained["workdir"])[0])

@@ -43,3 +43,25 @@ def test_runlocal_pretraining_learns_and_resumes(tmp_path):
   split = _final_params(split_dir)
   for a, b in zip(jax.tree.leaves(full), jax.tree.leaves(split)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_checkpoint_with_another_tokenizer_is_a_clear_error(tmp_path):
+  import pytest
+  from collab.data import task as task_lib
+  from collab.data import tokenizer as tokenizer_lib
+  config = _config(tmp_path, steps=2)
+  workdir = str(tmp_path / "run")
+  pretrain.train(config, workdir)
+  other = tokenizer_lib.train_tokenizer(
+      task_lib.corpus_texts(task_lib.TaskConfig(world_seed=5, num_train=100), 200),
+      vocab_size=200)
+  other.save(os.path.join(workdir, "model", "tokenizer.model"))
+  with pytest.raises(tokenizer_lib.TokenizerMismatchError, match="model"):
+    pretrain.load_model(workdir)
+  # Resuming training when the shared tokenizer changed is refused too.
+  tok_path = [p for p in os.listdir(config.assets_dir)][0]
+  tok_file = os.path.join(config.assets_dir, tok_path, f"tokenizer_v{config.vocab_size}.model")
+  other.save(tok_file)
+  config.num_steps = 4
+  with pytest.raises(tokenizer_lib.TokenizerMismatchError, match="checkpoints"):
+    pretrain.train(config, workdir)

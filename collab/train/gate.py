@@ -223,7 +223,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 def save_gate(workdir: str, gate_params, config, pair: Pair) -> str:
   """Params-only gate export beside the training checkpoints: workdir/gate/."""
   path = os.path.join(workdir, "gate")
-  ckpt_lib.save_params(path, gate_params, metadata={
+  # On the host: params saved from one device layout must load under any other.
+  ckpt_lib.save_params(path, jax.device_get(gate_params), metadata={
       "tokenizer_fingerprint": pair.tokenizer.fingerprint, "slm": config.slm,
       "llm": config.llm, "config": json.loads(config.to_json_best_effort())}, overwrite=True)
   return path

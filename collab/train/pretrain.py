@@ -121,7 +121,12 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
   task_cfg = task_config(config)
   assets = assets_lib.prepare_assets(task_cfg, config.assets_dir, config.vocab_size)
   tok = assets.tokenizer
-  shutil.copyfile(assets.tokenizer_path, os.path.join(workdir, "tokenizer.model"))
+  run_tok_path = os.path.join(workdir, "tokenizer.model")
+  if os.path.exists(run_tok_path):  # a run to resume: its checkpoints use this tokenizer
+    tokenizer_lib.check_fingerprint(tokenizer_lib.Tokenizer.load(run_tok_path).fingerprint, tok,
+                                    where=os.path.join(workdir, "checkpoints"))
+  else:
+    shutil.copyfile(assets.tokenizer_path, run_tok_path)
   cfg = presets.get_model_config(config.model, tok.vocab_size)
   world = task_lib.World(task_cfg)
   known_mask = world.known_mask(config.fact_coverage, config.coverage_seed)
