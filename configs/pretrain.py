@@ -4,7 +4,7 @@
   python -m experiments.pretrain --config=configs/pretrain.py:runlocal --workdir=/tmp/x
 
 arg keys: model (a recipe in collab/train/recipes.py), seed, coverage (override the recipe's
-fact coverage), steps (override its step count), runlocal (shrink everything to seconds).
+fact coverage), steps (override its step count), batch (override its batch size), runlocal (shrink everything to seconds).
 """
 import dataclasses
 
@@ -24,7 +24,8 @@ def task_defaults(runlocal: bool = False) -> ml_collections.ConfigDict:
 
 
 def get_config(arg=None):
-  arg = config_args.parse_arg(arg, model="", seed=0, coverage=-1.0, steps=0, runlocal=False)
+  arg = config_args.parse_arg(arg, model="", seed=0, coverage=-1.0, steps=0, batch=0,
+                              runlocal=False)
   model = arg.model or ("test_tiny" if arg.runlocal else "slm_s")
   recipe = recipes.get_recipe(model)
 
@@ -46,7 +47,7 @@ def get_config(arg=None):
   # lines that need them): an LLM learns to serve `ask_redacted` requests.
   config.redact_prob = 0.25 if recipe.role == "llm" else 0.0
   config.num_steps = arg.steps or recipe.num_steps
-  config.batch_size = recipe.batch_size
+  config.batch_size = arg.batch or recipe.batch_size
   config.learning_rate = recipe.learning_rate
   config.warmup_steps = recipe.warmup_steps
   config.weight_decay = 0.01
