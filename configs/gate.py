@@ -5,7 +5,8 @@
 
 arg keys: slm, llm (pretraining presets, trained under pretrain_dir when missing), seed,
 call_cost, token_cost, privacy_cost, granularity ('line' or 'tokens'), step_tokens, budget,
-steps (gate train steps), ppo (clipped epochs per batch; 0 = REINFORCE), runlocal.
+steps (gate train steps), ppo (clipped epochs per batch; 0 = REINFORCE), eval_problems,
+runlocal.
 """
 import ml_collections
 
@@ -16,7 +17,8 @@ from configs import pretrain as pretrain_configs
 def get_config(arg=None):
   arg = config_args.parse_arg(
       arg, slm="", llm="", seed=0, call_cost=0.05, token_cost=0.0, privacy_cost=0.0,
-      granularity="line", step_tokens=0, budget=8, steps=0, ppo=0, runlocal=False)
+      granularity="line", step_tokens=0, budget=8, steps=0, ppo=0, eval_problems=500,
+      runlocal=False)
   config = ml_collections.ConfigDict()
   config.slm = arg.slm or ("test_tiny" if arg.runlocal else "slm_s")
   config.llm = arg.llm or ("gpt2_tiny" if arg.runlocal else "llm_s")
@@ -42,9 +44,13 @@ def get_config(arg=None):
   config.rl = ml_collections.ConfigDict(dict(
       num_steps=arg.steps or 300, problems_per_step=16, group_size=4, learning_rate=3e-3,
       entropy_coef=0.01, ppo_epochs=arg.ppo, clip_eps=0.2, grad_clip=1.0,
-      num_train_problems=4000))
+      # Problems neither model was pretrained on; evaluation uses the test split.
+      split="validation", num_train_problems=1000,
+      # Rows per device the LLM serves per step in training (0: all). Asks over it fall
+      # back to the SLM's draft; evaluation serves every row (config.rollout.llm_capacity).
+      llm_capacity=16))
   config.eval = ml_collections.ConfigDict(dict(
-      split="test", num_problems=500, batch_size=128, random_rates=(0.125, 0.25, 0.5),
+      split="test", num_problems=arg.eval_problems, batch_size=128, random_rates=(0.125, 0.25, 0.5),
       thresholds=(-0.05, -0.2, -0.5, -1.0, -2.0), every_k=(2, 3), fixed_steps=((0,), (0, 2))))
   config.log_every = 10
   config.ckpt_every = 50

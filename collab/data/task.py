@@ -47,7 +47,7 @@ class TaskConfig:
   max_items: int = 2
   qty_max: int = 5              # quantities are 1..qty_max
   balance_digits: int = 3       # digits of the private balance
-  private_prob: float = 1.0     # share of problems with a private balance
+  private_prob: float = 0.5     # share of problems with a private balance
   lsd_first: bool = True        # numbers written least-significant digit first
   # Sums, differences and the answer are zero-padded to this many digits (0: no padding):
   # aligned digits make multi-digit addition and subtraction learnable for tiny models.

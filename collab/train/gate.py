@@ -169,9 +169,11 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                                      config.vocab_size)
   tokenizer_lib.check_fingerprint(pair.tokenizer.fingerprint, assets.tokenizer,
                                   where=config.assets_dir)
-  records = assets_lib.load_records(assets, "train", config.rl.num_train_problems)
+  records = assets_lib.load_records(assets, config.rl.split, config.rl.num_train_problems)
   episodes = make_episodes(config, pair, records)
   setup = make_setup(config, pair)
+  setup = dataclasses.replace(setup, rollout=dataclasses.replace(
+      setup.rollout, llm_capacity=config.rl.llm_capacity))
   tx = make_optimizer(config)
   state = init_state(config, pair, tx)
   n_dev = parallel.num_devices()

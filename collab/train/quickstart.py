@@ -28,8 +28,12 @@ def results_table(results: dict[str, dict]) -> str:
   return "\n".join(lines)
 
 
+# Gate steps and evaluation size that keep `make quickstart` within ~20 minutes on 2 cores.
+QUICKSTART_GATE_ARG = "steps=120,eval_problems=300"
+
+
 def run(workdir: str, presets=QUICKSTART_PRESETS, arg_suffix: str = "",
-        gate_arg: str = "") -> dict[str, Any]:
+        gate_arg: str = QUICKSTART_GATE_ARG) -> dict[str, Any]:
   from configs import gate as gate_configs  # configs/ is a top-level package
   from configs import pretrain as pretrain_configs
   from collab import evaluate

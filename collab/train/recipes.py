@@ -29,7 +29,7 @@ RECIPES: dict[str, Recipe] = {
     "slm_m": Recipe("slm_m", 0.55, 1200, role="slm"),
     "slm_l": Recipe("slm_l", 0.7, 1500, role="slm"),
     # Large language models: know the whole world, growing in size and compute.
-    "llm_s": Recipe("llm_s", 1.0, 700, role="llm"),
+    "llm_s": Recipe("llm_s", 1.0, 1400, batch_size=32, role="llm"),
     "llm_m": Recipe("llm_m", 1.0, 1200, role="llm"),
     "llm_l": Recipe("llm_l", 1.0, 1500, role="llm"),
     # Another lineage (GPT-2-style blocks) of LLM strength, for the transfer study.
