@@ -10,10 +10,10 @@ from collab.train import study
 _ARG = flags.DEFINE_string("arg", "slm=slm_s,llm=llm_s", "configs/gate.py argument string.")
 _WORKDIR = flags.DEFINE_string("workdir", "runs/gate_study", "One folder per setting.")
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Gate seeds.")
-_CALL_COSTS = flags.DEFINE_list("call_costs", ["0.05"], "Call costs trained for every seed.")
-_SWEEP_COSTS = flags.DEFINE_list("sweep_costs", ["0", "0.02", "0.1", "0.2"],
+_CALL_COSTS = flags.DEFINE_list("call_costs", ["0.02"], "Call costs trained for every seed.")
+_SWEEP_COSTS = flags.DEFINE_list("sweep_costs", ["0", "0.05", "0.1"],
                                  "Extra call costs (first seed): the Pareto sweep.")
-_PRIVACY_COSTS = flags.DEFINE_list("privacy_costs", ["0.1"], "Per private token exposed.")
+_PRIVACY_COSTS = flags.DEFINE_list("privacy_costs", ["0.02"], "Per private token exposed.")
 _PRETRAIN_DIR = flags.DEFINE_string("pretrain_dir", None, "Pretrained models (default: config).")
 _ASSETS_DIR = flags.DEFINE_string("assets_dir", None, "Data and tokenizer (default: config).")
 _STEPS = flags.DEFINE_integer("steps", 0, "Gate train steps (0: the config's).")

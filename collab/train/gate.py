@@ -125,7 +125,8 @@ def make_train_step(setup: rollout_lib.Setup, tx: optax.GradientTransformation,
                                        rng, setup=setup)
     reward_B = rl.episode_reward(final.correct_B.astype(jnp.float32), final.calls_B,
                                  final.llm_tokens_B, final.exposed_B, reward_cfg)
-    adv_B = rl.group_advantages(reward_B, rl_cfg.group_size)
+    adv_B = rl.group_advantages(reward_B, rl_cfg.group_size,
+                                normalize_std=rl_cfg.get("normalize_std", False))
     num_valid = steps.valid.sum().astype(jnp.float32)
     steps = jax.lax.stop_gradient(steps)
     if rl_cfg.ppo_epochs:
