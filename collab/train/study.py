@@ -115,7 +115,7 @@ def run_study(base_arg: str, workdir: str, *, seeds=(0, 1, 2), call_costs=(0.05,
   runs = {}
   settings = [(s, c, 0.0) for s in seeds for c in call_costs]
   settings += [(seeds[0], c, 0.0) for c in sweep_costs if c not in call_costs]
-  settings += [(s, c, p) for s in seeds for c in call_costs for p in privacy_costs]
+  settings += [(seeds[0], c, p) for c in call_costs for p in privacy_costs]
   for seed, call, priv in settings:
     print(f"=== study: seed {seed}, call cost {call}, privacy cost {priv} ===", flush=True)
     runs[(seed, call, priv)] = run_setting(base_arg, workdir, seed, call, priv, **kw)
