@@ -132,7 +132,7 @@ def test_redacted_examples_mask_lines_they_cannot_know():
   from collab.data import task as task_lib
   from collab.data import tokenizer as tokenizer_lib
   from collab.data import pipeline as pipeline_lib
-  cfg = task_lib.TaskConfig(num_train=200, num_validation=8, num_test=8)
+  cfg = task_lib.TaskConfig(num_train=200, num_validation=8, num_test=8, private_prob=1.0)
   problems = task_lib.generate_split(cfg, "train")
   tok = tokenizer_lib.train_tokenizer(task_lib.corpus_texts(cfg, 300), vocab_size=256)
   known = task_lib.World(cfg).known_mask(0.5)
