@@ -30,13 +30,18 @@ class GateConfig:
     return len(self.actions)
 
 
+def _surprise(logp_B):
+  """log(-logp): spreads the confident end, where the useful thresholds sit (-logp of 1e-3
+  vs 5e-2 is the difference between a sure draft and a doubtful one), scaled to ~[-3, 0.5]."""
+  return jnp.log(jnp.clip(-logp_B, 1e-6, 10.0)) / 5.0
+
+
 def scalar_features(draft_mean_logp_B, draft_min_logp_B, step, num_steps, calls_B, budget):
-  """The non-hidden features, each scaled to roughly [-1, 1]: shape Bx5."""
+  """The non-hidden features, each of order 1: shape Bx5."""
   step_B = jnp.broadcast_to(jnp.asarray(step, jnp.float32) / num_steps, calls_B.shape)
   calls_frac_B = calls_B.astype(jnp.float32) / max(budget, 1)
   left_B = (calls_B < budget).astype(jnp.float32)
-  return jnp.stack([jnp.maximum(draft_mean_logp_B, -10.0) / 10.0,
-                    jnp.maximum(draft_min_logp_B, -10.0) / 10.0,
+  return jnp.stack([_surprise(draft_mean_logp_B), _surprise(draft_min_logp_B),
                     step_B, calls_frac_B, left_B], axis=-1)
 
 

@@ -42,7 +42,7 @@ def get_config(arg=None):
   config.costs = ml_collections.ConfigDict(dict(
       per_call=arg.call_cost, per_llm_token=arg.token_cost, per_private_token=arg.privacy_cost))
   config.rl = ml_collections.ConfigDict(dict(
-      num_steps=arg.steps or 300, problems_per_step=16, group_size=4, learning_rate=3e-3,
+      num_steps=arg.steps or 300, problems_per_step=16, group_size=4, learning_rate=5e-3,
       entropy_coef=0.01, ppo_epochs=arg.ppo, clip_eps=0.2, grad_clip=1.0,
       # Dividing by the group's reward std (GRPO) blows the cost noise of groups where no
       # sample succeeds up to full-size advantages, which drove the gate to never ask.
@@ -51,7 +51,7 @@ def get_config(arg=None):
       split="validation", num_train_problems=1000,
       # Rows per device the LLM serves per step in training (0: all). Asks over it fall
       # back to the SLM's draft; evaluation serves every row (config.rollout.llm_capacity).
-      llm_capacity=16))
+      llm_capacity=32))
   config.eval = ml_collections.ConfigDict(dict(
       split="test", num_problems=arg.eval_problems, batch_size=128, random_rates=(0.125, 0.25, 0.5),
       thresholds=(-0.05, -0.2, -0.5, -1.0, -2.0), every_k=(2, 3), fixed_steps=((0,), (0, 2))))
