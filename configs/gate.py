@@ -6,6 +6,7 @@
 arg keys: slm, llm (pretraining presets, trained under pretrain_dir when missing), seed,
 call_cost, token_cost, privacy_cost, granularity ('line' or 'tokens'), step_tokens, budget,
 steps (gate train steps), ppo (clipped epochs per batch; 0 = REINFORCE), eval_problems,
+target_calls / target_tokens (budget targets per problem met by dual ascent on the price),
 runlocal.
 """
 import ml_collections
@@ -18,7 +19,7 @@ def get_config(arg=None):
   arg = config_args.parse_arg(
       arg, slm="", llm="", seed=0, call_cost=0.02, token_cost=0.0, privacy_cost=0.0,
       granularity="line", step_tokens=0, budget=8, steps=0, ppo=0, eval_problems=500,
-      runlocal=False)
+      target_calls=0.0, target_tokens=0.0, runlocal=False)
   config = ml_collections.ConfigDict()
   config.slm = arg.slm or ("test_tiny" if arg.runlocal else "slm_s")
   config.llm = arg.llm or ("gpt2_tiny" if arg.runlocal else "llm_s")
@@ -41,6 +42,11 @@ def get_config(arg=None):
       actions=("self", "ask", "ask_redacted"), hidden_dim=64, use_hidden=True, use_draft=True))
   config.costs = ml_collections.ConfigDict(dict(
       per_call=arg.call_cost, per_llm_token=arg.token_cost, per_private_token=arg.privacy_cost))
+  # Budget targets (0: off): the call / LLM-token price becomes a dual variable that training
+  # adapts until the gate spends about this much per problem (collab/train/gate.py).
+  config.budget_target = ml_collections.ConfigDict(dict(
+      calls=arg.target_calls, calls_lr=0.02, llm_tokens=arg.target_tokens,
+      llm_tokens_lr=0.0005))
   config.rl = ml_collections.ConfigDict(dict(
       num_steps=arg.steps or 300, problems_per_step=16, group_size=4, learning_rate=5e-3,
       entropy_coef=0.01, ppo_epochs=arg.ppo, clip_eps=0.2, grad_clip=1.0,

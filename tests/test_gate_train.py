@@ -42,15 +42,17 @@ def _rl_cfg(**kw):
                                         clip_eps=0.2, **kw))
 
 
-def _train(env, devices, steps, *, lr=1e-2, cost=0.05, ppo_epochs=0, problems=8):
+def _train(env, devices, steps, *, lr=1e-2, cost=0.05, ppo_epochs=0, problems=8, budget=None):
   pair, setup = env["pair"], env["setup"]
   tx = optax.adam(lr)
   gate_params = {"gate": gating.init_gate(setup.gate, pair.slm_cfg.d_model,
                                           jax.random.PRNGKey(0))}
   state = {"params": gate_params, "opt_state": tx.init(gate_params),
-           "step": np.zeros((), np.int32)}
+           "step": np.zeros((), np.int32),
+           "costs": {"per_call": np.float32(cost), "per_llm_token": np.float32(0.0)}}
   step_fn = gate_lib.make_train_step(setup, tx, _rl_cfg(ppo_epochs=ppo_epochs),
-                                     rl.RewardConfig(cost_per_call=cost), devices=devices)
+                                     rl.RewardConfig(cost_per_call=cost), devices=devices,
+                                     budget=budget)
   state_r = parallel.replicate(state, devices)
   slm_r = parallel.replicate(pair.slm_params, devices)
   llm_r = parallel.replicate(pair.llm_params, devices)
@@ -85,3 +87,26 @@ def test_call_cost_teaches_the_gate_to_stop_asking(env):
   first = np.mean([h["calls"] for h in history[:3]])
   last = np.mean([h["calls"] for h in history[-3:]])
   assert first > 1.5 and last < 0.5 * first, (first, last)
+
+
+def test_budget_target_adapts_the_call_price_by_dual_ascent(env):
+  """price_k = max(0, price_{k-1} + lr * (calls_k - target)), from the batch's measured calls,
+  identically on 1 and 8 devices."""
+  budget = {"per_call": {"target": 0.5, "lr": 0.1}}
+  _, hist = _train(env, jax.local_devices(), 4, cost=0.0, budget=budget)
+  _, hist1 = _train(env, jax.local_devices()[:1], 4, cost=0.0, budget=budget)
+  price = 0.0
+  for h, h1 in zip(hist, hist1):
+    price = max(0.0, price + 0.1 * (h["calls"] - 0.5))
+    assert h["cost/per_call"] == pytest.approx(price, abs=1e-5)
+    assert h1["cost/per_call"] == pytest.approx(h["cost/per_call"], abs=1e-5)
+  # An untrained (uniform) gate asks far more than half a call per problem: the price rises.
+  assert hist[0]["calls"] > 0.5 and price > 0
+
+
+def test_budget_targets_from_config():
+  from configs import gate as gate_configs
+  assert gate_lib.budget_targets(gate_configs.get_config("runlocal")) == {}
+  cfg = gate_configs.get_config("runlocal,target_calls=1.5,target_tokens=20")
+  got = gate_lib.budget_targets(cfg)
+  assert got["per_call"]["target"] == 1.5 and got["per_llm_token"]["target"] == 20.0

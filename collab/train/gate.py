@@ -105,11 +105,29 @@ def _pg_loss(gate_params, setup, steps, adv_B, rl_cfg, old_logp_SxB=None):
                      clip_eps=rl_cfg.clip_eps, entropy_coef=rl_cfg.entropy_coef)
 
 
+def budget_targets(config: ml_collections.ConfigDict) -> dict[str, dict[str, float]]:
+  """{'per_call' | 'per_llm_token': {'target', 'lr'}} for the budgets config.budget sets (> 0).
+
+  A target replaces the fixed price by a Lagrange multiplier adapted each step:
+  price <- max(0, price + lr * (measured mean per problem - target)), starting at the config's
+  price. The gate then learns to spend about `target` calls (or LLM tokens) per problem.
+  """
+  b = config.get("budget_target")
+  out = {}
+  if b is not None and b.calls > 0:
+    out["per_call"] = {"target": float(b.calls), "lr": float(b.calls_lr)}
+  if b is not None and b.llm_tokens > 0:
+    out["per_llm_token"] = {"target": float(b.llm_tokens), "lr": float(b.llm_tokens_lr)}
+  return out
+
+
 def make_train_step(setup: rollout_lib.Setup, tx: optax.GradientTransformation,
                     rl_cfg: ml_collections.ConfigDict, reward_cfg: rl.RewardConfig,
-                    devices=None):
+                    devices=None, budget: dict[str, dict[str, float]] | None = None):
   """The pmapped step: (state, slm, llm, batch, rng) -> (state, metrics), all replicated but
-  the batch. Same rng on every device (per-row keys make sampling split-invariant)."""
+  the batch. Same rng on every device (per-row keys make sampling split-invariant).
+  `budget` (from `budget_targets`) turns the call / LLM-token prices into dual variables."""
+  budget = budget or {}
 
   def grad_step(state, loss_fn, num_valid):
     (_, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
@@ -123,8 +141,12 @@ def make_train_step(setup: rollout_lib.Setup, tx: optax.GradientTransformation,
   def train_step(state, slm_params, llm_params, batch, rng):
     steps, final = rollout_lib.rollout(slm_params, llm_params, state["params"]["gate"], batch,
                                        rng, setup=setup)
+    # The call and LLM-token prices live in the state: budget targets adapt them (dual ascent).
+    step_reward_cfg = dataclasses.replace(
+        reward_cfg, cost_per_call=state["costs"]["per_call"],
+        cost_per_llm_token=state["costs"]["per_llm_token"])
     reward_B = rl.episode_reward(final.correct_B.astype(jnp.float32), final.calls_B,
-                                 final.llm_tokens_B, final.exposed_B, reward_cfg)
+                                 final.llm_tokens_B, final.exposed_B, step_reward_cfg)
     adv_B = rl.group_advantages(reward_B, rl_cfg.group_size,
                                 normalize_std=rl_cfg.get("normalize_std", False))
     num_valid = steps.valid.sum().astype(jnp.float32)
@@ -143,7 +165,15 @@ def make_train_step(setup: rollout_lib.Setup, tx: optax.GradientTransformation,
     stats["overflow"] = final.overflow_B.mean()
     metrics = jax.tree.map(lambda x: jax.lax.pmean(jnp.asarray(x, jnp.float32),
                                                    parallel.AXIS), stats)
-    return dict(state, step=state["step"] + 1), metrics
+    # Dual ascent on the global (pmeaned) batch means, so every device holds the same prices.
+    costs = dict(state["costs"])
+    for key, measured in (("per_call", "calls"), ("per_llm_token", "llm_tokens")):
+      target = budget.get(key)
+      if target is not None:
+        costs[key] = rl.dual_update(costs[key], metrics[measured], target["target"],
+                                    target["lr"])
+    metrics.update({f"cost/{k}": v for k, v in costs.items()})
+    return dict(state, step=state["step"] + 1, costs=costs), metrics
 
   return parallel.pmap(train_step, devices=devices, in_axes=(0, 0, 0, 0, None),
                        donate_argnums=(0,))
@@ -153,7 +183,10 @@ def init_state(config, pair: Pair, tx):
   gate_cfg = gating.GateConfig(**config.gate.to_dict())
   params = {"gate": gating.init_gate(gate_cfg, pair.slm_cfg.d_model,
                                      jax.random.PRNGKey(config.seed))}
-  return {"params": params, "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32)}
+  costs = {"per_call": jnp.asarray(config.costs.per_call, jnp.float32),
+           "per_llm_token": jnp.asarray(config.costs.per_llm_token, jnp.float32)}
+  return {"params": params, "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32),
+          "costs": costs}
 
 
 def make_optimizer(config) -> optax.GradientTransformation:
@@ -193,7 +226,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                                     where=checkpointer.directory)
     print(f"Resumed gate training at step {int(state['step'])}", flush=True)
 
-  train_step = make_train_step(setup, tx, config.rl, reward_config(config))
+  train_step = make_train_step(setup, tx, config.rl, reward_config(config),
+                               budget=budget_targets(config))
   slm_r, llm_r = parallel.replicate(pair.slm_params), parallel.replicate(pair.llm_params)
   state_r = parallel.replicate(state)
   writer = metrics_lib.MetricsWriter(workdir)
@@ -212,7 +246,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       metrics = {k: float(v[0]) for k, v in metrics.items()}
       metrics["seconds"] = time.time() - t0
       writer.write(done, metrics)
-      progress.update(done, {k: metrics[k] for k in ("reward", "accuracy", "calls")})
+      progress.update(done, {k: metrics[k] for k in ("reward", "accuracy", "calls")
+                             + tuple(f"cost/{c}" for c in budget_targets(config))})
     if done % config.ckpt_every == 0 or done == config.rl.num_steps:
       checkpointer.save(done, parallel.unreplicate(state_r), extra=metadata)
   checkpointer.wait()
