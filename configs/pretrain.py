@@ -3,7 +3,7 @@
   python -m experiments.pretrain --config=configs/pretrain.py:model=slm_s --workdir=runs/slm_s
   python -m experiments.pretrain --config=configs/pretrain.py:runlocal --workdir=/tmp/x
 
-arg keys: model (a recipe in collab/train/recipes.py), seed, coverage (override the recipe's
+arg keys: model (a recipe in collab/train/recipes.py), seed (default: the recipe's), coverage (override the recipe's
 fact coverage), steps (override its step count), batch (override its batch size), runlocal (shrink everything to seconds).
 """
 import dataclasses
@@ -24,14 +24,15 @@ def task_defaults(runlocal: bool = False) -> ml_collections.ConfigDict:
 
 
 def get_config(arg=None):
-  arg = config_args.parse_arg(arg, model="", seed=0, coverage=-1.0, steps=0, batch=0,
+  arg = config_args.parse_arg(arg, model="", seed=-1, coverage=-1.0, steps=0, batch=0,
                               runlocal=False)
   model = arg.model or ("test_tiny" if arg.runlocal else "slm_s")
   recipe = recipes.get_recipe(model)
 
   config = ml_collections.ConfigDict()
   config.model = model
-  config.seed = arg.seed
+  config.preset = recipe.model  # the size preset (collab/models/presets.py) the recipe trains
+  config.seed = arg.seed if arg.seed >= 0 else recipe.seed
   config.task = task_defaults(arg.runlocal)
   config.vocab_size = 512
   # Data and tokenizer are shared by every model of a world (a collaborating pair must share

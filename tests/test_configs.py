@@ -7,7 +7,8 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_FILES = sorted(glob.glob(os.path.join(ROOT, "configs", "**", "*.py"), recursive=True))
-CONFIG_FILES = [f for f in CONFIG_FILES if not f.endswith("__init__.py")]
+# Files starting with "_" are helpers shared by configs, not configs.
+CONFIG_FILES = [f for f in CONFIG_FILES if not os.path.basename(f).startswith("_")]
 
 
 def _load(path):

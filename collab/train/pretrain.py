@@ -127,7 +127,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
                                     where=os.path.join(workdir, "checkpoints"))
   else:
     shutil.copyfile(assets.tokenizer_path, run_tok_path)
-  cfg = presets.get_model_config(config.model, tok.vocab_size)
+  cfg = presets.get_model_config(config.get("preset", config.model), tok.vocab_size)
   world = task_lib.World(task_cfg)
   known_mask = world.known_mask(config.fact_coverage, config.coverage_seed)
 

@@ -1,0 +1,194 @@
+"""Runs a study: gates trained per setting (resumable) and evaluated, baselines once per pair.
+
+A study config (configs/studies/*.py) lists `runs`, each a configs/gate.py argument string
+added to the study's `base_arg`, with optional `eval_llms`: other LLMs the same trained gate is
+evaluated with, unchanged (transfer). Everything lands under the study's workdir:
+
+  workdir/<run name>/              gate training (checkpoints, metrics, gate export)
+  workdir/<run name>/eval_<llm>.json   the greedy gate on the held-out problems with that LLM
+  workdir/baselines/<key>.json     every baseline policy of one (SLM, LLM, rollout) setting
+
+Each file is written once and reused, so an interrupted study resumes where it stopped. The
+JSON keeps per-problem correctness and calls, so analyses can pair policies on the same
+problems.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from typing import Any
+
+import ml_collections
+import numpy as np
+
+from collab import evaluate
+from collab import rollout as rollout_lib
+from collab.train import gate as gate_lib
+
+# Baseline policy sweeps: dense enough that a gate can be compared with the best static or
+# random policy at equal or fewer calls per problem.
+RANDOM_RATES = (0.0625, 0.125, 0.25, 0.5, 0.75)
+THRESHOLDS = (-0.02, -0.05, -0.1, -0.2, -0.5, -1.0, -2.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  name: str
+  arg: str                        # configs/gate.py argument string (after the study's base_arg)
+  setting: str = ""               # runs of one setting differ only by seed
+  eval_llms: tuple[str, ...] = ()  # LLMs to evaluate the trained gate with, besides its own
+
+
+def runs_of(config: ml_collections.ConfigDict) -> list[Run]:
+  return [Run(r["name"], r["arg"], r.get("setting", r["name"]), tuple(r.get("eval_llms", ())))
+          for r in config.runs]
+
+
+def gate_config(config: ml_collections.ConfigDict, arg: str) -> ml_collections.ConfigDict:
+  """configs/gate.py's config for `base_arg,arg`, with the study's model and data folders."""
+  from configs import gate as gate_configs  # configs/ is a top-level package
+  full = ",".join(a for a in (config.base_arg, arg) if a)
+  cfg = gate_configs.get_config(full)
+  cfg.pretrain_dir = config.pretrain_dir
+  cfg.assets_dir = config.assets_dir
+  return cfg
+
+
+def _with_llm(cfg: ml_collections.ConfigDict, llm: str) -> ml_collections.ConfigDict:
+  cfg = ml_collections.ConfigDict(cfg.to_dict())
+  cfg.llm = llm
+  return cfg
+
+
+def _dump(path: str, obj: Any) -> None:
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(obj, f, indent=1)
+  os.replace(tmp, path)  # never a half-written result to resume from
+
+
+def _load(path: str) -> Any | None:
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
+def _policy_result(per_problem: dict[str, np.ndarray], family: str, value: float,
+                   seconds: float) -> dict[str, Any]:
+  return dict(evaluate.summarize(per_problem), family=family, value=value, seconds=seconds,
+              per_problem={"correct": per_problem["correct"].astype(int).tolist(),
+                           "calls": per_problem["calls"].astype(int).tolist()})
+
+
+def _run(cfg, pair, setup, gate_params, episodes, name, family, policy, value=0.0):
+  t0 = time.time()
+  per = evaluate.run_policy(pair, setup, gate_params, episodes, policy,
+                            batch_size=cfg.eval.batch_size, value=value, rng_seed=cfg.seed)
+  out = _policy_result(per, family, value, time.time() - t0)
+  print(f"  {name:>22}: accuracy {100 * out['accuracy']['mean']:5.1f}%  calls "
+        f"{out['calls']['mean']:.2f}  LLM tokens {out['llm_tokens']['mean']:.1f}  exposed "
+        f"{out['exposed']['mean']:.2f}", flush=True)
+  return out
+
+
+def baseline_key(cfg: ml_collections.ConfigDict) -> str:
+  r = cfg.rollout
+  return f"{cfg.slm}__{cfg.llm}__{r.granularity}{r.step_tokens}x{r.num_steps}_b{r.budget}"
+
+
+def baseline_list(cfg: ml_collections.ConfigDict) -> list[tuple[str, str, Any, float]]:
+  """(name, family, policy, value): standalone models, static schedules, random asking at
+  several rates, confidence thresholds and the hindsight oracle."""
+  P = rollout_lib.Policy
+  out = [("slm_alone", "slm_alone", P(kind="self"), 0.0),
+         ("llm_alone", "llm_alone", P(kind="always", ask_kind="ask"), 0.0)]
+  out += [(f"every_{k}", "every_k", P(kind="every_k", k=k), 0.0) for k in (2, 3)]
+  out += [("fixed_" + "_".join(map(str, s)), "fixed", P(kind="fixed", steps=s), 0.0)
+          for s in ((0,), (0, 2))]
+  out += [(f"random_{r:g}", "random", P(kind="random"), r) for r in RANDOM_RATES]
+  out += [(f"threshold_{t:g}", "threshold", P(kind="threshold"), t) for t in THRESHOLDS]
+  out.append(("oracle", "oracle", P(kind="oracle"), 0.0))
+  if cfg.get("runlocal"):  # exercise every family, fewer points
+    keep = {"slm_alone", "llm_alone", "every_2", "fixed_0", "random_0.25", "random_0.75",
+            "threshold_-0.1", "threshold_-1", "oracle"}
+    out = [b for b in out if b[0] in keep]
+  return out
+
+
+def evaluate_baselines(cfg: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Every baseline for cfg's (SLM, LLM, rollout) setting, computed once and cached."""
+  path = os.path.join(workdir, "baselines", baseline_key(cfg) + ".json")
+  cached = _load(path)
+  if cached is not None:
+    return cached
+  print(f"=== baselines {baseline_key(cfg)} ===", flush=True)
+  pair = gate_lib.load_pair(cfg)
+  episodes = evaluate._load_eval_episodes(cfg, pair)  # pylint: disable=protected-access
+  setup = gate_lib.make_setup(cfg, pair)
+  gate_params = gate_lib.init_state(cfg, pair, gate_lib.make_optimizer(cfg))["params"]["gate"]
+  policies = {name: _run(cfg, pair, setup, gate_params, episodes, name, family, policy, value)
+              for name, family, policy, value in baseline_list(cfg)}
+  out = {"key": baseline_key(cfg), "slm": cfg.slm, "llm": cfg.llm, "policies": policies,
+         "num_problems": len(episodes["row_id_B"]), "split": cfg.eval.split}
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  _dump(path, out)
+  return out
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, run: Run, workdir: str
+                       ) -> dict[str, Any]:
+  """Trains the run's gate (or resumes it) and evaluates it with its LLM and each eval_llm."""
+  cfg = gate_config(config, run.arg)
+  run_dir = os.path.join(workdir, run.name)
+  if not os.path.exists(os.path.join(run_dir, "gate")):
+    print(f"=== training gate {run.name} ({cfg.slm} x {cfg.llm}) ===", flush=True)
+    gate_lib.train(cfg, run_dir)
+  gate_params, _ = gate_lib.load_gate(run_dir)
+  evals = {}
+  for llm in (cfg.llm,) + tuple(l for l in run.eval_llms if l != cfg.llm):
+    path = os.path.join(run_dir, f"eval_{llm}.json")
+    result = _load(path)
+    if result is None:
+      print(f"=== evaluating gate {run.name} with {llm} ===", flush=True)
+      ecfg = _with_llm(cfg, llm)
+      pair = gate_lib.load_pair(ecfg)
+      episodes = evaluate._load_eval_episodes(ecfg, pair)  # pylint: disable=protected-access
+      result = _run(ecfg, pair, gate_lib.make_setup(ecfg, pair), gate_params, episodes,
+                    "gate", "gate", rollout_lib.Policy(kind="gate", greedy=True))
+      train_metrics = _last_train_metrics(run_dir)
+      result.update(llm=llm, trained_with=cfg.llm, train=train_metrics)
+      _dump(path, result)
+    evals[llm] = result
+  base = {llm: evaluate_baselines(_with_llm(cfg, llm), workdir) for llm in evals}
+  return {"name": run.name, "setting": run.setting, "arg": run.arg, "slm": cfg.slm, "llm": cfg.llm, "seed": cfg.seed,
+          "costs": cfg.costs.to_dict(), "budget_target": cfg.budget_target.to_dict(),
+          "granularity": cfg.rollout.granularity, "step_tokens": cfg.rollout.step_tokens,
+          "evals": evals, "baselines": {llm: b["key"] for llm, b in base.items()}}
+
+
+def _last_train_metrics(run_dir: str) -> dict[str, float]:
+  path = os.path.join(run_dir, "metrics.jsonl")
+  last = {}
+  if os.path.exists(path):
+    with open(path) as f:
+      for line in f:
+        row = json.loads(line)
+        if "calls" in row:
+          last = row
+  return last
+
+
+def run_study(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Every run of the study (resuming), then {'runs': [...], 'baselines': {key: ...}}."""
+  os.makedirs(workdir, exist_ok=True)
+  runs, t0 = [], time.time()
+  for i, run in enumerate(runs_of(config)):
+    print(f"--- study {config.study}: run {i + 1}/{len(config.runs)} {run.name} "
+          f"({time.time() - t0:.0f} s) ---", flush=True)
+    runs.append(train_and_evaluate(config, run, workdir))
+  keys = {k for r in runs for k in r["baselines"].values()}
+  baselines = {k: _load(os.path.join(workdir, "baselines", k + ".json")) for k in sorted(keys)}
+  return {"runs": runs, "baselines": baselines, "seconds": time.time() - t0}

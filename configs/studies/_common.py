@@ -1,0 +1,39 @@
+"""What every study config shares: folders, the gate settings, seeds, and the runlocal shrink.
+
+A study config holds its sweep (big_vision style): `config.runs` lists one dict per gate to
+train, {name, setting, arg, eval_llms}; runs of one setting differ only by seed. `arg` is a
+configs/gate.py argument string added to `config.base_arg`.
+"""
+import ml_collections
+
+from collab import config_args
+
+# Gate training and evaluation size of the full studies on a 2-core CPU: a gate trains in
+# ~2-3 minutes, a policy evaluates on 300 test problems in ~10 s.
+FULL_BASE = "steps=120,eval_problems=300"
+LOCAL_BASE = "runlocal,steps=2,eval_problems=8"
+
+
+def parse(arg, **defaults) -> ml_collections.ConfigDict:
+  return config_args.parse_arg(arg, seeds=3, runlocal=False, **defaults)
+
+
+def base_config(study: str, arg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.study = study
+  config.runlocal = arg.runlocal
+  config.base_arg = LOCAL_BASE if arg.runlocal else FULL_BASE
+  # Pretrained models of the grid and their shared data + tokenizer (built when missing).
+  config.pretrain_dir = "runs/studies_local/pretrain" if arg.runlocal else "runs/grid"
+  config.assets_dir = "runs/studies_local/assets" if arg.runlocal else "runs/qs2/assets"
+  config.seeds = tuple(range(1 if arg.runlocal and arg.seeds == 3 else arg.seeds))
+  config.runs = []
+  return config
+
+
+def add_runs(config, setting: str, arg: str, eval_llms=()) -> None:
+  """One run per seed of a setting."""
+  for seed in config.seeds:
+    config.runs.append({"name": f"{setting}__s{seed}", "setting": setting,
+                        "arg": ",".join(a for a in (arg, f"seed={seed}") if a),
+                        "eval_llms": tuple(eval_llms)})

@@ -1,0 +1,23 @@
+"""Budget-targeted gates: a target of calls (or LLM tokens) per problem, met by dual ascent on
+the price during training; evaluation reports what held-out problems get.
+arg keys: slm, llm, seeds, calls / tokens (':'-separated targets per problem), runlocal.
+
+  python -m experiments.study --config=configs/studies/budget.py --workdir=runs/studies/budget
+"""
+from configs.studies import _common as common
+
+CALL_TARGETS = "0.5:1:2:3"
+TOKEN_TARGETS = "10:25"
+
+
+def get_config(arg=None):
+  arg = common.parse(arg, slm="slm_s", llm="llm_l", calls=CALL_TARGETS, tokens=TOKEN_TARGETS)
+  config = common.base_config("budget", arg)
+  pair = "slm=test_tiny,llm=gpt2_tiny" if arg.runlocal else f"slm={arg.slm},llm={arg.llm}"
+  floats = lambda s: [float(x) for x in s.split(":") if x]  # noqa: E731
+  calls, tokens = ((1.0,), (10.0,)) if arg.runlocal else (floats(arg.calls), floats(arg.tokens))
+  for t in calls:
+    common.add_runs(config, f"calls={t:g}", f"{pair},call_cost=0,target_calls={t}")
+  for t in tokens:
+    common.add_runs(config, f"tokens={t:g}", f"{pair},call_cost=0,target_tokens={t}")
+  return config

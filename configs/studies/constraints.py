@@ -1,0 +1,35 @@
+"""Constraints: call-cost, LLM-token-cost and privacy-cost sweeps on one pair.
+
+  python -m experiments.study --config=configs/studies/constraints.py --workdir=runs/studies/constraints
+
+Setting names are '<swept cost>=<value>': the analysis draws one Pareto line per swept cost.
+arg keys: slm, llm, seeds, call_costs / token_costs / privacy_costs (':'-separated lists),
+runlocal.
+"""
+from configs.studies import _common as common
+
+CALL_COSTS = "0:0.02:0.05:0.1:0.2:0.4"
+TOKEN_COSTS = "0.001:0.003:0.01"
+PRIVACY_COSTS = "0.01:0.05"
+PRIVACY_CALL_COST = 0.1
+
+
+def _floats(s: str) -> tuple[float, ...]:
+  return tuple(float(x) for x in s.split(":") if x)
+
+
+def get_config(arg=None):
+  arg = common.parse(arg, slm="slm_s", llm="llm_l", call_costs=CALL_COSTS,
+                     token_costs=TOKEN_COSTS, privacy_costs=PRIVACY_COSTS)
+  config = common.base_config("constraints", arg)
+  pair = "slm=test_tiny,llm=gpt2_tiny" if arg.runlocal else f"slm={arg.slm},llm={arg.llm}"
+  calls, tokens, privacy = ((0.0, 0.2), (0.01,), (0.05,)) if arg.runlocal else (
+      _floats(arg.call_costs), _floats(arg.token_costs), _floats(arg.privacy_costs))
+  for c in calls:
+    common.add_runs(config, f"call={c:g}", f"{pair},call_cost={c}")
+  for t in tokens:
+    common.add_runs(config, f"token={t:g}", f"{pair},call_cost=0,token_cost={t}")
+  for p in privacy:
+    common.add_runs(config, f"privacy={p:g}",
+                    f"{pair},call_cost={PRIVACY_CALL_COST},privacy_cost={p}")
+  return config

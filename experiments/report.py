@@ -1,0 +1,18 @@
+"""Rebuilds REPORT.md from results/<study>/ (see collab/studies/report.py)."""
+from absl import app
+from absl import flags
+
+from collab.studies import report
+
+_RESULTS = flags.DEFINE_string("results_dir", "results", "Where the studies wrote.")
+_OUT = flags.DEFINE_string("out", "REPORT.md", "The report file.")
+
+
+def main(argv):
+  del argv
+  report.build_report(_RESULTS.value, _OUT.value)
+  print(f"Wrote {_OUT.value}")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,117 @@
+"""Studies (issue 4): statistics on hand-made cases, and every study's runlocal variant end to
+end (gates, baselines, analysis, figures, report) on tiny models."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from collab.studies import analysis
+from collab.studies import report
+from collab.studies import runner
+from collab.studies import stats
+
+
+def _policy(family, acc, calls):
+  return {"family": family, "accuracy": {"mean": acc}, "calls": {"mean": calls}}
+
+
+def test_trend_detects_a_clear_slope_and_not_noise():
+  x = np.repeat([0.1, 0.2, 0.3], 3)
+  down = stats.trend(x, 5.0 - 10 * x + np.tile([0.01, -0.01, 0.0], 3))
+  assert down["sign"] == -1 and down["slope"] == pytest.approx(-10, abs=0.2)
+  flat = stats.trend(x, np.tile([1.0, -1.0, 0.0], 3))
+  assert flat["sign"] == 0
+  assert stats.trend([1.0, 1.0, 1.0], [1, 2, 3])["sign"] == 0  # no spread in x: no claim
+
+
+def test_spread_uses_a_t_interval_over_seeds():
+  s = stats.spread([0.4, 0.5, 0.6])
+  assert s["mean"] == pytest.approx(0.5)
+  assert s["ci95"] == pytest.approx(4.302653 * 0.1 / np.sqrt(3), rel=1e-5)
+  assert stats.spread([0.3])["ci95"] == 0.0
+
+
+def test_dominance_needs_more_accuracy_at_equal_or_fewer_calls():
+  policies = {"slm_alone": _policy("slm_alone", 0.1, 0.0),
+              "llm_alone": _policy("llm_alone", 0.5, 6.0),
+              "fixed_0": _policy("fixed", 0.2, 1.0),
+              "random_0.25": _policy("random", 0.15, 1.5),
+              "threshold_-1": _policy("threshold", 0.45, 2.0)}
+  d = stats.dominance([{"accuracy": 0.42, "calls": 1.8}], policies)
+  assert d["static"] == {"slm_alone": True, "llm_alone": False, "fixed_0": False}
+  # Threshold spends 2.0 > 1.8 calls: the best threshold at <= 1.8 calls is SLM alone.
+  assert d["curves"]["threshold"][0]["best_baseline"] == "slm_alone"
+  assert d["all_curves_on_or_above"]
+  d = stats.dominance([{"accuracy": 0.25, "calls": 1.0}, {"accuracy": 0.42, "calls": 1.8},
+                       {"accuracy": 0.55, "calls": 5.0}], policies)
+  assert d["all_static_beaten"] and d["all_curves_on_or_above"]
+  d = stats.dominance([{"accuracy": 0.3, "calls": 2.5}], policies)
+  row = d["curves"]["threshold"][0]
+  assert row["best_baseline"] == "threshold_-1" and not row["on_or_above"]
+  assert not d["all_curves_on_or_above"]
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+  """One workdir for every study: tiny models pretrain once, baselines are computed once."""
+  root = tmp_path_factory.mktemp("studies")
+  return {"workdir": str(root / "work"), "results": str(root / "results"),
+          "pretrain": str(root / "pretrain"), "assets": str(root / "assets")}
+
+
+def _run(shared, study):
+  config = _config(shared, study)
+  result = runner.run_study(config, shared["workdir"])
+  out_dir = os.path.join(shared["results"], study)
+  summary = analysis.ANALYSES[study](result, out_dir)
+  report.write_run_info(out_dir, f"test {study}", 1.0)
+  with open(os.path.join(out_dir, "summary.json")) as f:
+    assert json.load(f).keys() == summary.keys()
+  with open(os.path.join(out_dir, "report.md")) as f:
+    return result, summary, f.read(), out_dir
+
+
+def test_scaling_study_runlocal(shared):
+  result, summary, md, out_dir = _run(shared, "scaling")
+  assert len(result["runs"]) == 4  # 2 SLMs x 1 LLM x 2 seeds
+  assert set(summary["pairs"]) == {"test_tiny__gpt2_tiny", "gpt2_tiny__gpt2_tiny"}
+  assert set(summary["claims"]["slm_more_self_reliant"]) == {"gpt2_tiny"}
+  assert summary["claims"]["slm_more_self_reliant"]["gpt2_tiny"]["n"] == 4
+  assert os.path.exists(os.path.join(out_dir, "scaling.png"))
+  assert "### Scaling grid" in md and "### Dynamic against static" in md
+  # Rerunning resumes: nothing is trained or evaluated again, results are identical.
+  again = runner.run_study(_config(shared, "scaling"), shared["workdir"])
+  assert again["runs"] == result["runs"]
+
+
+def _config(shared, study):
+  import importlib
+  config = importlib.import_module(f"configs.studies.{study}").get_config("runlocal")
+  config.pretrain_dir, config.assets_dir = shared["pretrain"], shared["assets"]
+  return config
+
+
+def test_transfer_study_runlocal(shared):
+  _, summary, md, _ = _run(shared, "transfer")
+  entry = summary["transfer"]["test_tiny__gpt2_tiny@test_tiny"]
+  assert entry["trained_with"] == "gpt2_tiny" and entry["llm"] == "test_tiny"
+  assert "direct" in entry and "### Transfer" in md
+
+
+def test_constraints_study_runlocal(shared):
+  _, summary, md, out_dir = _run(shared, "constraints")
+  assert {"call=0", "call=0.2", "token=0.01", "privacy=0.05"} <= set(summary["settings"])
+  assert summary["privacy"]["pairs"][0]["privacy_cost"] == 0.05
+  assert os.path.exists(os.path.join(out_dir, "constraints.png"))
+
+
+def test_granularity_and_budget_studies_runlocal(shared):
+  _, summary, md, _ = _run(shared, "granularity")
+  assert {s["granularity"] for s in summary["settings"].values()} == {"line", "tokens"}
+  _, summary, md, _ = _run(shared, "budget")
+  assert sorted(p[1] for p in summary["points"]) == [1.0, 10.0]
+  text = report.build_report(shared["results"], os.path.join(shared["results"], "REPORT.md"))
+  for section in ("## Scaling", "## Transfer", "## Constraints", "## Granularity", "## Budget"):
+    assert section in text
+  assert "Not run yet" not in text and "Command: `test budget`" in text
