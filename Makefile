@@ -11,7 +11,7 @@ WORKDIR ?= runs/quickstart
 $(STAMP): setup.py requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c requirements.lock -e '.[test]'
+	$(PY) -m pip install -q -c requirements.lock -e '.[test,parity]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -20,7 +20,7 @@ quickstart: $(STAMP)
 	$(PY) -m experiments.quickstart --workdir=$(WORKDIR)
 
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n 2 --dist loadfile tests  # both cores: one test file per worker
 
 clean:
 	rm -rf $(VENV) runs

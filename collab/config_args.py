@@ -5,7 +5,12 @@
 """
 from __future__ import annotations
 
+import dataclasses
+from typing import Any, Mapping, TypeVar
+
 import ml_collections
+
+T = TypeVar("T")
 
 
 def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
@@ -33,5 +38,20 @@ def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
     elif default is None:
       parsed[key] = value
     else:
-      parsed[key] = type(default)(value)
+      try:
+        parsed[key] = type(default)(value)
+      except ValueError:
+        raise ValueError(f"Config argument {key!r} expects a {type(default).__name__}, got "
+                         f"{value!r} in {arg!r}") from None
   return parsed
+
+
+def to_dataclass(cls: type[T], section: Mapping[str, Any] | None, where: str) -> T:
+  """`cls(**section)`, with unknown keys reported by name (a typo would otherwise surface as
+  a TypeError from deep inside the run, or be silently dropped)."""
+  values = dict(section.to_dict() if hasattr(section, "to_dict") else section or {})
+  valid = [f.name for f in dataclasses.fields(cls)]
+  unknown = sorted(set(values) - set(valid))
+  if unknown:
+    raise ValueError(f"Unknown key(s) {unknown} in {where}; valid: {valid}")
+  return cls(**values)

@@ -21,10 +21,7 @@ import numpy as np
 
 from collab import parallel
 from collab import rollout as rollout_lib
-from collab.data import assets as assets_lib
-from collab.data import tokenizer as tokenizer_lib
 from collab.train import gate as gate_lib
-from collab.train import pretrain
 
 Z_95 = 1.959963984540054  # two-sided 95% quantile of the standard normal
 # Per-problem quantities reported with a mean and a confidence interval.
@@ -174,11 +171,7 @@ def baseline_policies(config: ml_collections.ConfigDict, gate_call_rate: float
 
 
 def _load_eval_episodes(config, pair: gate_lib.Pair):
-  assets = assets_lib.prepare_assets(pretrain.task_config(config), config.assets_dir,
-                                     config.vocab_size)
-  tokenizer_lib.check_fingerprint(pair.tokenizer.fingerprint, assets.tokenizer,
-                                  where=config.assets_dir)
-  records = assets_lib.load_records(assets, config.eval.split, config.eval.num_problems)
+  records = gate_lib.load_records(config, pair, config.eval.split, config.eval.num_problems)
   return gate_lib.make_episodes(config, pair, records)
 
 

@@ -7,6 +7,7 @@ arg keys: slm, llm (pretraining presets, trained under pretrain_dir when missing
 call_cost, token_cost, privacy_cost, granularity ('line' or 'tokens'), step_tokens, budget,
 steps (gate train steps), ppo (clipped epochs per batch; 0 = REINFORCE), eval_problems,
 target_calls / target_tokens (budget targets per problem met by dual ascent on the price),
+cost_warmup (steps over which the costs ramp in from 0),
 runlocal.
 """
 import ml_collections
@@ -19,7 +20,7 @@ def get_config(arg=None):
   arg = config_args.parse_arg(
       arg, slm="", llm="", seed=0, call_cost=0.02, token_cost=0.0, privacy_cost=0.0,
       granularity="line", step_tokens=0, budget=8, steps=0, ppo=0, eval_problems=500,
-      target_calls=0.0, target_tokens=0.0, runlocal=False)
+      target_calls=0.0, target_tokens=0.0, cost_warmup=0, runlocal=False)
   config = ml_collections.ConfigDict()
   config.slm = arg.slm or ("test_tiny" if arg.runlocal else "slm_s")
   config.llm = arg.llm or ("gpt2_tiny" if arg.runlocal else "llm_s")
@@ -45,8 +46,8 @@ def get_config(arg=None):
   # Budget targets (0: off): the call / LLM-token price becomes a dual variable that training
   # adapts until the gate spends about this much per problem (collab/train/gate.py).
   config.budget_target = ml_collections.ConfigDict(dict(
-      calls=arg.target_calls, calls_lr=0.02, llm_tokens=arg.target_tokens,
-      llm_tokens_lr=0.0005))
+      calls=arg.target_calls, calls_lr=0.005, llm_tokens=arg.target_tokens,
+      llm_tokens_lr=0.0002))
   config.rl = ml_collections.ConfigDict(dict(
       num_steps=arg.steps or 300, problems_per_step=16, group_size=4, learning_rate=5e-3,
       entropy_coef=0.01, ppo_epochs=arg.ppo, clip_eps=0.2, grad_clip=1.0,
@@ -57,13 +58,17 @@ def get_config(arg=None):
       split="validation", num_train_problems=1000,
       # Rows per device the LLM serves per step in training (0: all). Asks over it fall
       # back to the SLM's draft; evaluation serves every row (config.rollout.llm_capacity).
-      llm_capacity=32))
+      llm_capacity=32,
+      # Steps over which every cost ramps in linearly from 0 (0: full costs from the start).
+      cost_warmup_steps=arg.cost_warmup))
   config.eval = ml_collections.ConfigDict(dict(
       split="test", num_problems=arg.eval_problems, batch_size=128, random_rates=(0.125, 0.25, 0.5),
       thresholds=(-0.05, -0.2, -0.5, -1.0, -2.0), every_k=(2, 3), fixed_steps=((0,), (0, 2))))
   config.log_every = 10
   config.ckpt_every = 50
   config.max_to_keep = 2
+  # A step with a NaN/inf loss or gradients: 'stop' (keeps the last checkpoint) or 'skip'.
+  config.on_nonfinite = "stop"
 
   if arg.runlocal:
     config.rl.update(num_steps=arg.steps or 4, problems_per_step=8, group_size=2,

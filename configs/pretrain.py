@@ -56,6 +56,8 @@ def get_config(arg=None):
   config.log_every = 50
   config.ckpt_every = 500
   config.max_to_keep = 2
+  # A step with a NaN/inf loss or gradients: 'stop' (keeps the last checkpoint) or 'skip'.
+  config.on_nonfinite = "stop"
   config.eval = ml_collections.ConfigDict(
       dict(split="test", num_problems=500, batch_size=128))
 

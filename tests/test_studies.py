@@ -111,7 +111,15 @@ def test_granularity_and_budget_studies_runlocal(shared):
   assert {s["granularity"] for s in summary["settings"].values()} == {"line", "tokens"}
   _, summary, md, _ = _run(shared, "budget")
   assert sorted(p[1] for p in summary["points"]) == [1.0, 10.0]
+  frontier = analysis.analyze_frontier(shared["results"],
+                                       os.path.join(shared["results"], "frontier"))
+  # Cost-sweep gates (no privacy cost) and budget gates of the one runlocal pair, pooled.
+  (pair, entry), = frontier["pairs"].items()
+  assert pair == "test_tiny x gpt2_tiny"
+  settings = {p["setting"] for p in entry["points"]}
+  assert {"constraints: call=0", "budget: calls=1"} <= settings
+  assert not any("privacy" in s for s in settings)
   text = report.build_report(shared["results"], os.path.join(shared["results"], "REPORT.md"))
-  for section in ("## Scaling", "## Transfer", "## Constraints", "## Granularity", "## Budget"):
+  for section in ("## Frontier", "## Scaling", "## Transfer", "## Constraints", "## Granularity", "## Budget"):
     assert section in text
   assert "Not run yet" not in text and "Command: `test budget`" in text

@@ -98,10 +98,10 @@ def test_causality(preset):
 
 
 def test_write_cache_drops_out_of_range_and_negative_positions():
-  cache_BxSxKxH = jnp.zeros((2, 4, 1, 1))
+  cache_BxKxSxH = jnp.zeros((2, 1, 4, 1))
   new_BxTxKxH = jnp.array([[1., 2.], [3., 4.]])[:, :, None, None]
   pos_BxT = jnp.array([[-1, 3], [4, 0]])
-  out = tfm.write_cache(cache_BxSxKxH, new_BxTxKxH, pos_BxT)[..., 0, 0]
+  out = tfm.write_cache(cache_BxKxSxH, new_BxTxKxH, pos_BxT)[:, 0, :, 0]
   np.testing.assert_array_equal(out, [[0, 0, 0, 2], [4, 0, 0, 0]])
 
 
@@ -118,7 +118,7 @@ def test_gqa_shapes_and_head_mapping():
   assert attn["v_proj"]["kernel"].shape == (32, 2 * H)
   assert attn["o_proj"]["kernel"].shape == (4 * H, 32)
   cache = tfm.init_cache(gqa, 3, 7)
-  assert cache["layer_0"]["k"].shape == (3, 7, 2, H) and set(cache) == {"layer_0"}
+  assert cache["layer_0"]["k"].shape == (3, 2, 7, H) and set(cache) == {"layer_0"}
 
   def repeat_kv(kernel_DxKH):
     return jnp.repeat(kernel_DxKH.reshape(32, 2, H), 2, axis=1).reshape(32, 4 * H)

@@ -25,6 +25,10 @@ class ModelConfig:
     rows (positions past it are clipped), llama's RoPE has no hard limit.
   qkv_bias: biases on the q/k/v projections of llama-style models (Qwen2 has them); gpt2 always
     has biases on every projection.
+  rope_scaling: None, or the RoPE frequency scaling of long-context checkpoints as a dict like
+    Hugging Face's ({'rope_type': 'llama3', 'factor': 8.0, 'low_freq_factor': 1.0,
+    'high_freq_factor': 4.0, 'original_max_position_embeddings': 8192} or {'rope_type':
+    'linear', 'factor': 4.0}); stored as a sorted tuple of (key, value) pairs (hashable).
   dtype / param_dtype: activation and parameter dtypes (names, so the config stays hashable).
   """
   arch: str
@@ -40,6 +44,7 @@ class ModelConfig:
   norm_eps: float = 1e-5
   tie_embeddings: bool = True
   qkv_bias: bool = False
+  rope_scaling: tuple[tuple[str, float | int | str], ...] | None = None
   dtype: str = "float32"
   param_dtype: str = "float32"
 
@@ -72,11 +77,17 @@ class ModelConfig:
         raise ValueError(f"{name} must be one of {_DTYPES}, got {getattr(self, name)!r}")
     if self.norm_eps <= 0 or self.rope_theta <= 0:
       raise ValueError("norm_eps and rope_theta must be positive")
+    if self.rope_scaling is not None:
+      object.__setattr__(self, "rope_scaling", _freeze_rope_scaling(self.rope_scaling))
 
   @property
   def num_groups(self) -> int:
     """Query heads per key/value head."""
     return self.num_heads // self.num_kv_heads
+
+  @property
+  def rope_scaling_dict(self) -> dict | None:
+    return None if self.rope_scaling is None else dict(self.rope_scaling)
 
   @property
   def activation_dtype(self) -> jnp.dtype:
@@ -99,6 +110,40 @@ class ModelConfig:
     if "num_heads" in kw and "num_kv_heads" not in kw and self.num_kv_heads == self.num_heads:
       kw["num_kv_heads"] = None
     return dataclasses.replace(self, **kw)
+
+
+ROPE_SCALING_KEYS = {
+    "linear": ("factor",),
+    "llama3": ("factor", "low_freq_factor", "high_freq_factor",
+               "original_max_position_embeddings"),
+}
+
+
+def _freeze_rope_scaling(scaling) -> tuple[tuple[str, float | int | str], ...] | None:
+  """A dict (or the pairs of one, e.g. after a JSON round trip) as sorted (key, value) pairs;
+  'default' scaling is None. Unsupported types are an error here, not a silent wrong model."""
+  d = dict(scaling)
+  if "type" in d and "rope_type" not in d:  # the older Hugging Face spelling
+    d["rope_type"] = d.pop("type")
+  d.pop("type", None)
+  kind = d.get("rope_type", "default")
+  if kind == "default":
+    return None
+  if kind not in ROPE_SCALING_KEYS:
+    raise ValueError(f"Unsupported rope_scaling type {kind!r} (in {scaling!r}); supported: "
+                     f"{sorted(ROPE_SCALING_KEYS)} and 'default'")
+  missing = [k for k in ROPE_SCALING_KEYS[kind] if k not in d]
+  if missing:
+    raise ValueError(f"rope_scaling {scaling!r} lacks {missing}")
+  # Keys that change the maths but are not implemented must not be dropped silently.
+  unknown = set(d) - set(ROPE_SCALING_KEYS[kind]) - {"rope_type"}
+  if unknown:
+    raise ValueError(f"Unsupported rope_scaling keys {sorted(unknown)} in {scaling!r}")
+  if float(d["factor"]) <= 0:
+    raise ValueError(f"rope_scaling factor must be positive, got {d['factor']}")
+  if kind == "llama3" and not float(d["high_freq_factor"]) > float(d["low_freq_factor"]):
+    raise ValueError(f"llama3 rope_scaling needs high_freq_factor > low_freq_factor: {d}")
+  return tuple(sorted((k, v if k == "rope_type" else float(v)) for k, v in d.items()))
 
 
 def _swiglu_width(d_model: int) -> int:

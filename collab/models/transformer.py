@@ -10,13 +10,16 @@ Two lineages share the interface: 'llama' (RMSNorm, RoPE, SwiGLU, grouped-query 
 mlp/{gate,up,down}_proj}, embed, final_norm, lm_head; Dense kernels are the transposes of torch
 Linear weights) so HF checkpoints map with a flat renaming.
 
-KV cache and positions. `positions_BxT` are absolute per row. With a cache, the k/v of each token
-is written to cache slot == its position (writes to positions < 0 or >= cache_len are dropped),
-and a query at position p attends to slots 0..p. Rows may sit at different offsets, and T may be
-1 (decode) or more (chunked prefill). Invariant that makes right-padded prompts safe: a slot is
-only read by queries at positions >= the slot, and every such query is preceded (or accompanied,
-within the same chunk) by the write of the real token at that position, which overwrites any pad
-k/v written there earlier. So callers must feed each row's positions in order without gaps.
+KV cache and positions. The cache holds k and v as BxKxSxH (kv heads before slots: the layout
+the attention contractions read without a transpose; on CPU, transposing a BxSxKxH cache at
+every decoded token cost more than the attention itself). `positions_BxT` are absolute per row.
+With a cache, the k/v of each token is written to cache slot == its position (writes to
+positions < 0 or >= cache_len are dropped), and a query at position p attends to slots 0..p.
+Rows may sit at different offsets, and T may be 1 (decode) or more (chunked prefill). Invariant
+that makes right-padded prompts safe: a slot is only read by queries at positions >= the slot,
+and every such query is preceded (or accompanied, within the same chunk) by the write of the
+real token at that position, which overwrites any pad k/v written there earlier. So callers
+must feed each row's positions in order without gaps.
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from collab.models.config import ModelConfig
 
@@ -34,10 +38,38 @@ Cache = dict[str, dict[str, jax.Array]]
 _NEG_INF = -1e30  # finite, so a fully masked row would give a uniform softmax, not NaN
 
 
-def rope(x_BxTxNxH: jax.Array, positions_BxT: jax.Array, theta: float) -> jax.Array:
+def rope_inv_freq(head_dim: int, theta: float, scaling=None) -> np.ndarray:
+  """Inverse frequencies (head_dim // 2,) float32, as Hugging Face computes them.
+
+  scaling: ModelConfig.rope_scaling (pairs or dict). 'linear' divides every frequency by
+  `factor`; 'llama3' (Llama 3.1/3.2) divides low frequencies by `factor`, keeps high ones and
+  interpolates between (both have attention factor 1, so cos/sin are not rescaled).
+  """
+  inv_freq_F = 1.0 / (np.float32(theta) ** (np.arange(0, head_dim, 2, dtype=np.float32)
+                                             / np.float32(head_dim)))
+  inv_freq_F = inv_freq_F.astype(np.float32)
+  if not scaling:
+    return inv_freq_F
+  s = dict(scaling)
+  factor = np.float32(s["factor"])
+  if s["rope_type"] == "linear":
+    return (inv_freq_F / factor).astype(np.float32)
+  if s["rope_type"] != "llama3":
+    raise ValueError(f"Unsupported rope_scaling {s!r}")
+  low, high = np.float32(s["low_freq_factor"]), np.float32(s["high_freq_factor"])
+  old_len = np.float32(s["original_max_position_embeddings"])
+  wavelen_F = np.float32(2 * np.pi) / inv_freq_F
+  scaled_F = np.where(wavelen_F > old_len / low, inv_freq_F / factor, inv_freq_F)
+  smooth_F = (old_len / wavelen_F - low) / (high - low)
+  smoothed_F = (1 - smooth_F) * scaled_F / factor + smooth_F * scaled_F
+  medium_F = ~(wavelen_F < old_len / high) & ~(wavelen_F > old_len / low)
+  return np.where(medium_F, smoothed_F, scaled_F).astype(np.float32)
+
+
+def rope(x_BxTxNxH: jax.Array, positions_BxT: jax.Array, theta: float,
+         scaling=None) -> jax.Array:
   """Rotary embedding, rotate-half convention of HF Llama (first half pairs with second)."""
-  H = x_BxTxNxH.shape[-1]
-  inv_freq_F = 1.0 / (theta ** (jnp.arange(0, H, 2, dtype=jnp.float32) / H))
+  inv_freq_F = jnp.asarray(rope_inv_freq(x_BxTxNxH.shape[-1], theta, scaling))
   angles_BxTxF = positions_BxT.astype(jnp.float32)[..., None] * inv_freq_F
   angles_BxTx1xH = jnp.concatenate([angles_BxTxF, angles_BxTxF], axis=-1)[:, :, None, :]
   x = x_BxTxNxH.astype(jnp.float32)
@@ -47,29 +79,30 @@ def rope(x_BxTxNxH: jax.Array, positions_BxT: jax.Array, theta: float) -> jax.Ar
   return out.astype(x_BxTxNxH.dtype)
 
 
-def write_cache(cache_BxSxKxH: jax.Array, new_BxTxKxH: jax.Array,
+def write_cache(cache_BxKxSxH: jax.Array, new_BxTxKxH: jax.Array,
                 positions_BxT: jax.Array) -> jax.Array:
   """Scatters each row's new entries into slots == positions; out-of-range writes are dropped."""
-  B, S = cache_BxSxKxH.shape[:2]
+  B, S = cache_BxKxSxH.shape[0], cache_BxKxSxH.shape[2]
   # Negative indices would wrap around under numpy semantics: send them out of range instead.
   slots_BxT = jnp.where(positions_BxT < 0, S, positions_BxT)
   rows_Bx1 = jnp.arange(B)[:, None]
-  return cache_BxSxKxH.at[rows_Bx1, slots_BxT].set(
-      new_BxTxKxH.astype(cache_BxSxKxH.dtype), mode="drop")
+  # Advanced indices around a slice: the indexed shape is BxTxKxH, that of new_BxTxKxH.
+  return cache_BxKxSxH.at[rows_Bx1, :, slots_BxT].set(
+      new_BxTxKxH.astype(cache_BxKxSxH.dtype), mode="drop")
 
 
-def attend(q_BxTxNxH, k_BxSxKxH, v_BxSxKxH, q_pos_BxT, k_pos_BxS) -> jax.Array:
+def attend(q_BxTxNxH, k_BxKxSxH, v_BxKxSxH, q_pos_BxT, k_pos_BxS) -> jax.Array:
   """Grouped-query attention; key at position s is visible to query at p iff s <= p."""
   B, T, N, H = q_BxTxNxH.shape
-  K = k_BxSxKxH.shape[2]
+  K = k_BxKxSxH.shape[1]
   # Query head n reads kv head n // G (the layout of HF repeat_kv).
   q_BxTxKxGxH = q_BxTxNxH.reshape(B, T, K, N // K, H)
-  scores_BxKxGxTxS = jnp.einsum("btkgh,bskh->bkgts", q_BxTxKxGxH, k_BxSxKxH,
+  scores_BxKxGxTxS = jnp.einsum("btkgh,bksh->bkgts", q_BxTxKxGxH, k_BxKxSxH,
                                 preferred_element_type=jnp.float32) * (H ** -0.5)
   mask_Bx1x1xTxS = (k_pos_BxS[:, None, :] <= q_pos_BxT[:, :, None])[:, None, None]
   scores_BxKxGxTxS = jnp.where(mask_Bx1x1xTxS, scores_BxKxGxTxS, _NEG_INF)
-  probs_BxKxGxTxS = jax.nn.softmax(scores_BxKxGxTxS, axis=-1).astype(v_BxSxKxH.dtype)
-  out_BxTxKxGxH = jnp.einsum("bkgts,bskh->btkgh", probs_BxKxGxTxS, v_BxSxKxH)
+  probs_BxKxGxTxS = jax.nn.softmax(scores_BxKxGxTxS, axis=-1).astype(v_BxKxSxH.dtype)
+  out_BxTxKxGxH = jnp.einsum("bkgts,bksh->btkgh", probs_BxKxGxTxS, v_BxKxSxH)
   return out_BxTxKxGxH.reshape(B, T, N, H)
 
 
@@ -98,21 +131,23 @@ class Attention(nn.Module):
     k_BxTxKxH = _dense(cfg, K * H, "k_proj", qkv_bias)(x_BxTxD).reshape(B, T, K, H)
     v_BxTxKxH = _dense(cfg, K * H, "v_proj", qkv_bias)(x_BxTxD).reshape(B, T, K, H)
     if not gpt2:
-      q_BxTxNxH = rope(q_BxTxNxH, positions_BxT, cfg.rope_theta)
-      k_BxTxKxH = rope(k_BxTxKxH, positions_BxT, cfg.rope_theta)
+      q_BxTxNxH = rope(q_BxTxNxH, positions_BxT, cfg.rope_theta, cfg.rope_scaling)
+      k_BxTxKxH = rope(k_BxTxKxH, positions_BxT, cfg.rope_theta, cfg.rope_scaling)
 
     if kv_cache is None:  # training: attend among the T tokens of the chunk
-      k_BxSxKxH, v_BxSxKxH, k_pos_BxS = k_BxTxKxH, v_BxTxKxH, positions_BxT
+      k_BxKxSxH = k_BxTxKxH.transpose(0, 2, 1, 3)
+      v_BxKxSxH = v_BxTxKxH.transpose(0, 2, 1, 3)
+      k_pos_BxS = positions_BxT
       new_cache = None
     else:
-      k_BxSxKxH = write_cache(kv_cache["k"], k_BxTxKxH, positions_BxT)
-      v_BxSxKxH = write_cache(kv_cache["v"], v_BxTxKxH, positions_BxT)
-      S = k_BxSxKxH.shape[1]
+      k_BxKxSxH = write_cache(kv_cache["k"], k_BxTxKxH, positions_BxT)
+      v_BxKxSxH = write_cache(kv_cache["v"], v_BxTxKxH, positions_BxT)
+      S = k_BxKxSxH.shape[2]
       k_pos_BxS = jnp.broadcast_to(jnp.arange(S, dtype=positions_BxT.dtype), (B, S))
-      new_cache = {"k": k_BxSxKxH, "v": v_BxSxKxH}
+      new_cache = {"k": k_BxKxSxH, "v": v_BxKxSxH}
 
-    out_BxTxNxH = attend(q_BxTxNxH, k_BxSxKxH.astype(q_BxTxNxH.dtype),
-                         v_BxSxKxH.astype(q_BxTxNxH.dtype), positions_BxT, k_pos_BxS)
+    out_BxTxNxH = attend(q_BxTxNxH, k_BxKxSxH.astype(q_BxTxNxH.dtype),
+                         v_BxKxSxH.astype(q_BxTxNxH.dtype), positions_BxT, k_pos_BxS)
     out_BxTxD = _dense(cfg, cfg.d_model, "o_proj", gpt2)(out_BxTxNxH.reshape(B, T, N * H))
     return out_BxTxD, new_cache
 
@@ -187,8 +222,8 @@ def init_params(cfg: ModelConfig, rng: jax.Array) -> Params:
 
 
 def init_cache(cfg: ModelConfig, batch_size: int, cache_len: int, dtype=None) -> Cache:
-  """Zeroed KV cache: {'layer_i': {'k': BxSxKxH, 'v': BxSxKxH}}; dtype defaults to cfg.dtype."""
-  shape = (batch_size, cache_len, cfg.num_kv_heads, cfg.head_dim)
+  """Zeroed KV cache: {'layer_i': {'k': BxKxSxH, 'v': BxKxSxH}}; dtype defaults to cfg.dtype."""
+  shape = (batch_size, cfg.num_kv_heads, cache_len, cfg.head_dim)
   dtype = cfg.activation_dtype if dtype is None else dtype
   return {f"layer_{i}": {"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype)}
           for i in range(cfg.num_layers)}

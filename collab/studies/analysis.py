@@ -286,7 +286,8 @@ def analyze_transfer(result: dict[str, Any], out_dir: str) -> dict[str, Any]:
           entry.update(
               direct={k: direct[k] for k in ("accuracy", "calls", "llm_tokens",
                                               "gain_per_call")},
-              accuracy_kept=moved["accuracy"]["mean"] / direct["accuracy"]["mean"],
+              accuracy_kept=(moved["accuracy"]["mean"] / direct["accuracy"]["mean"]
+                             if direct["accuracy"]["mean"] > 0 else None),
               gain_kept=t_gain / d_gain if d_gain > 0 else None,
               call_efficiency_kept=(moved["gain_per_call"] / direct["gain_per_call"]
                                     if direct["gain_per_call"] > 0 else None))
@@ -355,14 +356,25 @@ def analyze_constraints(result: dict[str, Any], out_dir: str) -> dict[str, Any]:
                  f"{s['exposed']['mean']:.2f} | {mix} |")
   privacy = _privacy_check(sets)
   static_md, static = _static_table(sets)
+  sweep = stats.dominance([_point(s) for s in sets.values()
+                           if s["costs"]["per_private_token"] == 0
+                           and s["costs"]["per_llm_token"] == 0], base)
+  lost = [k for k, v in sweep["static"].items() if not v]
+  below = sorted({f"{r['best_baseline']} at {r['gate_calls']:.2f} calls"
+                  for rs in sweep["curves"].values() for r in rs if not r["on_or_above"]})
+  sweep_text = (
+      "Across the call-cost sweep (seed means): the gate has a point with higher accuracy at "
+      "equal or fewer calls than " + ("every static baseline" if not lost else
+                                      f"every static baseline except {', '.join(lost)}")
+      + "; each gate point is " + ("on or above the best random and threshold policy at equal "
+                                   "or fewer calls." if not below else
+                                   f"on or above random and threshold except: {'; '.join(below)}."))
   report = "\n".join([
-      "### Constraints: cost sweeps", "", *table, "", privacy["text"], "",
-      "![constraints](constraints.png)", "", "Against the baselines:", "", static_md])
+      "### Constraints: cost sweeps", "", *table, "", sweep_text, "", privacy["text"], "",
+      "![constraints](constraints.png)", "", "Each setting against the baselines:", "",
+      static_md])
   return _write(out_dir, {"settings": sets, "privacy": privacy, "dominance": static,
-                          "pareto": stats.dominance([_point(s) for s in sets.values()
-                                                     if s["costs"]["per_private_token"] == 0
-                                                     and s["costs"]["per_llm_token"] == 0],
-                                                    base)}, report)
+                          "pareto": sweep}, report)
 
 
 def _privacy_check(sets: dict[str, dict]) -> dict[str, Any]:
@@ -393,18 +405,19 @@ def _privacy_check(sets: dict[str, dict]) -> dict[str, Any]:
 def analyze_granularity(result: dict[str, Any], out_dir: str) -> dict[str, Any]:
   """Token-level against step-level routing: accuracy per LLM token spent."""
   sets = settings(result)
-  table = ["| routing | accuracy | calls | LLM tokens | gain per 100 LLM tokens |",
+  table = ["| routing | accuracy | calls | LLM tokens | accuracy points gained per LLM token |",
            "|---|---|---|---|---|"]
   plt = _plt()
   fig, ax = plt.subplots(figsize=(7, 4.5))
   for s in sets.values():
     tokens = s["llm_tokens"]["mean"]
-    s["gain_per_100_tokens"] = (100 * (s["accuracy"]["mean"] - s["slm_alone"]) / tokens
-                                if tokens else float("nan"))
+    # Points of accuracy above SLM alone, per LLM token spent.
+    s["gain_per_token"] = (100 * (s["accuracy"]["mean"] - s["slm_alone"]) / tokens
+                           if tokens else float("nan"))
     label = ("line steps" if s["granularity"] == "line" else f"{s['step_tokens']}-token steps")
     table.append(f"| {label} | {_pct(s['accuracy']['mean'], s['accuracy']['ci95'])} | "
                  f"{s['calls']['mean']:.2f} | {tokens:.1f} | "
-                 f"{100 * s['gain_per_100_tokens']:.2f} |")
+                 f"{s['gain_per_token']:.2f} |")
     ax.errorbar([tokens], [100 * s["accuracy"]["mean"]], yerr=[100 * s["accuracy"]["ci95"]],
                 marker="*", markersize=12, capsize=3, label=f"gate, {label}")
   _baseline_curves(ax, next(iter(sets.values()))["baselines"], "llm_tokens")
@@ -463,3 +476,50 @@ ANALYSES: dict[str, Callable[[dict, str], dict]] = {
     "scaling": analyze_scaling, "transfer": analyze_transfer,
     "constraints": analyze_constraints, "granularity": analyze_granularity,
     "budget": analyze_budget}
+
+
+# ------------------------------------------------------------------------------- frontier
+
+
+def analyze_frontier(results_dir: str, out_dir: str,
+                     studies: tuple[str, ...] = ("constraints", "budget")) -> dict[str, Any]:
+  """Every gate of one pair (cost sweeps and budget targets, seed means) against the static
+  baselines and the random / threshold curves: the done-means of learned help-seeking."""
+  points = collections.defaultdict(list)
+  bases = {}
+  for study in studies:
+    path = os.path.join(results_dir, study, "summary.json")
+    if not os.path.exists(path):
+      continue
+    with open(path) as f:
+      sets = json.load(f)["settings"]
+    for name, s in sets.items():
+      if s["costs"]["per_private_token"] or s["llm"] != s["trained_with"]:
+        continue
+      pair = f"{s['slm']} x {s['llm']}"
+      points[pair].append({"accuracy": s["accuracy"]["mean"], "calls": s["calls"]["mean"],
+                           "setting": f"{study}: {name}", "seeds": len(s["seeds"])})
+      bases[pair] = s["baselines"]
+  out, lines = {}, []
+  for pair, pts in points.items():
+    d = stats.dominance(pts, bases[pair])
+    out[pair] = {"points": pts, "dominance": d}
+    lines += [f"**{pair}**, {len(pts)} gate settings:", "",
+              "| static baseline | accuracy | calls | beaten by a gate at equal or fewer calls |",
+              "|---|---|---|---|"]
+    for name, beaten in d["static"].items():
+      b = bases[pair][name]
+      lines.append(f"| {name} | {_pct(_acc(b))} | {_calls(b):.2f} | "
+                   f"{'yes' if beaten else 'no'} |")
+    lines += ["", "| gate setting (seeds) | accuracy | calls | best random at <= calls | "
+              "best threshold at <= calls |", "|---|---|---|---|---|"]
+    for p, r, t in zip(pts, d["curves"]["random"], d["curves"]["threshold"]):
+      cell = lambda row: (f"{row['best_baseline']} {_pct(row['baseline_accuracy'])}"  # noqa
+                          + ("" if row["on_or_above"] else " (**above the gate**)"))
+      lines.append(f"| {p['setting']} ({p['seeds']}) | {_pct(p['accuracy'])} | "
+                   f"{p['calls']:.2f} | {cell(r)} | {cell(t)} |")
+    lines.append("")
+  report = "\n".join(["### Dynamic against static: every gate of a pair", "",
+                      "Gate points from the cost sweeps and the budget targets (seed means).",
+                      "", *lines])
+  return _write(out_dir, {"pairs": out}, report)

@@ -7,7 +7,7 @@ import os
 import platform
 from typing import Any
 
-STUDIES = ("scaling", "transfer", "constraints", "granularity", "budget")
+STUDIES = ("frontier", "scaling", "transfer", "constraints", "granularity", "budget")
 
 
 def machine() -> dict[str, Any]:

@@ -24,7 +24,9 @@ import numpy as np
 import optax
 
 from collab import checkpoint as ckpt_lib
+from collab import config_args
 from collab import gating
+from collab import hf_pair
 from collab import parallel
 from collab import rl
 from collab import rollout as rollout_lib
@@ -32,7 +34,9 @@ from collab.data import assets as assets_lib
 from collab.data import episodes as episodes_lib
 from collab.data import tokenizer as tokenizer_lib
 from collab.train import metrics as metrics_lib
+from collab.train import preemption
 from collab.train import pretrain
+from collab.train import recipes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +64,8 @@ def ensure_pretrained(config: ml_collections.ConfigDict, preset: str) -> str:
 
 
 def load_pair(config: ml_collections.ConfigDict) -> Pair:
+  if hf_pair.uses_hf_models(config):  # Hugging Face checkpoints (configs/pairs/)
+    return Pair(*hf_pair.load_models(config))
   slm_params, slm_cfg, slm_tok = pretrain.load_model(ensure_pretrained(config, config.slm))
   llm_params, llm_cfg, llm_tok = pretrain.load_model(ensure_pretrained(config, config.llm))
   if slm_tok.fingerprint != llm_tok.fingerprint:
@@ -69,12 +75,29 @@ def load_pair(config: ml_collections.ConfigDict) -> Pair:
   return Pair(slm_params, llm_params, slm_cfg, llm_cfg, slm_tok)
 
 
+def load_records(config: ml_collections.ConfigDict, pair: Pair, split: str,
+                 limit: int | None) -> list[dict[str, Any]]:
+  """Problems of `split`: GSM8K-style JSONL from config.data_dir when set, else the generated
+  task (whose tokenizer must be the pair's)."""
+  if config.get("data_dir"):
+    return hf_pair.gsm8k_records(config, split, limit)
+  if hf_pair.uses_hf_models(config):
+    raise ValueError("Imported models need data_dir (GSM8K-style JSONL): the generated task "
+                     "comes with its own tokenizer")
+  assets = assets_lib.prepare_assets(pretrain.task_config(config), config.assets_dir,
+                                     config.vocab_size)
+  tokenizer_lib.check_fingerprint(pair.tokenizer.fingerprint, assets.tokenizer,
+                                  where=config.assets_dir)
+  return assets_lib.load_records(assets, split, limit)
+
+
 def make_setup(config: ml_collections.ConfigDict, pair: Pair,
                policy: rollout_lib.Policy = rollout_lib.Policy()) -> rollout_lib.Setup:
   return rollout_lib.Setup(
       slm=pair.slm_cfg, llm=pair.llm_cfg,
-      gate=gating.GateConfig(**config.gate.to_dict()),
-      rollout=rollout_lib.RolloutConfig(**config.rollout.to_dict()),
+      gate=config_args.to_dataclass(gating.GateConfig, config.gate, "config.gate"),
+      rollout=config_args.to_dataclass(rollout_lib.RolloutConfig, config.rollout,
+                                       "config.rollout"),
       specials=rollout_lib.Specials.from_tokenizer(pair.tokenizer), policy=policy)
 
 
@@ -136,32 +159,47 @@ def make_train_step(setup: rollout_lib.Setup, tx: optax.GradientTransformation,
     grads = jax.tree.map(lambda g: parallel.global_mean(g, num_valid), grads)
     updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
     params = optax.apply_updates(state["params"], updates)
-    return dict(state, params=params, opt_state=opt_state), aux
+    # NaN/inf on any device: every device keeps its params (the loop skips or stops).
+    finite = jax.lax.pmin(jnp.isfinite(aux["loss"]).astype(jnp.int32), parallel.AXIS) > 0
+    finite &= jnp.isfinite(optax.tree.norm(grads))  # averaged: the same on every device
+    params, opt_state = pretrain.keep_if_finite(finite, (params, opt_state),
+                                                (state["params"], state["opt_state"]))
+    return dict(state, params=params, opt_state=opt_state), dict(aux, finite=finite)
 
   def train_step(state, slm_params, llm_params, batch, rng):
     steps, final = rollout_lib.rollout(slm_params, llm_params, state["params"]["gate"], batch,
                                        rng, setup=setup)
     # The call and LLM-token prices live in the state: budget targets adapt them (dual ascent).
+    # A cost warm-up ramps every price in from 0: high prices from the first step collapse an
+    # untrained gate to never asking (random asks rarely pay before it learns where to ask).
+    warmup = rl_cfg.get("cost_warmup_steps", 0)
+    ramp = (jnp.minimum(1.0, (state["step"] + 1).astype(jnp.float32) / warmup) if warmup
+            else 1.0)
     step_reward_cfg = dataclasses.replace(
-        reward_cfg, cost_per_call=state["costs"]["per_call"],
-        cost_per_llm_token=state["costs"]["per_llm_token"])
+        reward_cfg, cost_per_call=ramp * state["costs"]["per_call"],
+        cost_per_llm_token=ramp * state["costs"]["per_llm_token"],
+        cost_per_private_token=ramp * reward_cfg.cost_per_private_token)
     reward_B = rl.episode_reward(final.correct_B.astype(jnp.float32), final.calls_B,
                                  final.llm_tokens_B, final.exposed_B, step_reward_cfg)
     adv_B = rl.group_advantages(reward_B, rl_cfg.group_size,
                                 normalize_std=rl_cfg.get("normalize_std", False))
     num_valid = steps.valid.sum().astype(jnp.float32)
     steps = jax.lax.stop_gradient(steps)
+    finite = jnp.array(True)
     if rl_cfg.ppo_epochs:
       for _ in range(rl_cfg.ppo_epochs):  # re-runs only the gate on the stored features
         loss_fn = lambda p: _pg_loss(p["gate"], setup, steps, adv_B, rl_cfg, steps.logp)
         state, aux = grad_step(state, loss_fn, num_valid)
+        finite &= aux["finite"]
     else:
       loss_fn = lambda p: _pg_loss(p["gate"], setup, steps, adv_B, rl_cfg)
       state, aux = grad_step(state, loss_fn, num_valid)
+      finite = aux["finite"]
     stats = rl.episode_stats(reward_B, final.correct_B.astype(jnp.float32), final.calls_B,
                              final.llm_tokens_B, final.exposed_B, steps.valid, steps.action,
                              setup.gate.actions)
-    stats.update({f"loss/{k}": v for k, v in aux.items()})
+    stats.update({f"loss/{k}": v for k, v in aux.items() if k != "finite"})
+    stats["finite"] = finite
     stats["overflow"] = final.overflow_B.mean()
     metrics = jax.tree.map(lambda x: jax.lax.pmean(jnp.asarray(x, jnp.float32),
                                                    parallel.AXIS), stats)
@@ -194,27 +232,44 @@ def make_optimizer(config) -> optax.GradientTransformation:
                      optax.adam(config.rl.learning_rate))
 
 
-def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-  """Trains the gate of config.slm x config.llm; resumes from workdir/checkpoints."""
+def check_config(config: ml_collections.ConfigDict) -> None:
+  """Errors a gate config would otherwise raise late (after the workdir was written to)."""
+  pretrain.task_config(config)
+  pretrain.nonfinite_policy(config)
+  config_args.to_dataclass(gating.GateConfig, config.gate, "config.gate")
+  config_args.to_dataclass(rollout_lib.RolloutConfig, config.rollout, "config.rollout")
+  presets = () if hf_pair.uses_hf_models(config) else (config.slm, config.llm)
+  for preset in presets:  # imported pairs are not pretrained here
+    if not os.path.exists(os.path.join(config.pretrain_dir, preset, "model")):
+      recipes.get_recipe(preset)  # it would be pretrained now: the name must be a recipe
+
+
+def train(config: ml_collections.ConfigDict, workdir: str, *,
+          workdir_mode: str = "refuse") -> dict[str, Any]:
+  """Trains the gate of config.slm x config.llm; resumes from workdir/checkpoints.
+
+  workdir_mode, NaN/inf (config.on_nonfinite) and SIGTERM: as in `pretrain.train`."""
+  check_config(config)
+  primary = jax.process_index() == 0  # with several processes, the one that writes files
   os.makedirs(workdir, exist_ok=True)
-  pretrain.check_workdir_config(workdir, config)
+  if primary:
+    pretrain.check_workdir_config(workdir, config, workdir_mode)
   pair = load_pair(config)
-  assets = assets_lib.prepare_assets(pretrain.task_config(config), config.assets_dir,
-                                     config.vocab_size)
-  tokenizer_lib.check_fingerprint(pair.tokenizer.fingerprint, assets.tokenizer,
-                                  where=config.assets_dir)
-  records = assets_lib.load_records(assets, config.rl.split, config.rl.num_train_problems)
+  records = load_records(config, pair, config.rl.split, config.rl.num_train_problems)
   episodes = make_episodes(config, pair, records)
   setup = make_setup(config, pair)
   setup = dataclasses.replace(setup, rollout=dataclasses.replace(
       setup.rollout, llm_capacity=config.rl.llm_capacity))
   tx = make_optimizer(config)
   state = init_state(config, pair, tx)
-  n_dev = parallel.num_devices()
+  # Several processes: each feeds its local devices its own slice of the global batch.
+  n_dev, n_global = parallel.num_devices(), jax.device_count()
   rows = config.rl.problems_per_step * config.rl.group_size
-  if (rows // n_dev) % config.rl.group_size or rows % n_dev:
-    raise ValueError(f"{rows} rollouts per step must split over {n_dev} devices in whole "
+  if (rows // n_global) % config.rl.group_size or rows % n_global:
+    raise ValueError(f"{rows} rollouts per step must split over {n_global} devices in whole "
                      f"groups of {config.rl.group_size}")
+  local_rows = slice(jax.process_index() * rows // jax.process_count(),
+                     (jax.process_index() + 1) * rows // jax.process_count())
 
   metadata = {"tokenizer_fingerprint": pair.tokenizer.fingerprint, "slm": config.slm,
               "llm": config.llm}
@@ -230,32 +285,65 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                                budget=budget_targets(config))
   slm_r, llm_r = parallel.replicate(pair.slm_params), parallel.replicate(pair.llm_params)
   state_r = parallel.replicate(state)
-  writer = metrics_lib.MetricsWriter(workdir)
+  writer = metrics_lib.MetricsWriter(workdir, enabled=primary)
   progress = metrics_lib.Progress(config.rl.num_steps, every=config.log_every)
+  on_nonfinite = pretrain.nonfinite_policy(config)
   base_rng = jax.random.PRNGKey(config.seed + 1)
-  t0 = time.time()
-  for step in range(int(state["step"]), config.rl.num_steps):
-    # The problems of step k are a pure function of (seed, k): resuming replays them exactly.
-    chosen = np.random.default_rng([config.seed, step]).choice(
-        len(records), config.rl.problems_per_step, replace=False)
-    batch = parallel.shard(episodes_lib.select(episodes, chosen, config.rl.group_size), n_dev)
-    state_r, metrics = train_step(state_r, slm_r, llm_r, batch,
-                                  jax.random.fold_in(base_rng, step))
-    done = step + 1
-    if done % config.log_every == 0 or done == config.rl.num_steps:
-      metrics = {k: float(v[0]) for k, v in metrics.items()}
-      metrics["seconds"] = time.time() - t0
-      writer.write(done, metrics)
-      progress.update(done, {k: metrics[k] for k in ("reward", "accuracy", "calls")
-                             + tuple(f"cost/{c}" for c in budget_targets(config))})
-    if done % config.ckpt_every == 0 or done == config.rl.num_steps:
-      checkpointer.save(done, parallel.unreplicate(state_r), extra=metadata)
-  checkpointer.wait()
-  checkpointer.close()
-  writer.close()
-  state = parallel.unreplicate(state_r)
-  save_gate(workdir, state["params"]["gate"], config, pair)
+  t0, skipped = time.time(), 0
+  try:
+    with preemption.Guard() as guard:
+      for step in range(int(state["step"]), config.rl.num_steps):
+        # The problems of step k are a pure function of (seed, k): resuming replays them.
+        chosen = np.random.default_rng([config.seed, step]).choice(
+            len(records), config.rl.problems_per_step, replace=False)
+        # Row ids stay global (select numbers the whole batch), so samples do not depend on
+        # which process or device a row lands on.
+        batch = episodes_lib.select(episodes, chosen, config.rl.group_size)
+        batch = parallel.shard({k: v[local_rows] for k, v in batch.items()}, n_dev)
+        state_r, metrics = train_step(state_r, slm_r, llm_r, batch,
+                                      jax.random.fold_in(base_rng, step))
+        done = step + 1
+        if not float(_local_copy(metrics["finite"])):  # the update was not applied
+          if on_nonfinite == "stop":
+            raise pretrain.nonfinite_error(done, workdir, checkpointer.latest_step())
+          skipped += 1
+          print(f"Step {done}: non-finite loss or gradients, update skipped", flush=True)
+        if done % config.log_every == 0 or done == config.rl.num_steps:
+          # Equal on every device (pmean): this process's first copy.
+          metrics = {k: float(_local_copy(v)) for k, v in metrics.items()}
+          metrics["seconds"] = time.time() - t0
+          metrics["skipped_steps"] = skipped
+          writer.write(done, metrics)
+          if primary:
+            progress.update(done, {k: metrics[k] for k in ("reward", "accuracy", "calls")
+                                   + tuple(f"cost/{c}" for c in budget_targets(config))})
+        preempted = guard.should_stop(done)
+        if done % config.ckpt_every == 0 or done == config.rl.num_steps or preempted:
+          checkpointer.save(done, _host_state(state_r), extra=metadata)
+        if preempted:
+          checkpointer.wait()
+          print(f"SIGTERM: saved step {done}, leaving", flush=True)
+          raise preemption.Preempted(done, checkpointer.directory)
+  finally:  # also on errors: pending saves finish, files close
+    checkpointer.close()
+    writer.close()
+  state = _host_state(state_r)
+  if primary:
+    save_gate(workdir, state["params"]["gate"], config, pair)
   return {"gate_params": state["params"]["gate"], "train_seconds": time.time() - t0}
+
+
+def _local_copy(x):
+  """This process's first copy of a replicated pmap output (with several processes, x[0]
+  would name a device of process 0)."""
+  return x.addressable_data(0)[0]  # the shard keeps the device axis (size 1)
+
+
+def _host_state(state_r):
+  """One copy of the replicated train state, for a checkpoint. With several processes it goes
+  to the host: orbax then writes it once, from process 0, instead of once per process."""
+  state = jax.tree.map(_local_copy, state_r)
+  return jax.device_get(state) if jax.process_count() > 1 else state
 
 
 def save_gate(workdir: str, gate_params, config, pair: Pair) -> str:

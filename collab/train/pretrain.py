@@ -20,6 +20,7 @@ import numpy as np
 import optax
 
 from collab import checkpoint as ckpt_lib
+from collab import config_args
 from collab.data import assets as assets_lib
 from collab.data import pipeline
 from collab.data import task as task_lib
@@ -29,10 +30,41 @@ from collab.models import presets
 from collab.models import transformer
 from collab.train import lm_eval
 from collab.train import metrics as metrics_lib
+from collab.train import preemption
+
+
+NONFINITE_POLICIES = ("stop", "skip")
+WORKDIR_MODES = ("refuse", "resume", "overwrite")
+# What a run writes into its workdir: all that `workdir_mode="overwrite"` deletes.
+RUN_FILES = ("checkpoints", "model", "gate", "tb", "config.json", "tokenizer.model",
+             "metrics.jsonl", "eval.json")
 
 
 def task_config(config: ml_collections.ConfigDict) -> task_lib.TaskConfig:
-  return task_lib.TaskConfig(**config.task.to_dict())
+  return config_args.to_dataclass(task_lib.TaskConfig, config.task, "config.task")
+
+
+def nonfinite_policy(config: ml_collections.ConfigDict) -> str:
+  """config.on_nonfinite: what a step whose loss or gradients are NaN/inf does. 'stop' (the
+  default): raise, keeping the last checkpoint; 'skip': drop that step's update and go on."""
+  policy = config.get("on_nonfinite", "stop")
+  if policy not in NONFINITE_POLICIES:
+    raise ValueError(f"config.on_nonfinite must be one of {NONFINITE_POLICIES}, got {policy!r}")
+  return policy
+
+
+def keep_if_finite(finite, new_tree, old_tree):
+  """new_tree where `finite` (a scalar bool), else old_tree: a non-finite step changes nothing."""
+  return jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_tree, old_tree)
+
+
+def nonfinite_error(step: int, workdir: str, last_saved: int | None) -> FloatingPointError:
+  kept = (f"the last checkpoint (step {last_saved}) is kept" if last_saved is not None
+          else "no checkpoint was saved")
+  return FloatingPointError(
+      f"Non-finite loss or gradients at step {step} in {workdir}: stopped, {kept} and nothing "
+      "after it was saved. Lower the learning rate, check the data, or set "
+      "config.on_nonfinite='skip' to drop such steps' updates.")
 
 
 def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
@@ -68,34 +100,73 @@ def make_train_step(cfg, tx):
     updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
     params = optax.apply_updates(state["params"], updates)
     metrics["grad_norm"] = optax.tree.norm(grads)
+    # NaN/inf anywhere: keep the old params and optimizer state (the loop skips or stops).
+    metrics["finite"] = jnp.isfinite(metrics["loss"]) & jnp.isfinite(metrics["grad_norm"])
+    params, opt_state = keep_if_finite(metrics["finite"], (params, opt_state),
+                                       (state["params"], state["opt_state"]))
     return {"params": params, "opt_state": opt_state, "step": state["step"] + 1}, metrics
   return jax.jit(train_step, donate_argnums=0)
 
 
-def check_workdir_config(workdir: str, config: ml_collections.ConfigDict):
-  """Refuses a workdir written by a different config (it would mix two runs' checkpoints)."""
+def check_workdir_config(workdir: str, config: ml_collections.ConfigDict,
+                         mode: str = "refuse"):
+  """Refuses a workdir written by a different config (it would mix two runs' checkpoints).
+
+  mode: 'refuse' (default), 'resume' (go on with the run there under this config: the user
+  says the difference is harmless), 'overwrite' (delete the run there, RUN_FILES only, and
+  start over). Nothing is written or deleted before the decision."""
+  if mode not in WORKDIR_MODES:
+    raise ValueError(f"workdir mode must be one of {WORKDIR_MODES}, got {mode!r}")
   path = os.path.join(workdir, "config.json")
   current = json.loads(config.to_json_best_effort(sort_keys=True))
-  if os.path.exists(path):
+  if mode == "overwrite":
+    removed = [n for n in RUN_FILES if os.path.exists(os.path.join(workdir, n))]
+    for name in removed:
+      target = os.path.join(workdir, name)
+      if os.path.isdir(target):
+        shutil.rmtree(target)
+      else:
+        os.remove(target)
+    if removed:
+      print(f"Overwrite: deleted the previous run's {removed} in {workdir}", flush=True)
+  elif os.path.exists(path):
     with open(path) as f:
       previous = json.load(f)
-    ignore = {"num_steps", "log_every", "eval_every", "ckpt_every"}  # may grow on resume
-    diff = sorted(k for k in set(previous) | set(current)
-                  if k not in ignore and previous.get(k) != current.get(k))
-    if diff:
+    # May change on resume: lengths and cadences, and the NaN policy.
+    ignore = {"num_steps", "rl.num_steps", "log_every", "eval_every", "ckpt_every",
+              "on_nonfinite"}
+    previous, flat = _flatten(previous), _flatten(current)
+    diff = sorted(k for k in set(previous) | set(flat)
+                  if k not in ignore and previous.get(k) != flat.get(k))
+    if diff and mode == "refuse":
       raise ValueError(f"Workdir {workdir} holds a run with another config (differs in {diff}); "
-                       "use a fresh --workdir.")
+                       "use a fresh --workdir, or pass --resume to go on with that run under "
+                       "this config, or --overwrite to delete it and start over.")
+    if diff:
+      print(f"Resuming the run in {workdir} under a config that differs in {diff}", flush=True)
   with open(path, "w") as f:
     json.dump(current, f, indent=2, sort_keys=True)
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+  """{"rl": {"num_steps": 4}} -> {"rl.num_steps": 4}: differences named by their full key."""
+  out = {}
+  for key, value in tree.items():
+    if isinstance(value, dict) and value:
+      out.update(_flatten(value, f"{prefix}{key}."))
+    else:
+      out[f"{prefix}{key}"] = value
+  return out
 
 
 def export_model(workdir: str, params, metadata: dict, tok) -> str:
   """Params-only export that collaboration reads: `workdir/model/` (params + metadata)."""
   path = os.path.join(workdir, "model")
-  if os.path.exists(path):
-    shutil.rmtree(path)
-  ckpt_lib.save_params(path, params, metadata=metadata)
-  shutil.copyfile(os.path.join(workdir, "tokenizer.model"), os.path.join(path, "tokenizer.model"))
+  # Written beside the old export and swapped in when complete: a crash keeps the old one.
+  with ckpt_lib.staging_dir(path) as tmp:
+    # Host arrays: an export saved from device 0 must load on any process and device count.
+    ckpt_lib.save_params(tmp, jax.device_get(params), metadata=metadata)
+    shutil.copyfile(os.path.join(workdir, "tokenizer.model"), os.path.join(tmp, "tokenizer.model"))
   return path
 
 
@@ -110,15 +181,22 @@ def load_model(workdir: str):
 
 
 def train(config: ml_collections.ConfigDict, workdir: str, *,
-          stop_after_steps: int | None = None) -> dict[str, Any] | None:
+          stop_after_steps: int | None = None,
+          workdir_mode: str = "refuse") -> dict[str, Any] | None:
   """Trains config.model on the task, resuming from workdir's checkpoints; returns eval metrics.
 
   stop_after_steps: leave after this many steps of this run (checkpointed, no evaluation), as a
   preempted job would; the next call resumes. Returns None then.
+  workdir_mode: for a workdir that holds a run of another config (`check_workdir_config`).
+  SIGTERM: the step in progress is checkpointed, then `preemption.Preempted` is raised.
+  A non-finite loss stops the run or skips the step (`nonfinite_policy`).
   """
-  os.makedirs(workdir, exist_ok=True)
-  check_workdir_config(workdir, config)
+  # Check the config before touching the workdir: a typo must leave nothing behind.
   task_cfg = task_config(config)
+  presets.get_model_config(config.get("preset", config.model), config.vocab_size)
+  on_nonfinite = nonfinite_policy(config)
+  os.makedirs(workdir, exist_ok=True)
+  check_workdir_config(workdir, config, workdir_mode)
   assets = assets_lib.prepare_assets(task_cfg, config.assets_dir, config.vocab_size)
   tok = assets.tokenizer
   run_tok_path = os.path.join(workdir, "tokenizer.model")
@@ -156,30 +234,61 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
 
   train_step = make_train_step(cfg, tx)
   writer = metrics_lib.MetricsWriter(workdir)
+  try:
+    state, train_seconds = _train_loop(config, workdir, train_step, state, dataset, checkpointer,
+                                       writer, metadata, on_nonfinite, stop_after_steps)
+    if int(state["step"]) < config.num_steps:
+      return None  # stop_after_steps
+    results = _export_and_evaluate(config, workdir, state, cfg, tok, assets, known_mask,
+                                   metadata, writer, train_seconds)
+  finally:  # also on errors: pending saves finish, files close
+    checkpointer.close()
+    writer.close()
+  return results
+
+
+def _train_loop(config, workdir, train_step, state, dataset, checkpointer, writer, metadata,
+                on_nonfinite, stop_after_steps):
+  """Steps from state["step"] to config.num_steps (or a stop); returns (state, seconds)."""
   progress = metrics_lib.Progress(config.num_steps, every=config.log_every)
   start_step = int(state["step"])
-  t0, tokens_seen = time.time(), 0
-  for step in range(start_step, config.num_steps):
-    batch = dataset[step]
-    state, metrics = train_step(state, batch)
-    tokens_seen += batch["tokens_BxT"].size
-    done = step + 1
-    if done % config.log_every == 0 or done == config.num_steps:
-      metrics = {k: float(v) for k, v in metrics.items()}
-      metrics["tokens_per_s"] = tokens_seen / max(time.time() - t0, 1e-9)
-      writer.write(done, metrics)
-      progress.update(done, metrics)
-    stopping = stop_after_steps is not None and done - start_step >= stop_after_steps
-    if done % config.ckpt_every == 0 or done == config.num_steps or stopping:
-      checkpointer.save(done, state, extra=metadata)
-    if stopping and done < config.num_steps:
-      checkpointer.close()
-      writer.close()
-      return None
+  t0, tokens_seen, skipped = time.time(), 0, 0
+  with preemption.Guard() as guard:
+    for step in range(start_step, config.num_steps):
+      batch = dataset[step]
+      state, metrics = train_step(state, batch)
+      tokens_seen += batch["tokens_BxT"].size
+      done = step + 1
+      if not bool(metrics["finite"]):  # one scalar to the host per step
+        if on_nonfinite == "stop":
+          raise nonfinite_error(done, workdir, checkpointer.latest_step())
+        skipped += 1
+        print(f"Step {done}: non-finite loss or gradients, update skipped", flush=True)
+      if done % config.log_every == 0 or done == config.num_steps:
+        metrics = {k: float(v) for k, v in metrics.items()}
+        metrics["tokens_per_s"] = tokens_seen / max(time.time() - t0, 1e-9)
+        metrics["skipped_steps"] = skipped
+        writer.write(done, metrics)
+        progress.update(done, metrics)
+      preempted = guard.should_stop(done)
+      stopping = preempted or (stop_after_steps is not None
+                               and done - start_step >= stop_after_steps)
+      if done % config.ckpt_every == 0 or done == config.num_steps or stopping:
+        checkpointer.save(done, state, extra=metadata)
+      if preempted:
+        checkpointer.wait()
+        print(f"SIGTERM: saved step {done}, leaving", flush=True)
+        raise preemption.Preempted(done, checkpointer.directory)
+      if stopping:
+        break
   checkpointer.wait()
-  train_seconds = time.time() - t0
-  export_model(workdir, state["params"], metadata, tok)
+  return state, time.time() - t0
 
+
+def _export_and_evaluate(config, workdir, state, cfg, tok, assets, known_mask, metadata, writer,
+                         train_seconds):
+  """The params export (model/) and the held-out evaluation (eval.json) of a finished run."""
+  export_model(workdir, state["params"], metadata, tok)
   records = assets_lib.load_records(assets, config.eval.split, config.eval.num_problems)
   t_eval = time.time()
   results = lm_eval.evaluate_lm(state["params"], cfg, tok, records, known_mask=known_mask,
@@ -190,9 +299,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
                  split=config.eval.split)
   writer.write(config.num_steps, {k: v for k, v in results.items()
                                   if isinstance(v, (int, float)) and k.startswith(("final", "step_"))})
-  writer.close()
   with open(os.path.join(workdir, "eval.json"), "w") as f:
     json.dump(results, f, indent=2)
   print(json.dumps({k: v for k, v in results.items() if k != "samples"}, indent=1), flush=True)
-  checkpointer.close()
   return results

@@ -8,6 +8,7 @@ from configs.studies import _common as common
 
 CALL_TARGETS = "0.5:1:2:3"
 TOKEN_TARGETS = "10:25"
+WARMUP = 40
 
 
 def get_config(arg=None):
@@ -16,8 +17,12 @@ def get_config(arg=None):
   pair = "slm=test_tiny,llm=gpt2_tiny" if arg.runlocal else f"slm={arg.slm},llm={arg.llm}"
   floats = lambda s: [float(x) for x in s.split(":") if x]  # noqa: E731
   calls, tokens = ((1.0,), (10.0,)) if arg.runlocal else (floats(arg.calls), floats(arg.tokens))
+  # The prices start at 0 and ramp in over WARMUP steps: a price that overshoots early
+  # collapses the gate to never asking, and a collapsed gate no longer explores back.
   for t in calls:
-    common.add_runs(config, f"calls={t:g}", f"{pair},call_cost=0,target_calls={t}")
+    common.add_runs(config, f"calls={t:g}",
+                    f"{pair},call_cost=0,target_calls={t},cost_warmup={WARMUP}")
   for t in tokens:
-    common.add_runs(config, f"tokens={t:g}", f"{pair},call_cost=0,target_tokens={t}")
+    common.add_runs(config, f"tokens={t:g}",
+                    f"{pair},call_cost=0,target_tokens={t},cost_warmup={WARMUP}")
   return config

@@ -12,6 +12,7 @@ CALL_COSTS = "0:0.02:0.05:0.1:0.2:0.4"
 TOKEN_COSTS = "0.001:0.003:0.01"
 PRIVACY_COSTS = "0.01:0.05"
 PRIVACY_CALL_COST = 0.1
+PRIVACY_WARMUP = 40  # gate steps (of 120) over which privacy runs ramp their costs in
 
 
 def _floats(s: str) -> tuple[float, ...]:
@@ -29,7 +30,7 @@ def get_config(arg=None):
     common.add_runs(config, f"call={c:g}", f"{pair},call_cost={c}")
   for t in tokens:
     common.add_runs(config, f"token={t:g}", f"{pair},call_cost=0,token_cost={t}")
-  for p in privacy:
-    common.add_runs(config, f"privacy={p:g}",
-                    f"{pair},call_cost={PRIVACY_CALL_COST},privacy_cost={p}")
+  for p in privacy:  # costs ramp in: from the first step they collapse the gate to self
+    common.add_runs(config, f"privacy={p:g}", f"{pair},call_cost={PRIVACY_CALL_COST},"
+                    f"privacy_cost={p},cost_warmup={PRIVACY_WARMUP}")
   return config

@@ -1,0 +1,339 @@
+"""Hugging Face Llama / Qwen2 checkpoints <-> the project's pure Flax models.
+
+    params, cfg = load_hf("path/to/Qwen2.5-0.5B")        # config.json + *.safetensors
+    save_hf("out/", params, cfg)                           # loadable by transformers again
+
+A model directory holds `config.json` and either `model.safetensors` or shards listed in
+`model.safetensors.index.json`. Supported: model_type 'llama' (Llama 2/3/3.1/3.2, incl.
+grouped-query attention, tied embeddings, an explicit head_dim, 'linear' and 'llama3' RoPE
+scaling) and 'qwen2' (Qwen2/2.5: biases on q/k/v). Anything that would change the maths and is
+not implemented (other RoPE types, sliding windows, o_proj or MLP biases, other activations) is
+an error, never silently dropped.
+
+Weights map with a flat renaming (transformer.py names its params after HF): torch Linear
+weights are (out, in), Flax Dense kernels (in, out), so every projection is transposed.
+Safetensors are read and written here with numpy (memory-mapped, bfloat16 via ml_dtypes), so
+importing needs neither torch nor the `safetensors` package.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Any, Iterable, Mapping
+
+import ml_dtypes
+import numpy as np
+
+from collab.models.config import ModelConfig
+
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+INDEX = "model.safetensors.index.json"
+MODEL_TYPES = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM"}
+
+_ST_DTYPES = {
+    "F64": np.dtype(np.float64), "F32": np.dtype(np.float32), "F16": np.dtype(np.float16),
+    "BF16": np.dtype(ml_dtypes.bfloat16), "I64": np.dtype(np.int64),
+    "I32": np.dtype(np.int32), "I16": np.dtype(np.int16), "I8": np.dtype(np.int8),
+    "U8": np.dtype(np.uint8), "BOOL": np.dtype(np.bool_),
+}
+_ST_NAMES = {v: k for k, v in _ST_DTYPES.items()}
+_TORCH_DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16",
+                 "torch.float32": "float32", "torch.bfloat16": "bfloat16",
+                 "torch.float16": "float16", "float": "float32", "half": "float16"}
+# Buffers some older checkpoints carry; recomputed from the config, never weights.
+_IGNORED = re.compile(r".*rotary_emb\.inv_freq$")
+
+
+class HFImportError(ValueError):
+  """A Hugging Face checkpoint this importer cannot represent exactly."""
+
+
+# ---------------------------------------------------------------------------- safetensors
+
+
+def read_safetensors(path: str) -> dict[str, np.ndarray]:
+  """All tensors of one .safetensors file, memory-mapped (read-only views, no copy)."""
+  with open(path, "rb") as f:
+    n = int.from_bytes(f.read(8), "little")
+    header = json.loads(f.read(n))
+  header.pop("__metadata__", None)
+  start = 8 + n
+  buf = np.memmap(path, dtype=np.uint8, mode="r") if header else np.zeros(0, np.uint8)
+  out = {}
+  for name, info in header.items():
+    if info["dtype"] not in _ST_DTYPES:
+      raise HFImportError(f"{path}: tensor {name} has unsupported dtype {info['dtype']}")
+    b, e = info["data_offsets"]
+    dtype = _ST_DTYPES[info["dtype"]]
+    out[name] = buf[start + b:start + e].view(dtype).reshape(info["shape"])
+  return out
+
+
+def write_safetensors(path: str, tensors: Mapping[str, np.ndarray]) -> None:
+  """Writes tensors in the safetensors format (format metadata 'pt', as transformers wants)."""
+  header, offset, arrays = {}, 0, []
+  for name in sorted(tensors):
+    a = np.ascontiguousarray(tensors[name])
+    if a.dtype not in _ST_NAMES:
+      raise ValueError(f"{name}: dtype {a.dtype} cannot be written to safetensors")
+    header[name] = {"dtype": _ST_NAMES[a.dtype], "shape": list(a.shape),
+                    "data_offsets": [offset, offset + a.nbytes]}
+    offset += a.nbytes
+    arrays.append(a)
+  header["__metadata__"] = {"format": "pt"}
+  head = json.dumps(header, separators=(",", ":")).encode()
+  head += b" " * (-len(head) % 8)  # the data starts 8-byte aligned
+  with open(path, "wb") as f:
+    f.write(len(head).to_bytes(8, "little"))
+    f.write(head)
+    for a in arrays:
+      f.write(a.tobytes())
+
+
+def read_state_dict(model_dir: str) -> dict[str, np.ndarray]:
+  """The tensors of a model directory: one model.safetensors, or the shards of its index."""
+  index = os.path.join(model_dir, INDEX)
+  if os.path.exists(index):
+    with open(index) as f:
+      files = sorted(set(json.load(f)["weight_map"].values()))
+  elif os.path.exists(os.path.join(model_dir, WEIGHTS)):
+    files = [WEIGHTS]
+  else:
+    raise HFImportError(f"No {WEIGHTS} or {INDEX} in {model_dir} (only safetensors checkpoints "
+                        "are supported; convert .bin files with transformers first)")
+  out = {}
+  for name in files:
+    out.update(read_safetensors(os.path.join(model_dir, name)))
+  return out
+
+
+# --------------------------------------------------------------------------------- config
+
+
+def _rope(hf: Mapping[str, Any]) -> tuple[float, dict | None]:
+  """(theta, scaling) from either spelling: top-level rope_theta/rope_scaling (transformers
+  4.x and the published checkpoints) or rope_parameters (transformers 5)."""
+  params = dict(hf.get("rope_parameters") or {})
+  theta = hf.get("rope_theta", params.pop("rope_theta", 10000.0))
+  params.pop("rope_theta", None)
+  scaling = hf.get("rope_scaling") or params or None
+  if scaling:
+    scaling = dict(scaling)
+    if float(scaling.pop("partial_rotary_factor", 1.0)) != 1.0:
+      raise HFImportError(f"partial_rotary_factor != 1 is not supported: {scaling}")
+    kind = scaling.get("rope_type", scaling.get("type", "default"))
+    if kind == "default":
+      scaling = None
+    elif kind == "llama3":
+      # Only these four keys enter the maths; drop informational extras.
+      scaling = {k: scaling[k] for k in ("rope_type", "factor", "low_freq_factor",
+                                         "high_freq_factor", "original_max_position_embeddings")
+                 if k in scaling} | {"rope_type": "llama3"}
+    elif kind == "linear":
+      scaling = {"rope_type": "linear", "factor": scaling["factor"]}
+    else:
+      raise HFImportError(f"Unsupported RoPE scaling {kind!r} ({scaling}); supported: "
+                          "'default', 'linear', 'llama3'")
+  return float(theta), scaling
+
+
+def config_from_hf(hf: Mapping[str, Any], *, dtype: str | None = None,
+                   param_dtype: str | None = None) -> ModelConfig:
+  """ModelConfig of a Hugging Face config.json dict (dtypes default to the checkpoint's)."""
+  model_type = hf.get("model_type")
+  if model_type not in MODEL_TYPES:
+    raise HFImportError(f"Unsupported model_type {model_type!r}; supported: {sorted(MODEL_TYPES)}")
+  if hf.get("hidden_act", "silu") != "silu":
+    raise HFImportError(f"Unsupported hidden_act {hf['hidden_act']!r} (SwiGLU needs 'silu')")
+  if hf.get("mlp_bias"):
+    raise HFImportError("mlp_bias=True is not supported")
+  if model_type == "llama" and hf.get("attention_bias"):
+    raise HFImportError("Llama attention_bias=True (biases on q/k/v and o_proj) is not supported")
+  if model_type == "qwen2":
+    if hf.get("use_sliding_window"):
+      raise HFImportError("Qwen2 use_sliding_window=True is not supported (full attention only)")
+    if any(t != "full_attention" for t in hf.get("layer_types") or ()):
+      raise HFImportError(f"Only full-attention layers are supported: {hf['layer_types']}")
+  theta, scaling = _rope(hf)
+  ckpt_dtype = _TORCH_DTYPES.get(str(hf.get("dtype") or hf.get("torch_dtype") or "float32"),
+                                 "float32")
+  heads = int(hf["num_attention_heads"])
+  return ModelConfig(
+      arch="llama", vocab_size=int(hf["vocab_size"]), d_model=int(hf["hidden_size"]),
+      num_layers=int(hf["num_hidden_layers"]), num_heads=heads,
+      num_kv_heads=int(hf.get("num_key_value_heads") or heads),
+      head_dim=int(hf.get("head_dim") or hf["hidden_size"] // heads),
+      d_ff=int(hf["intermediate_size"]), max_len=int(hf.get("max_position_embeddings", 2048)),
+      rope_theta=theta, rope_scaling=scaling, norm_eps=float(hf.get("rms_norm_eps", 1e-6)),
+      tie_embeddings=bool(hf.get("tie_word_embeddings", False)),
+      qkv_bias=model_type == "qwen2", dtype=dtype or ckpt_dtype,
+      param_dtype=param_dtype or ckpt_dtype)
+
+
+def hf_config_dict(cfg: ModelConfig) -> dict[str, Any]:
+  """config.json of cfg: Qwen2ForCausalLM when it has q/k/v biases, else LlamaForCausalLM.
+
+  RoPE is written with the top-level rope_theta/rope_scaling keys that both transformers 4.x
+  and 5.x read."""
+  if cfg.arch != "llama":
+    raise ValueError(f"Only llama-arch models export to Hugging Face, got arch={cfg.arch!r}")
+  model_type = "qwen2" if cfg.qkv_bias else "llama"
+  scaling = cfg.rope_scaling_dict
+  if scaling and "original_max_position_embeddings" in scaling:
+    scaling["original_max_position_embeddings"] = int(scaling["original_max_position_embeddings"])
+  out = {
+      "architectures": [MODEL_TYPES[model_type]], "model_type": model_type,
+      "vocab_size": cfg.vocab_size, "hidden_size": cfg.d_model,
+      "intermediate_size": cfg.d_ff, "num_hidden_layers": cfg.num_layers,
+      "num_attention_heads": cfg.num_heads, "num_key_value_heads": cfg.num_kv_heads,
+      "head_dim": cfg.head_dim, "hidden_act": "silu",
+      "max_position_embeddings": cfg.max_len, "rms_norm_eps": cfg.norm_eps,
+      "rope_theta": cfg.rope_theta, "rope_scaling": scaling,
+      "tie_word_embeddings": cfg.tie_embeddings, "torch_dtype": cfg.param_dtype,
+      "attention_dropout": 0.0, "use_cache": True,
+  }
+  if model_type == "llama":
+    out.update(attention_bias=False, mlp_bias=False)
+  else:
+    out.update(use_sliding_window=False, sliding_window=None)
+  return out
+
+
+def load_hf_config(model_dir: str, **dtypes) -> ModelConfig:
+  """ModelConfig of a model directory's config.json (no weights read)."""
+  with open(os.path.join(model_dir, CONFIG)) as f:
+    return config_from_hf(json.load(f), **dtypes)
+
+
+# -------------------------------------------------------------------------------- weights
+
+
+def _names(cfg: ModelConfig) -> Iterable[tuple[tuple[str, ...], str, bool]]:
+  """(our param path, HF tensor name, transpose) for every parameter of cfg."""
+  yield ("embed", "embedding"), "model.embed_tokens.weight", False
+  for i in range(cfg.num_layers):
+    ours, hf = f"layer_{i}", f"model.layers.{i}"
+    for norm in ("input_layernorm", "post_attention_layernorm"):
+      yield (ours, norm, "scale"), f"{hf}.{norm}.weight", False
+    for proj in ("q_proj", "k_proj", "v_proj", "o_proj"):
+      yield (ours, "self_attn", proj, "kernel"), f"{hf}.self_attn.{proj}.weight", True
+      if cfg.qkv_bias and proj != "o_proj":
+        yield (ours, "self_attn", proj, "bias"), f"{hf}.self_attn.{proj}.bias", False
+    for proj in ("gate_proj", "up_proj", "down_proj"):
+      yield (ours, "mlp", proj, "kernel"), f"{hf}.mlp.{proj}.weight", True
+  yield ("final_norm", "scale"), "model.norm.weight", False
+  if not cfg.tie_embeddings:
+    yield ("lm_head", "kernel"), "lm_head.weight", True
+
+
+def from_hf_state_dict(state: Mapping[str, np.ndarray], cfg: ModelConfig) -> dict[str, Any]:
+  """Our params tree (numpy, cfg.param_dtype) of an HF state dict; missing, unexpected or
+  misshapen tensors are errors."""
+  if cfg.arch != "llama":
+    raise ValueError(f"Only llama-arch models import from Hugging Face, got arch={cfg.arch!r}")
+  dtype = np.dtype(cfg.weight_dtype)
+  params: dict[str, Any] = {}
+  used = set()
+  expected = _expected_shapes(cfg)
+  for path, name, transpose in _names(cfg):
+    if name not in state:
+      raise HFImportError(f"Checkpoint lacks {name}")
+    x = np.asarray(state[name])
+    x = x.T if transpose else x
+    if x.shape != expected[path]:
+      raise HFImportError(f"{name}: shape {x.shape} (after transpose={transpose}) does not "
+                          f"match the config's {expected[path]}")
+    node = params
+    for key in path[:-1]:
+      node = node.setdefault(key, {})
+    node[path[-1]] = x.astype(dtype)
+    used.add(name)
+  # A tied checkpoint may still carry lm_head.weight (a copy of the embedding).
+  extra = sorted(k for k in state if k not in used and not _IGNORED.match(k)
+                 and not (cfg.tie_embeddings and k == "lm_head.weight"))
+  if extra:
+    raise HFImportError(f"Unexpected tensors in the checkpoint: {extra[:8]}"
+                        + (f" and {len(extra) - 8} more" if len(extra) > 8 else ""))
+  return params
+
+
+def to_hf_state_dict(params, cfg: ModelConfig, *, tied_lm_head: bool = False
+                     ) -> dict[str, np.ndarray]:
+  """HF tensor name -> numpy array (torch layout, param dtype). With tied embeddings
+  lm_head.weight is left out, as transformers saves it; tied_lm_head=True adds it (a torch
+  `load_state_dict(strict=True)` wants it)."""
+  if cfg.arch != "llama":
+    raise ValueError(f"Only llama-arch models export to Hugging Face, got arch={cfg.arch!r}")
+  out = {}
+  for path, name, transpose in _names(cfg):
+    x = params
+    for key in path:
+      x = x[key]
+    x = np.asarray(x)
+    out[name] = np.ascontiguousarray(x.T if transpose else x)
+  if cfg.tie_embeddings and tied_lm_head:
+    out["lm_head.weight"] = out["model.embed_tokens.weight"]
+  return out
+
+
+def crop_vocab(params, cfg: ModelConfig, vocab_size: int) -> tuple[dict[str, Any], ModelConfig]:
+  """Keeps the first vocab_size rows of the embedding (and lm_head columns). Checkpoints pad
+  their embedding past the tokenizer (Qwen2.5: 151,936 or 152,064 rows for 151,665 ids); a
+  pair cropped to its common width never feeds one model an id the other lacks."""
+  if vocab_size > cfg.vocab_size:
+    raise ValueError(f"Cannot crop a vocabulary of {cfg.vocab_size} to {vocab_size}")
+  params = dict(params, embed={"embedding": params["embed"]["embedding"][:vocab_size]})
+  if not cfg.tie_embeddings:
+    params["lm_head"] = {"kernel": params["lm_head"]["kernel"][:, :vocab_size]}
+  return params, cfg.replace(vocab_size=vocab_size)
+
+
+def _expected_shapes(cfg: ModelConfig) -> dict[tuple[str, ...], tuple[int, ...]]:
+  import jax  # pylint: disable=g-import-not-at-top
+  from collab.models import transformer  # pylint: disable=g-import-not-at-top
+  shapes = jax.eval_shape(lambda: transformer.init_params(cfg, jax.random.key(0)))
+  flat = jax.tree_util.tree_flatten_with_path(shapes)[0]
+  return {tuple(k.key for k in path): tuple(x.shape) for path, x in flat}
+
+
+# ----------------------------------------------------------------------------- directories
+
+
+def load_hf(model_dir: str, *, dtype: str | None = None, param_dtype: str | None = None
+            ) -> tuple[dict[str, Any], ModelConfig]:
+  """(params, cfg) of a Hugging Face model directory; params are numpy arrays (put them on
+  devices, or shard them with collab.models.sharding, as needed)."""
+  cfg = load_hf_config(model_dir, dtype=dtype, param_dtype=param_dtype)
+  return from_hf_state_dict(read_state_dict(model_dir), cfg), cfg
+
+
+def save_hf(model_dir: str, params, cfg: ModelConfig, *,
+            max_shard_bytes: int = 5 * 10**9) -> None:
+  """Writes config.json and safetensors (sharded with an index past max_shard_bytes), the
+  layout transformers' from_pretrained reads."""
+  os.makedirs(model_dir, exist_ok=True)
+  state = to_hf_state_dict(params, cfg)
+  with open(os.path.join(model_dir, CONFIG), "w") as f:
+    json.dump(hf_config_dict(cfg), f, indent=2, sort_keys=True)
+  shards, size = [[]], 0
+  for name in sorted(state):
+    nbytes = state[name].nbytes
+    if shards[-1] and size + nbytes > max_shard_bytes:
+      shards.append([])
+      size = 0
+    shards[-1].append(name)
+    size += nbytes
+  if len(shards) == 1:
+    write_safetensors(os.path.join(model_dir, WEIGHTS), state)
+    return
+  weight_map = {}
+  for i, names in enumerate(shards):
+    file = f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
+    write_safetensors(os.path.join(model_dir, file), {n: state[n] for n in names})
+    weight_map.update({n: file for n in names})
+  total = int(sum(a.nbytes for a in state.values()))
+  with open(os.path.join(model_dir, INDEX), "w") as f:
+    json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=2)
+
