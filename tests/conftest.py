@@ -10,9 +10,3 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import jax  # noqa: E402  (after XLA_FLAGS on purpose)
 
 jax.config.update("jax_threefry_partitionable", True)
-# Persistent compilation cache: tests that build the same rollout or train step (same HLO) in
-# different tests compile it once. Inside the tree, so CI keeps it with its other caches.
-jax.config.update("jax_compilation_cache_dir", os.environ.get(
-    "JAX_COMPILATION_CACHE_DIR",
-    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".cache", "jax")))
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
