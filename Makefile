@@ -23,7 +23,7 @@ quickstart: $(STAMP)
 	$(PY) -m experiments.quickstart --workdir=$(WORKDIR)
 
 test: $(STAMP)
-	$(PY) -m pytest -q tests $(addprefix --ignore=,$(TORCH_TESTS))
+	COLLAB_BLOCK_TORCH=1 $(PY) -m pytest -q tests $(addprefix --ignore=,$(TORCH_TESTS))
 	$(PY) -m pytest -q $(TORCH_TESTS)
 
 clean:

@@ -10,3 +10,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import jax  # noqa: E402  (after XLA_FLAGS on purpose)
 
 jax.config.update("jax_threefry_partitionable", True)
+
+# tensorboardX imports torch when it is installed, and XLA compilation crashed in processes
+# with torch loaded; the Makefile runs the tests that need torch separately and blocks it here.
+if os.environ.get("COLLAB_BLOCK_TORCH") == "1":
+  import sys  # noqa: E402
+  sys.modules["torch"] = None  # `import torch` raises ImportError
