@@ -5,9 +5,6 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 WORKDIR ?= runs/quickstart
-# Tests that load torch run in their own process: torch and XLA in one process crashed XLA
-# compilation (seen twice under load).
-TORCH_TESTS := tests/test_hf_import.py tests/test_hf_tokenizer.py tests/test_benchmarks.py
 
 .PHONY: install quickstart test clean
 
@@ -22,9 +19,9 @@ install: $(STAMP)
 quickstart: $(STAMP)
 	$(PY) -m experiments.quickstart --workdir=$(WORKDIR)
 
+# One pytest process per test file: see tests/run_by_file.sh.
 test: $(STAMP)
-	COLLAB_BLOCK_TORCH=1 $(PY) -m pytest -q tests $(addprefix --ignore=,$(TORCH_TESTS))
-	$(PY) -m pytest -q $(TORCH_TESTS)
+	PY=$(PY) bash tests/run_by_file.sh
 
 clean:
 	rm -rf $(VENV) runs

@@ -160,32 +160,80 @@ def decide(setup: rollout_lib.Setup, s: int, active, calls, draft, draft_logp, d
   return np.where(active, action, 0).astype(np.int32)
 
 
+class HostEpisodes:
+  """The host-side state of a batch of episodes, kept by both host-loop baselines (this one
+  and the torch rollout): full and redacted contexts, who wrote each token, done flags and
+  per-row counters, with the routing of asks and the append of each step."""
+
+  def __init__(self, setup: rollout_lib.Setup, batch):
+    cfg, sp = setup.rollout, setup.specials
+    if cfg.slm_temperature or cfg.llm_temperature:
+      raise NotImplementedError("the host-loop baselines decode greedily")
+    self.sp = sp
+    prompt_BxP = np.asarray(batch["prompt_BxP"], np.int32)
+    self.B, self.P = B, P = prompt_BxP.shape
+    self.S, self.K = cfg.num_steps, cfg.step_tokens
+    self.L = L = P + self.S * self.K
+    self.C = min(cfg.llm_capacity or B, B)
+    self.asks_A = np.array([a != "self" for a in setup.gate.actions])
+    self.redacted_A = np.array([a in rollout_lib.REDACTED_KINDS for a in setup.gate.actions])
+    self.ends = (sp.eos, sp.sep) if cfg.granularity == "line" else (sp.eos,)
+    self.ctx = np.full((B, L), sp.pad, np.int32)
+    self.ctx[:, :P] = prompt_BxP
+    self.ctx_len = np.asarray(batch["prompt_len_B"], np.int32).copy()
+    self.red = np.full((B, L), sp.pad, np.int32)
+    self.red[:, :P] = batch["redacted_prompt_BxP"]
+    self.red_len = np.asarray(batch["redacted_prompt_len_B"], np.int32).copy()
+    self.writer = np.zeros((B, L), np.int32)
+    self.done = np.zeros(B, bool)
+    self.calls, self.llm_tokens, self.context_tokens, self.exposed, self.overflow = (
+        np.zeros(B, np.int32) for _ in range(5))
+
+  def route(self, action_B: np.ndarray):
+    """(want, routed, idx): rows that ask, those within the LLM's capacity, their indices."""
+    want = ~self.done & self.asks_A[action_B]
+    routed = want & (np.cumsum(want) - 1 < self.C)
+    self.overflow += want & ~routed
+    return want, routed, np.flatnonzero(routed)
+
+  def append(self, step_BxK, step_len_B, routed_B) -> np.ndarray:
+    """Appends each row's step to its full and redacted contexts; returns the rows whose
+    redacted step differs from the step (their redacted stream is not the written one)."""
+    sp = self.sp
+    red_step, red_step_len = jax.device_get(_redact_step(self.ctx, self.ctx_len, step_BxK,
+                                                         step_len_B, sp=sp))
+    differs = np.zeros(self.B, bool)
+    for b in np.flatnonzero(step_len_B):
+      n, r, at, red_at = step_len_B[b], red_step_len[b], self.ctx_len[b], self.red_len[b]
+      self.ctx[b, at:at + n] = step_BxK[b, :n]
+      self.writer[b, at:at + n] = 2 if routed_B[b] else 1
+      self.red[b, red_at:red_at + r] = red_step[b, :r]
+      self.done[b] |= bool(np.any(step_BxK[b, :n] == sp.eos))
+      differs[b] = r != n or np.any(red_step[b, :r] != step_BxK[b, :n])
+    self.red_len += red_step_len
+    self.ctx_len += step_len_B
+    return differs
+
+  def result(self) -> dict:
+    return dict(tokens_BxL=self.ctx, length_B=self.ctx_len, writer_BxL=self.writer,
+                calls_B=self.calls, llm_tokens_B=self.llm_tokens,
+                context_tokens_B=self.context_tokens, exposed_B=self.exposed,
+                overflow_B=self.overflow, done_B=self.done)
+
+
 def python_loop_rollout(slm_params, llm_params, gate_params, batch, rng, policy_value=0.0, *,
                         setup: rollout_lib.Setup) -> dict:
   """Runs the batch to the end; returns numpy arrays named like `rollout.Final`'s fields, plus
   actions_SxB and routed_SxB."""
-  cfg, sp, policy, actions = setup.rollout, setup.specials, setup.policy, setup.gate.actions
-  if cfg.slm_temperature or cfg.llm_temperature:
-    raise NotImplementedError("the Python-loop baseline decodes greedily")
-  prompt_BxP = np.asarray(batch["prompt_BxP"], np.int32)
-  B, P = prompt_BxP.shape
-  S, K = cfg.num_steps, cfg.step_tokens
-  L = P + S * K
-  C = min(cfg.llm_capacity or B, B)
-  asks_A = np.array([a != "self" for a in actions])
-  redacted_A = np.array([a in rollout_lib.REDACTED_KINDS for a in actions])
-  ends = (sp.eos, sp.sep) if cfg.granularity == "line" else (sp.eos,)
-  W = rollout_lib.catchup_width(K)
-
-  ctx = np.full((B, L), sp.pad, np.int32)
-  ctx[:, :P] = prompt_BxP
-  ctx_len = np.asarray(batch["prompt_len_B"], np.int32).copy()
-  red = np.full((B, L), sp.pad, np.int32)
-  red[:, :P] = batch["redacted_prompt_BxP"]
-  red_len = np.asarray(batch["redacted_prompt_len_B"], np.int32).copy()
-  writer = np.zeros((B, L), np.int32)
-  done = np.zeros(B, bool)
-  calls, llm_tokens, context_tokens, exposed, overflow = (np.zeros(B, np.int32) for _ in range(5))
+  cfg, sp = setup.rollout, setup.specials
+  ep = HostEpisodes(setup, batch)
+  B, P, S, K, L, C = ep.B, ep.P, ep.S, ep.K, ep.L, ep.C
+  redacted_A, ends, W = ep.redacted_A, ep.ends, rollout_lib.catchup_width(K)
+  # Aliases of the episodes' arrays, which it updates in place.
+  ctx, ctx_len, red, red_len, done = ep.ctx, ep.ctx_len, ep.red, ep.red_len, ep.done
+  calls, llm_tokens, context_tokens, exposed = (
+      ep.calls, ep.llm_tokens, ep.context_tokens, ep.exposed)
+  prompt_BxP = ctx[:, :P].copy()
   actions_SxB = np.zeros((S, B), np.int32)
   routed_SxB = np.zeros((S, B), bool)
 
@@ -223,9 +271,7 @@ def python_loop_rollout(slm_params, llm_params, gate_params, batch, rng, policy_
                         gate_cfg=setup.gate, num_steps=S, budget=cfg.budget))
 
     # 3. Asking rows (at most C) go to the LLM: gather, prefill, decode, absorb.
-    want = active & asks_A[action]
-    routed = want & (np.cumsum(want) - 1 < C)
-    idx = np.flatnonzero(routed)
+    want, routed, idx = ep.route(action)
     step = draft.copy()
     step_len = np.where(active, draft_len, 0)
     if idx.size:
@@ -289,24 +335,13 @@ def python_loop_rollout(slm_params, llm_params, gate_params, batch, rng, policy_
       context_tokens[idx] += src_len[:n]
       llm_tokens[idx] += out_len[:n]
       calls[idx] += 1
-    overflow += want & ~routed
     actions_SxB[s], routed_SxB[s] = action, routed
 
     # 4. Append the chosen step to both contexts.
-    red_step, red_step_len = jax.device_get(_redact_step(ctx, ctx_len, step, step_len, sp=sp))
-    for b in np.flatnonzero(step_len):
-      n, r = step_len[b], red_step_len[b]
-      ctx[b, ctx_len[b]:ctx_len[b] + n] = step[b, :n]
-      writer[b, ctx_len[b]:ctx_len[b] + n] = 2 if routed[b] else 1
-      red[b, red_len[b]:red_len[b] + r] = red_step[b, :r]
-      done[b] |= bool(np.any(step[b, :n] == sp.eos))
-      if routed[b] and llm_red[b] and (r != n or np.any(red_step[b, :r] != step[b, :n])):
-        llm_synced[b] = red_len[b]  # the LLM's cache holds the raw step, not its redaction
-    red_len += red_step_len
-    ctx_len += step_len
+    red_len_before = red_len.copy()
+    differs = ep.append(step, step_len, routed)
+    resync = routed & llm_red & differs  # the LLM's cache holds the raw step, not its redaction
+    llm_synced[resync] = red_len_before[resync]
 
   correct = np.asarray(rollout_lib._final_line_correct(ctx, ctx_len, batch["answer_BxA"], sp))
-  return dict(tokens_BxL=ctx, length_B=ctx_len, writer_BxL=writer, correct_B=correct,
-              calls_B=calls, llm_tokens_B=llm_tokens, context_tokens_B=context_tokens,
-              exposed_B=exposed, overflow_B=overflow, done_B=done, actions_SxB=actions_SxB,
-              routed_SxB=routed_SxB)
+  return dict(ep.result(), correct_B=correct, actions_SxB=actions_SxB, routed_SxB=routed_SxB)

@@ -22,7 +22,6 @@ import numpy as np
 import optax
 
 from benchmarks import common
-from collab import rollout as rollout_lib
 from collab.models import presets
 from collab.models import transformer
 from collab.train import pretrain

@@ -160,25 +160,13 @@ def _decode(stream: _Stream, active_B: np.ndarray, K: int, ends, pad: int):
 def torch_rollout(slm_model, llm_model, gate: TorchGate, batch, rng, policy_value=0.0, *,
                   setup: rollout_lib.Setup) -> dict:
   """Runs the batch to the end; returns numpy arrays named like `rollout.Final`'s fields."""
-  cfg, sp, actions = setup.rollout, setup.specials, setup.gate.actions
-  prompt_BxP = np.asarray(batch["prompt_BxP"], np.int32)
-  B, P = prompt_BxP.shape
-  S, K = cfg.num_steps, cfg.step_tokens
-  L = P + S * K
-  C = min(cfg.llm_capacity or B, B)
-  asks_A = np.array([a != "self" for a in actions])
-  redacted_A = np.array([a in rollout_lib.REDACTED_KINDS for a in actions])
-  ends = (sp.eos, sp.sep) if cfg.granularity == "line" else (sp.eos,)
-
-  ctx = np.full((B, L), sp.pad, np.int32)
-  ctx[:, :P] = prompt_BxP
-  ctx_len = np.asarray(batch["prompt_len_B"], np.int32).copy()
-  red = np.full((B, L), sp.pad, np.int32)
-  red[:, :P] = batch["redacted_prompt_BxP"]
-  red_len = np.asarray(batch["redacted_prompt_len_B"], np.int32).copy()
-  writer = np.zeros((B, L), np.int32)
-  done = np.zeros(B, bool)
-  calls, llm_tokens, overflow = (np.zeros(B, np.int32) for _ in range(3))
+  cfg, sp = setup.rollout, setup.specials
+  ep = python_loop.HostEpisodes(setup, batch)
+  B, S, K = ep.B, ep.S, ep.K
+  # Aliases of the episodes' arrays, which it updates in place.
+  ctx, ctx_len, red, red_len, done = ep.ctx, ep.ctx_len, ep.red, ep.red_len, ep.done
+  calls, llm_tokens, redacted_A, ends = ep.calls, ep.llm_tokens, ep.redacted_A, ep.ends
+  prompt_BxP = ctx[:, :ep.P].copy()
 
   slm = _Stream(slm_model, prompt_BxP, ctx_len)
   for s in range(S):
@@ -192,9 +180,7 @@ def torch_rollout(slm_model, llm_model, gate: TorchGate, batch, rng, policy_valu
         setup, s, active, calls, draft, draft_logp.cpu().numpy(), draft_len, batch,
         policy_value, gate_rng, lambda: gate(gate_hidden, _scalar_features(
             draft_logp, draft_len, s, S, calls, cfg.budget)).cpu().numpy())
-    want = active & asks_A[action]
-    routed = want & (np.cumsum(want) - 1 < C)
-    idx = np.flatnonzero(routed)
+    _, routed, idx = ep.route(action)
     step = draft.copy()
     step_len = np.where(active, draft_len, 0)
     if idx.size:
@@ -222,19 +208,8 @@ def torch_rollout(slm_model, llm_model, gate: TorchGate, batch, rng, policy_valu
       sel = _t(routed)[:, None]
       slm.logits_BxV = torch.where(sel, logits, slm.logits_BxV)
       slm.hidden_BxD = torch.where(sel, hidden, slm.hidden_BxD)
-    overflow += want & ~routed
-    red_step, red_step_len = jax.device_get(python_loop._redact_step(
-        ctx, ctx_len, step, step_len, sp=sp))
-    for b in np.flatnonzero(step_len):
-      n, r = step_len[b], red_step_len[b]
-      ctx[b, ctx_len[b]:ctx_len[b] + n] = step[b, :n]
-      writer[b, ctx_len[b]:ctx_len[b] + n] = 2 if routed[b] else 1
-      red[b, red_len[b]:red_len[b] + r] = red_step[b, :r]
-      done[b] |= bool(np.any(step[b, :n] == sp.eos))
-    red_len += red_step_len
-    ctx_len += step_len
-  return dict(tokens_BxL=ctx, length_B=ctx_len, writer_BxL=writer, calls_B=calls,
-              llm_tokens_B=llm_tokens, overflow_B=overflow, done_B=done)
+    ep.append(step, step_len, routed)
+  return ep.result()
 
 
 def set_threads(n: int):

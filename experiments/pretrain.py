@@ -1,32 +1,11 @@
-"""Pretrains one SLM or LLM preset: see configs/pretrain.py.
-
---resume / --overwrite: what to do when --workdir holds a run of another config (refused
-otherwise). Exit status 143: preempted by SIGTERM after checkpointing; run it again to resume.
-COLLAB_DISTRIBUTED / COLLAB_COORDINATOR...: multi-process start-up (collab/distributed.py).
-"""
-from absl import app
+"""Pretrains one SLM or LLM preset: see configs/pretrain.py, and experiments/training_cli.py
+for --resume / --overwrite, preemption and multi-process start-up."""
 from absl import flags
-from ml_collections import config_flags
 
-from collab import distributed
 from collab.train import pretrain
+from experiments import training_cli
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, metrics and eval go.")
-_RESUME = flags.DEFINE_bool("resume", False,
-                            "Go on with the run in --workdir even if its config differs.")
-_OVERWRITE = flags.DEFINE_bool("overwrite", False,
-                               "Delete the run in --workdir and start over.")
-flags.mark_flags_as_required(["config", "workdir"])
-flags.mark_bool_flags_as_mutual_exclusive(["resume", "overwrite"])
-
-
-def main(argv):
-  del argv
-  distributed.initialize_from_env()
-  mode = "resume" if _RESUME.value else "overwrite" if _OVERWRITE.value else "refuse"
-  pretrain.train(_CONFIG.value, _WORKDIR.value, workdir_mode=mode)
-
+flags.adopt_module_key_flags(training_cli)  # --helpshort lists them
 
 if __name__ == "__main__":
-  app.run(main)
+  training_cli.run(pretrain.train)

@@ -23,11 +23,9 @@ import pytest
 from absl import flags
 from ml_collections import config_flags
 
+import fake_models
 from collab import checkpoint as ckpt_lib
-from collab.data import assets as assets_lib
 from collab.data import tokenizer as tokenizer_lib
-from collab.models import presets
-from collab.models import transformer
 from collab.train import gate
 from collab.train import metrics as metrics_lib
 from collab.train import pretrain
@@ -257,30 +255,12 @@ def test_workdir_of_another_config_is_refused_unless_told(assets_dir, run_copy, 
 # ---------------------------------------------------------------------------- gate
 
 
-def _fake_pretrain(config, preset, seed):
-  """Random-init `preset` exported as pretraining would (the gate only reads model/)."""
-  assets = assets_lib.prepare_assets(pretrain.task_config(config), config.assets_dir,
-                                     config.vocab_size)
-  workdir = os.path.join(config.pretrain_dir, preset)
-  os.makedirs(workdir)
-  shutil.copyfile(assets.tokenizer_path, os.path.join(workdir, "tokenizer.model"))
-  cfg = presets.get_model_config(preset, assets.tokenizer.vocab_size)
-  pretrain.export_model(workdir, transformer.init_params(cfg, jax.random.PRNGKey(seed)),
-                        {"tokenizer_fingerprint": assets.tokenizer.fingerprint,
-                         "model": preset, "model_config": dataclasses.asdict(cfg)},
-                        assets.tokenizer)
-
-
 @pytest.fixture(scope="module")
 def gate_run(assets_dir, tmp_path_factory):
   root = tmp_path_factory.mktemp("gate")
-  config = gate_configs.get_config("runlocal,steps=2")
+  config = fake_models.gate_config(root, "runlocal,steps=2")
   config.assets_dir = assets_dir
-  config.pretrain_dir = str(root / "pretrain")
-  config.task.num_train = 300
-  config.rl.num_train_problems = 16
-  _fake_pretrain(config, config.slm, 1)
-  _fake_pretrain(config, config.llm, 2)
+  fake_models.export_random_pair(config)
   workdir = str(root / "run")
   gate.train(config, workdir)
   return config, workdir

@@ -1,5 +1,4 @@
 """The evaluation export: round trip, manifest verification, atomic no-overwrite, rollout."""
-import dataclasses
 import json
 import os
 import shutil
@@ -10,41 +9,19 @@ import jax
 import numpy as np
 import pytest
 
+import fake_models
 from collab import export
 from collab import rollout as rollout_lib
 from collab.data import assets as assets_lib
-from collab.models import presets
-from collab.models import transformer
 from collab.train import gate
 from collab.train import pretrain
-from configs import gate as gate_configs
-
-
-def _fake_pretrain(config, preset, seed):
-  """Random-init `preset` exported as pretraining would: the export only moves params, so
-  skipping pretraining (and its evaluation) saves most of the fixture's time."""
-  assets = assets_lib.prepare_assets(pretrain.task_config(config), config.assets_dir,
-                                     config.vocab_size)
-  workdir = os.path.join(config.pretrain_dir, preset)
-  os.makedirs(workdir)
-  shutil.copyfile(assets.tokenizer_path, os.path.join(workdir, "tokenizer.model"))
-  cfg = presets.get_model_config(preset, assets.tokenizer.vocab_size)
-  pretrain.export_model(workdir, transformer.init_params(cfg, jax.random.PRNGKey(seed)),
-                        {"tokenizer_fingerprint": assets.tokenizer.fingerprint,
-                         "model": preset, "model_config": dataclasses.asdict(cfg)},
-                        assets.tokenizer)
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
   root = tmp_path_factory.mktemp("export")
-  config = gate_configs.get_config("runlocal,steps=2")
-  config.assets_dir = str(root / "assets")
-  config.pretrain_dir = str(root / "pretrain")
-  config.rl.num_train_problems = 16
-  config.task.num_train = 300  # smaller data and tokenizer corpus: a faster fixture
-  _fake_pretrain(config, config.slm, 1)
-  _fake_pretrain(config, config.llm, 2)
+  config = fake_models.gate_config(root, "runlocal,steps=2")
+  fake_models.export_random_pair(config)
   workdir = str(root / "gate")
   gate.train(config, workdir)
   path = export.write_export(config, workdir, str(root / "out" / "export"))

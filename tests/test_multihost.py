@@ -7,9 +7,7 @@ training checkpoints together.
 """
 from __future__ import annotations
 
-import dataclasses
 import os
-import shutil
 import subprocess
 import sys
 
@@ -18,14 +16,10 @@ import numpy as np
 import portpicker
 import pytest
 
+import fake_models
 from collab import checkpoint as ckpt_lib
-from collab.data import assets as assets_lib
-from collab.models import presets
-from collab.models import transformer
 from collab.train import gate
 from collab.train import metrics as metrics_lib
-from collab.train import pretrain
-from configs import gate as gate_configs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 3
@@ -35,21 +29,8 @@ STEPS = 3
 def config(tmp_path_factory):
   """Shared data and tokenizer, and a random-init SLM x LLM pair exported for the gate (built
   here once: processes that prepared them together would race)."""
-  root = tmp_path_factory.mktemp("multihost")
-  config = gate_configs.get_config("runlocal")
-  config.assets_dir, config.pretrain_dir = str(root / "assets"), str(root / "pretrain")
-  config.task.num_train = 300
-  assets = assets_lib.prepare_assets(pretrain.task_config(config), config.assets_dir,
-                                     config.vocab_size)
-  for seed, preset in enumerate((config.slm, config.llm)):
-    workdir = os.path.join(config.pretrain_dir, preset)
-    os.makedirs(workdir)
-    shutil.copyfile(assets.tokenizer_path, os.path.join(workdir, "tokenizer.model"))
-    cfg = presets.get_model_config(preset, assets.tokenizer.vocab_size)
-    pretrain.export_model(workdir, transformer.init_params(cfg, jax.random.PRNGKey(seed)),
-                          {"tokenizer_fingerprint": assets.tokenizer.fingerprint,
-                           "model": preset, "model_config": dataclasses.asdict(cfg)},
-                          assets.tokenizer)
+  config = fake_models.gate_config(tmp_path_factory.mktemp("multihost"))
+  fake_models.export_random_pair(config)
   return config
 
 

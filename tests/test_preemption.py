@@ -8,10 +8,8 @@ the final parameters must equal the uninterrupted run's exactly.
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,13 +19,10 @@ import jax
 import numpy as np
 import pytest
 
+import fake_models
 from collab import checkpoint as ckpt_lib
-from collab.data import assets as assets_lib
-from collab.models import presets
-from collab.models import transformer
 from collab.train import gate
 from collab.train import pretrain
-from configs import gate as gate_configs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, JAX_PLATFORMS="cpu",
@@ -38,20 +33,8 @@ ENV = dict(os.environ, JAX_PLATFORMS="cpu",
 def dirs(tmp_path_factory):
   """Shared data and tokenizer, and a random-init SLM x LLM pair exported for the gate."""
   root = tmp_path_factory.mktemp("preempt")
-  config = gate_configs.get_config("runlocal")
-  config.assets_dir, config.pretrain_dir = str(root / "assets"), str(root / "pretrain")
-  config.task.num_train = 300
-  assets = assets_lib.prepare_assets(pretrain.task_config(config), config.assets_dir,
-                                     config.vocab_size)
-  for seed, preset in enumerate((config.slm, config.llm)):
-    workdir = os.path.join(config.pretrain_dir, preset)
-    os.makedirs(workdir)
-    shutil.copyfile(assets.tokenizer_path, os.path.join(workdir, "tokenizer.model"))
-    cfg = presets.get_model_config(preset, assets.tokenizer.vocab_size)
-    pretrain.export_model(workdir, transformer.init_params(cfg, jax.random.PRNGKey(seed)),
-                          {"tokenizer_fingerprint": assets.tokenizer.fingerprint,
-                           "model": preset, "model_config": dataclasses.asdict(cfg)},
-                          assets.tokenizer)
+  config = fake_models.gate_config(root)
+  fake_models.export_random_pair(config)
   return root, config
 
 

@@ -19,7 +19,6 @@ Shapes are fixed: each setup compiles once, and hypothesis varies only the data.
 """
 from __future__ import annotations
 
-import dataclasses
 import types
 
 import jax

@@ -122,7 +122,6 @@ def test_capacity_overflow_and_budget(env):
 
 
 def test_redacted_requests_expose_no_private_tokens(env):
-  tok = env["tok"]
   _, full = _run(env, rollout_lib.Policy(kind="fixed", steps=(0,)))
   _, red = _run(env, rollout_lib.Policy(kind="fixed", steps=(0,), ask_kind="ask_redacted"))
   # The first step's context is the prompt: exposure = private tokens in the question.

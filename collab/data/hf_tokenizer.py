@@ -27,7 +27,6 @@ mean identical id mappings even when two checkpoint directories differ in irrele
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import re
@@ -48,15 +47,14 @@ _RESERVED = re.compile(r"^<\|reserved_special_token_(\d+)\|>$")
 _IRRELEVANT = ("version", "truncation", "padding", "post_processor")
 
 
-class HFTokenizer:
+class HFTokenizer(tokenizer_lib.TokenizerBase):
   """A checkpoint's tokenizer with the project Tokenizer's methods and special-id properties."""
 
   def __init__(self, model_bytes: bytes, name: str = ""):
     spec = json.loads(model_bytes)
     if spec.get("format") != FORMAT:
       raise ValueError(f"Not a {FORMAT} serialization")
-    self._model_bytes = bytes(model_bytes)
-    self._fingerprint = hashlib.sha256(self._model_bytes).hexdigest()
+    self._set_model_bytes(model_bytes)
     self.name = name or f"hf tokenizer {self._fingerprint[:12]}"
     self.kind = spec["kind"]
     self._ids: dict[str, int] = {k: int(v) for k, v in spec["ids"].items()}
@@ -87,10 +85,6 @@ class HFTokenizer:
     with open(path, "rb") as f:
       return cls(f.read(), name=path)
 
-  def save(self, path: str) -> None:
-    with open(path, "wb") as f:
-      f.write(self._model_bytes)
-
   @classmethod
   def from_dir(cls, model_dir: str) -> HFTokenizer:
     """The tokenizer of a checkpoint directory: tokenizer.json, else tokenizer.model."""
@@ -109,28 +103,9 @@ class HFTokenizer:
   # -- the project Tokenizer interface
 
   @property
-  def model_bytes(self) -> bytes:
-    return self._model_bytes
-
-  @property
-  def fingerprint(self) -> str:
-    return self._fingerprint
-
-  @property
   def vocab_size(self) -> int:
     """Ids in use, markup ids past the backend's vocabulary included."""
     return max(self._base_size, max(self._ids.values()) + 1)
-
-  pad_id = property(lambda self: self._ids["pad"])
-  bos_id = property(lambda self: self._ids["bos"])
-  eos_id = property(lambda self: self._ids["eos"])
-  unk_id = property(lambda self: self._ids["unk"])
-  sep_id = property(lambda self: self._ids["sep"])
-  ask_id = property(lambda self: self._ids["ask"])
-  ask_redacted_id = property(lambda self: self._ids["ask_redacted"])
-  redacted_id = property(lambda self: self._ids["redacted"])
-  priv_open_id = property(lambda self: self._ids["priv_open"])
-  priv_close_id = property(lambda self: self._ids["priv_close"])
 
   def encode(self, text: str) -> list[int]:
     """Ids of text (no bos/eos); lines encoded separately and joined by sep_id."""

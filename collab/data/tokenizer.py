@@ -44,29 +44,16 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 512, *,
   return Tokenizer.from_bytes(model.getvalue())
 
 
-class Tokenizer:
-  """Line-aware wrapper of a SentencePieceProcessor."""
+class TokenizerBase:
+  """What every tokenizer behind the project interface shares: serialized model bytes, a
+  fingerprint of them, and the special ids, looked up in `self._ids` by name."""
 
-  def __init__(self, model_bytes: bytes):
+  _model_bytes: bytes
+  _ids: dict[str, int]
+
+  def _set_model_bytes(self, model_bytes: bytes) -> None:
     self._model_bytes = bytes(model_bytes)
-    self._sp = spm.SentencePieceProcessor(model_proto=self._model_bytes)
-    expected = {PAD_ID: "<pad>", BOS_ID: "<s>", EOS_ID: "</s>", UNK_ID: "<unk>"}
-    for i, tok in enumerate(SPECIAL_TOKENS):
-      expected[UNK_ID + 1 + i] = tok
-    for i, piece in expected.items():
-      if self._sp.id_to_piece(i) != piece:
-        raise ValueError(f"Not a collab tokenizer: id {i} is {self._sp.id_to_piece(i)!r}, "
-                         f"expected {piece!r}")
     self._fingerprint = hashlib.sha256(self._model_bytes).hexdigest()
-
-  @classmethod
-  def from_bytes(cls, model_bytes: bytes) -> "Tokenizer":
-    return cls(model_bytes)
-
-  @classmethod
-  def load(cls, path: str) -> "Tokenizer":
-    with open(path, "rb") as f:
-      return cls(f.read())
 
   def save(self, path: str) -> None:
     with open(path, "wb") as f:
@@ -81,20 +68,47 @@ class Tokenizer:
     """sha256 hex of the model bytes: equal fingerprints mean identical id mappings."""
     return self._fingerprint
 
+  pad_id = property(lambda self: self._ids["pad"])
+  bos_id = property(lambda self: self._ids["bos"])
+  eos_id = property(lambda self: self._ids["eos"])
+  unk_id = property(lambda self: self._ids["unk"])
+  sep_id = property(lambda self: self._ids["sep"])
+  ask_id = property(lambda self: self._ids["ask"])
+  ask_redacted_id = property(lambda self: self._ids["ask_redacted"])
+  redacted_id = property(lambda self: self._ids["redacted"])
+  priv_open_id = property(lambda self: self._ids["priv_open"])
+  priv_close_id = property(lambda self: self._ids["priv_close"])
+
+
+class Tokenizer(TokenizerBase):
+  """Line-aware wrapper of a SentencePieceProcessor."""
+
+  def __init__(self, model_bytes: bytes):
+    self._set_model_bytes(model_bytes)
+    self._sp = spm.SentencePieceProcessor(model_proto=self._model_bytes)
+    expected = {PAD_ID: "<pad>", BOS_ID: "<s>", EOS_ID: "</s>", UNK_ID: "<unk>"}
+    for i, tok in enumerate(SPECIAL_TOKENS):
+      expected[UNK_ID + 1 + i] = tok
+    for i, piece in expected.items():
+      if self._sp.id_to_piece(i) != piece:
+        raise ValueError(f"Not a collab tokenizer: id {i} is {self._sp.id_to_piece(i)!r}, "
+                         f"expected {piece!r}")
+    self._ids = {"pad": PAD_ID, "bos": BOS_ID, "eos": EOS_ID, "unk": UNK_ID}
+    self._ids.update((name, self._sp.piece_to_id(piece)) for name, piece in zip(
+        ("sep", "ask", "ask_redacted", "redacted", "priv_open", "priv_close"), SPECIAL_TOKENS))
+
+  @classmethod
+  def from_bytes(cls, model_bytes: bytes) -> "Tokenizer":
+    return cls(model_bytes)
+
+  @classmethod
+  def load(cls, path: str) -> "Tokenizer":
+    with open(path, "rb") as f:
+      return cls(f.read())
+
   @property
   def vocab_size(self) -> int:
     return self._sp.get_piece_size()
-
-  pad_id = property(lambda self: PAD_ID)
-  bos_id = property(lambda self: BOS_ID)
-  eos_id = property(lambda self: EOS_ID)
-  unk_id = property(lambda self: UNK_ID)
-  sep_id = property(lambda self: self._sp.piece_to_id(SEP))
-  ask_id = property(lambda self: self._sp.piece_to_id(ASK))
-  ask_redacted_id = property(lambda self: self._sp.piece_to_id(ASK_REDACTED))
-  redacted_id = property(lambda self: self._sp.piece_to_id(REDACTED))
-  priv_open_id = property(lambda self: self._sp.piece_to_id(PRIV_OPEN))
-  priv_close_id = property(lambda self: self._sp.piece_to_id(PRIV_CLOSE))
 
   def encode(self, text: str) -> list[int]:
     """Ids of text (no bos/eos); lines joined by sep_id."""

@@ -62,6 +62,13 @@ def _with_llm(cfg: ml_collections.ConfigDict, llm: str) -> ml_collections.Config
   return cfg
 
 
+def _uncapped(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Baselines run without a hard call budget, whatever budget the gate was given."""
+  cfg = ml_collections.ConfigDict(cfg.to_dict())
+  cfg.rollout.budget = max(cfg.rollout.budget, cfg.rollout.num_steps)
+  return cfg
+
+
 def _dump(path: str, obj: Any) -> None:
   tmp = path + ".tmp"
   with open(tmp, "w") as f:
@@ -162,7 +169,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, run: Run, workdir: str
       result.update(llm=llm, trained_with=cfg.llm, train=train_metrics)
       _dump(path, result)
     evals[llm] = result
-  base = {llm: evaluate_baselines(_with_llm(cfg, llm), workdir) for llm in evals}
+  base = {llm: evaluate_baselines(_uncapped(_with_llm(cfg, llm)), workdir) for llm in evals}
   return {"name": run.name, "setting": run.setting, "arg": run.arg, "slm": cfg.slm, "llm": cfg.llm, "seed": cfg.seed,
           "costs": cfg.costs.to_dict(), "budget_target": cfg.budget_target.to_dict(),
           "granularity": cfg.rollout.granularity, "step_tokens": cfg.rollout.step_tokens,

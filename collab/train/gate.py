@@ -11,7 +11,6 @@ the optimizer sees (`rl.masked_optimizer` freezes sub-trees when more is put in 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import os
 import time

@@ -16,7 +16,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import optax
 
 from collab import checkpoint as ckpt_lib

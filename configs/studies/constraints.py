@@ -3,8 +3,10 @@
   python -m experiments.study --config=configs/studies/constraints.py --workdir=runs/studies/constraints
 
 Setting names are '<swept cost>=<value>': the analysis draws one Pareto line per swept cost.
-arg keys: slm, llm, seeds, call_costs / token_costs / privacy_costs (':'-separated lists),
-runlocal.
+arg keys: slm, llm, seeds, call_costs / token_costs / privacy_costs / caps (':'-separated
+lists; a cap is a hard budget of calls per problem, trained at call cost CAP_CALL_COST),
+warmup (gate steps over which call and token costs ramp in), steps (gate steps; 0: the study
+default), runlocal.
 """
 from configs.studies import _common as common
 
@@ -13,6 +15,8 @@ TOKEN_COSTS = "0.001:0.003:0.01"
 PRIVACY_COSTS = "0.01:0.05"
 PRIVACY_CALL_COST = 0.1
 PRIVACY_WARMUP = 40  # gate steps (of 120) over which privacy runs ramp their costs in
+CAPS = ""
+CAP_CALL_COST = 0.02
 
 
 def _floats(s: str) -> tuple[float, ...]:
@@ -21,15 +25,24 @@ def _floats(s: str) -> tuple[float, ...]:
 
 def get_config(arg=None):
   arg = common.parse(arg, slm="slm_s", llm="llm_l", call_costs=CALL_COSTS,
-                     token_costs=TOKEN_COSTS, privacy_costs=PRIVACY_COSTS)
+                     token_costs=TOKEN_COSTS, privacy_costs=PRIVACY_COSTS, caps=CAPS, warmup=0,
+                     steps=0)
   config = common.base_config("constraints", arg)
   pair = "slm=test_tiny,llm=gpt2_tiny" if arg.runlocal else f"slm={arg.slm},llm={arg.llm}"
-  calls, tokens, privacy = ((0.0, 0.2), (0.01,), (0.05,)) if arg.runlocal else (
-      _floats(arg.call_costs), _floats(arg.token_costs), _floats(arg.privacy_costs))
+  if arg.steps:
+    pair += f",steps={arg.steps}"
+  calls, tokens, privacy, caps = ((0.0, 0.2), (0.01,), (0.05,), (1,)) if arg.runlocal else (
+      _floats(arg.call_costs), _floats(arg.token_costs), _floats(arg.privacy_costs),
+      tuple(int(c) for c in _floats(arg.caps)))
+  # Raising a price from 0 lets the gate first find the steps worth asking at; a high price
+  # from step 0 collapses it to never asking before any ask has paid off.
+  ramp = f",cost_warmup={arg.warmup}" if arg.warmup else ""
   for c in calls:
-    common.add_runs(config, f"call={c:g}", f"{pair},call_cost={c}")
+    common.add_runs(config, f"call={c:g}", f"{pair},call_cost={c}{ramp}")
   for t in tokens:
-    common.add_runs(config, f"token={t:g}", f"{pair},call_cost=0,token_cost={t}")
+    common.add_runs(config, f"token={t:g}", f"{pair},call_cost=0,token_cost={t}{ramp}")
+  for b in caps:
+    common.add_runs(config, f"cap={b}", f"{pair},call_cost={CAP_CALL_COST},budget={b}")
   for p in privacy:  # costs ramp in: from the first step they collapse the gate to self
     common.add_runs(config, f"privacy={p:g}", f"{pair},call_cost={PRIVACY_CALL_COST},"
                     f"privacy_cost={p},cost_warmup={PRIVACY_WARMUP}")
