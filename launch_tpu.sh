@@ -101,8 +101,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 STAGE="$(mktemp -d)"
 trap 'rm -rf "$STAGE"' EXIT
 TARBALL="$STAGE/collab.tar.gz"
+# The stage may sit inside the tree (TMPDIR under .cache in CI): never pack the tarball itself.
 run tar -czf "$TARBALL" -C "$ROOT" --exclude=./.venv --exclude=./runs --exclude=./.git \
-  --exclude='*/__pycache__' .
+  --exclude=./.cache --exclude="./${STAGE#"$ROOT"/}" --exclude='*/__pycache__' .
 run "${GCLOUD[@]}" scp "$TARBALL" "$NAME:collab.tar.gz" "${SCOPE[@]}" --worker=all
 
 # 3. Install the package on every worker (the lock file pins everything but libtpu).

@@ -21,6 +21,7 @@ import jax
 import numpy as np
 
 from benchmarks import common
+from collab import llm_calls
 from collab import rollout as rollout_lib
 
 RATES = (0.0, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0)
@@ -67,7 +68,7 @@ def run(*, slm: str, llm: str, batch_size: int, num_steps: int, step_tokens: int
   at = {row["rate"]: row for row in per_rate}
   return dict(
       batch=batch_size, num_steps=num_steps, step_tokens=step_tokens, rounds=rounds,
-      llm_capacity=batch_size, llm_call_sizes=list(rollout_lib.llm_call_sizes(
+      llm_capacity=batch_size, llm_call_sizes=list(llm_calls.llm_call_sizes(
           batch_size, llm_sizes)),
       slm=common.model_info(env.setup.slm, slm), llm=common.model_info(env.setup.llm, llm),
       compile_s=compile_s, rates=per_rate, slm_only_time_s=t0, always_time_s=t1,

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from collab import gating
+from collab import llm_calls
 from collab import rollout as rollout_lib
 from collab.data import episodes
 from collab.data import task as task_lib
@@ -220,8 +221,8 @@ def rollout_work(setup: rollout_lib.Setup, batch, steps) -> dict[str, float]:
   S, K = cfg.num_steps, cfg.step_tokens
   L = P + S * K
   C = min(cfg.llm_capacity or B, B)
-  W = rollout_lib.catchup_width(K)
-  sizes = np.asarray(rollout_lib.llm_call_sizes(C, cfg.llm_sizes))
+  W = llm_calls.catchup_width(K)
+  sizes = np.asarray(llm_calls.llm_call_sizes(C, cfg.llm_sizes))
   red_A = np.array([a in rollout_lib.REDACTED_KINDS for a in setup.gate.actions])
   f = dict(slm_prefill=unit_flops(setup.slm, P, L), slm_token=unit_flops(setup.slm, 1, L),
            slm_absorb=unit_flops(setup.slm, K, L), llm_chunk=unit_flops(setup.llm, W, L + K),

@@ -20,6 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from collab import gating
+from collab import llm_calls
+from collab import privacy
 from collab import rollout as rollout_lib
 from collab.models import decode
 from collab.models import transformer
@@ -32,7 +34,7 @@ def _prefill(params, tokens_BxT, len_B, *, cfg: ModelConfig, cache_len: int):
   cache = transformer.init_cache(cfg, tokens_BxT.shape[0], cache_len)
   logits_BxTxV, hidden_BxTxD, cache = transformer.apply(
       params, cfg, tokens_BxT, transformer.default_positions(tokens_BxT), cache)
-  return rollout_lib._at(logits_BxTxV, len_B - 1), rollout_lib._at(hidden_BxTxD, len_B - 1), cache
+  return llm_calls.at(logits_BxTxV, len_B - 1), llm_calls.at(hidden_BxTxD, len_B - 1), cache
 
 
 @functools.partial(jax.jit, static_argnames=("cfg", "pad"), donate_argnames=("cache",))
@@ -57,32 +59,32 @@ def _chunk(params, cache, logits_NxV, hidden_NxD, tokens_NxW, pos_NxW, last_N, *
   c_logits, c_hidden, cache = transformer.apply(params, cfg, tokens_NxW, pos_NxW, cache)
   has_N = (last_N >= 0) & (last_N < W)
   last_N = jnp.clip(last_N, 0, W - 1)
-  logits_NxV = jnp.where(has_N[:, None], rollout_lib._at(c_logits, last_N), logits_NxV)
-  hidden_NxD = jnp.where(has_N[:, None], rollout_lib._at(c_hidden, last_N), hidden_NxD)
+  logits_NxV = jnp.where(has_N[:, None], llm_calls.at(c_logits, last_N), logits_NxV)
+  hidden_NxD = jnp.where(has_N[:, None], llm_calls.at(c_hidden, last_N), hidden_NxD)
   return logits_NxV, hidden_NxD, cache
 
 
 @jax.jit
 def _gather_rows(tree, row_N):
-  return rollout_lib._gather(tree, row_N)
+  return llm_calls.gather(tree, row_N)
 
 
 @functools.partial(jax.jit, donate_argnames=("tree",))
 def _scatter_rows(tree, part, idx_N):
-  return rollout_lib._scatter(tree, part, idx_N)
+  return llm_calls.scatter(tree, part, idx_N)
 
 
 @functools.partial(jax.jit, static_argnames=("sp",))
 def _redact_step(ctx_BxL, ctx_len_B, step_BxK, step_len_B, *, sp):
   """The rollout's own redaction (private spans may cross step boundaries)."""
-  return rollout_lib._redact(step_BxK, step_len_B, sp,
-                             rollout_lib._span_open(ctx_BxL, ctx_len_B, sp))
+  return privacy.redact(step_BxK, step_len_B, sp,
+                             privacy.span_open(ctx_BxL, ctx_len_B, sp))
 
 
 @functools.partial(jax.jit, static_argnames=("sp",))
 def _exposed(src_NxL, src_len_N, *, sp):
   sent_NxL = jnp.arange(src_NxL.shape[1]) < src_len_N[:, None]
-  return jnp.sum(rollout_lib.private_mask(src_NxL, sp) & sent_NxL, -1)
+  return jnp.sum(privacy.private_mask(src_NxL, sp) & sent_NxL, -1)
 
 
 @functools.partial(jax.jit, static_argnames=("cfg",), donate_argnames=("cache",))
@@ -92,13 +94,13 @@ def _absorb(params, cache, logits_BxV, hidden_BxD, idx_N, tokens_NxK, start_N, l
   B = logits_BxV.shape[0]
   K = tokens_NxK.shape[1]
   row_N = jnp.minimum(idx_N, B - 1)
-  part = rollout_lib._gather(cache, row_N)
+  part = llm_calls.gather(cache, row_N)
   a_logits_NxKxV, a_hidden_NxKxD, part = transformer.apply(
       params, cfg, tokens_NxK, start_N[:, None] + jnp.arange(K), part)
   last_N = jnp.maximum(len_N - 1, 0)
-  cache = rollout_lib._scatter(cache, part, idx_N)
-  logits_BxV = logits_BxV.at[idx_N].set(rollout_lib._at(a_logits_NxKxV, last_N), mode="drop")
-  hidden_BxD = hidden_BxD.at[idx_N].set(rollout_lib._at(a_hidden_NxKxD, last_N), mode="drop")
+  cache = llm_calls.scatter(cache, part, idx_N)
+  logits_BxV = logits_BxV.at[idx_N].set(llm_calls.at(a_logits_NxKxV, last_N), mode="drop")
+  hidden_BxD = hidden_BxD.at[idx_N].set(llm_calls.at(a_hidden_NxKxD, last_N), mode="drop")
   return cache, logits_BxV, hidden_BxD
 
 
@@ -228,7 +230,7 @@ def python_loop_rollout(slm_params, llm_params, gate_params, batch, rng, policy_
   cfg, sp = setup.rollout, setup.specials
   ep = HostEpisodes(setup, batch)
   B, P, S, K, L, C = ep.B, ep.P, ep.S, ep.K, ep.L, ep.C
-  redacted_A, ends, W = ep.redacted_A, ep.ends, rollout_lib.catchup_width(K)
+  redacted_A, ends, W = ep.redacted_A, ep.ends, llm_calls.catchup_width(K)
   # Aliases of the episodes' arrays, which it updates in place.
   ctx, ctx_len, red, red_len, done = ep.ctx, ep.ctx_len, ep.red, ep.red_len, ep.done
   calls, llm_tokens, context_tokens, exposed = (

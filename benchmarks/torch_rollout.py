@@ -71,6 +71,8 @@ class TorchGate:
 
   def __init__(self, gate_params, gate_cfg):
     t = lambda x: _t(np.asarray(x, np.float32))
+    if gate_cfg.price_input:
+      raise NotImplementedError("the torch baseline has no price-conditioned gate")
     self.cfg = gate_cfg
     self.w = {k: {n: t(v) for n, v in layer.items()} for k, layer in gate_params.items()}
 

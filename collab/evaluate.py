@@ -59,7 +59,8 @@ def _per_problem(steps_action, steps_valid, final: rollout_lib.Final, actions) -
 
 def run_policy(pair: gate_lib.Pair, setup_base: rollout_lib.Setup, gate_params,
                episodes: dict[str, np.ndarray], policy: rollout_lib.Policy, *,
-               batch_size: int, value: float = 0.0, rng_seed: int = 0) -> dict[str, np.ndarray]:
+               batch_size: int, value: float = 0.0, rng_seed: int = 0,
+               call_price: float | None = None) -> dict[str, np.ndarray]:
   """Runs `policy` on every episode row; returns per-problem arrays (length N each).
 
   Keys: correct, calls, llm_tokens, context_tokens, exposed, overflow, decisions (valid steps)
@@ -67,8 +68,12 @@ def run_policy(pair: gate_lib.Pair, setup_base: rollout_lib.Setup, gate_params,
   compile per policy; `value` is a traced argument, so sweeping it does not recompile); with
   several local devices and a batch that splits evenly, batches are pmapped. Rows keep their
   global row_id, so sampled policies give the same result however the rows are batched.
+  call_price: the call price a price-conditioned gate is told (every row).
   """
   setup = dataclasses.replace(setup_base, policy=policy)
+  if call_price is not None:
+    episodes = dict(episodes, call_price_B=np.full(len(episodes["row_id_B"]), call_price,
+                                                   np.float32))
   num_rows = len(episodes["row_id_B"])
   n_dev = parallel.num_devices()
   # No bigger than needed, but a multiple of the devices when the batch was one.
@@ -139,7 +144,7 @@ def compare(policies: dict[str, dict], per_problem: dict[str, dict], gate: str =
   g = policies[gate]
   out = {}
   for name, s in policies.items():
-    if name == gate:
+    if s["family"] == "gate":  # the gate itself, or its points at other prices
       continue
     out[name] = {
         "family": s["family"], "static": s["family"] in STATIC_FAMILIES,
@@ -185,15 +190,21 @@ def evaluate(config: ml_collections.ConfigDict, pair: gate_lib.Pair, gate_params
   setup = gate_lib.make_setup(config, pair)
   per_problem, policies = {}, {}
 
-  def run(name, family, policy, value=0.0):
+  def run(name, family, policy, value=0.0, call_price=None):
     t0 = time.time()
     per_problem[name] = run_policy(pair, setup, gate_params, episodes, policy,
                                    batch_size=config.eval.batch_size, value=value,
-                                   rng_seed=config.seed)
+                                   rng_seed=config.seed, call_price=call_price)
     policies[name] = dict(summarize(per_problem[name]), family=family, value=value,
                           seconds=time.time() - t0)  # compile included
 
-  run("gate", "gate", rollout_lib.Policy(kind="gate", greedy=True))
+  greedy = rollout_lib.Policy(kind="gate", greedy=True)
+  if setup.gate.price_input:  # one gate, a point per price it is told
+    run("gate", "gate", greedy, call_price=config.costs.per_call)
+    for price in gate_lib.eval_prices(config):
+      run(f"gate@{price:g}", "gate", greedy, value=price, call_price=price)
+  else:
+    run("gate", "gate", greedy)
   for baseline in baseline_policies(config, policies["gate"]["call_rate"]):
     run(*baseline)
 

@@ -5,6 +5,8 @@ Features (built by the rollout, stored in the trajectory so PPO epochs re-run on
   draft stats     mean and min token log-prob of the step the SLM drafted for itself
   step_B / S      where in the solution we are
   calls_B / M     calls used out of the budget M, and whether any budget is left
+  call price      optional (`price_input`): the price of a call this episode is charged, so
+                  one gate trained over a range of prices serves any price on the curve
 The SLM itself stays frozen: the hidden state enters as data, not as a differentiable input.
 """
 from __future__ import annotations
@@ -14,8 +16,10 @@ import dataclasses
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-NUM_SCALAR_FEATURES = 5  # draft mean logp, draft min logp, step fraction, calls fraction, budget left
+# draft mean logp, draft min logp, step fraction, calls fraction, budget left, call price
+NUM_SCALAR_FEATURES = 6
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,6 +28,11 @@ class GateConfig:
   hidden_dim: int = 64
   use_hidden: bool = True        # read the SLM's hidden state
   use_draft: bool = True         # read the confidence of the SLM's own draft
+  price_input: bool = False      # read the episode's call price (a price-conditioned gate)
+  # Sampling (training) mixes this much of the uniform policy over allowed kinds into the
+  # gate's: every kind keeps probability >= explore / A, so a gate that always asks at a step
+  # still tries not asking there and learns which asks it can drop. Greedy decisions ignore it.
+  explore: float = 0.0
 
   @property
   def num_actions(self) -> int:
@@ -36,13 +45,27 @@ def _surprise(logp_B):
   return jnp.log(jnp.clip(-logp_B, 1e-6, 10.0)) / 5.0
 
 
-def scalar_features(draft_mean_logp_B, draft_min_logp_B, step, num_steps, calls_B, budget):
-  """The non-hidden features, each of order 1: shape Bx5."""
+def price_feature(call_price_B):
+  """log1p(price / 0.02) / 3: 0 at price 0, ~0.23 at 0.02, ~0.6 at 0.1, ~1.1 at 0.5."""
+  return jnp.log1p(jnp.maximum(call_price_B, 0.0) / 0.02) / 3.0
+
+
+def scalar_features(draft_mean_logp_B, draft_min_logp_B, step, num_steps, calls_B, budget,
+                    call_price_B=None):
+  """The non-hidden features, each of order 1: shape Bx6 (the price column is 0 when the
+  episode has no price)."""
   step_B = jnp.broadcast_to(jnp.asarray(step, jnp.float32) / num_steps, calls_B.shape)
   calls_frac_B = calls_B.astype(jnp.float32) / max(budget, 1)
   left_B = (calls_B < budget).astype(jnp.float32)
+  price_B = (jnp.zeros(calls_B.shape, jnp.float32) if call_price_B is None
+             else price_feature(call_price_B.astype(jnp.float32)))
   return jnp.stack([_surprise(draft_mean_logp_B), _surprise(draft_min_logp_B),
-                    step_B, calls_frac_B, left_B], axis=-1)
+                    step_B, calls_frac_B, left_B, price_B], axis=-1)
+
+
+def feature_columns(cfg: GateConfig) -> list[int]:
+  """The scalar features the head reads (gates saved before the price column read 0-4)."""
+  return ([0, 1] if cfg.use_draft else []) + [2, 3, 4] + ([5] if cfg.price_input else [])
 
 
 class GateHead(nn.Module):
@@ -51,7 +74,7 @@ class GateHead(nn.Module):
   @nn.compact
   def __call__(self, hidden_BxD, scalars_BxF):
     cfg = self.cfg
-    parts = [scalars_BxF if cfg.use_draft else scalars_BxF[:, 2:]]
+    parts = [scalars_BxF[:, np.asarray(feature_columns(cfg))]]
     if cfg.use_hidden:
       parts.append(nn.LayerNorm(name="hidden_norm")(hidden_BxD))
     x_BxF = jnp.concatenate(parts, axis=-1)
@@ -65,6 +88,17 @@ def init_gate(cfg: GateConfig, d_model: int, rng: jax.Array):
   hidden = jnp.zeros((1, d_model), jnp.float32)
   scalars = jnp.zeros((1, NUM_SCALAR_FEATURES), jnp.float32)
   return GateHead(cfg).init(rng, hidden, scalars)["params"]
+
+
+def explore_logits(logits_BxA, mask_BxA, explore: float):
+  """Log-probs of (1 - explore) * softmax(logits) + explore * uniform(allowed kinds): the
+  policy that is sampled and trained (its log-probs are its logits); -inf stays -inf."""
+  if not explore:
+    return logits_BxA
+  logp_BxA = jax.nn.log_softmax(logits_BxA, axis=-1)
+  uniform_B = 1.0 / jnp.maximum(mask_BxA.sum(-1, keepdims=True), 1)
+  mixed_BxA = jnp.logaddexp(jnp.log1p(-explore) + logp_BxA, jnp.log(explore * uniform_B))
+  return jnp.where(mask_BxA, mixed_BxA, -jnp.inf)
 
 
 def gate_logits(params, cfg: GateConfig, hidden_BxD, scalars_BxF):

@@ -7,7 +7,11 @@ arg keys: slm, llm (pretraining presets, trained under pretrain_dir when missing
 call_cost, token_cost, privacy_cost, granularity ('line' or 'tokens'), step_tokens, budget,
 steps (gate train steps), ppo (clipped epochs per batch; 0 = REINFORCE), eval_problems,
 target_calls / target_tokens (budget targets per problem met by dual ascent on the price),
-cost_warmup (steps over which the costs ramp in from 0),
+cost_warmup (steps over which the costs ramp in from 0), train_capacity (rows per device the
+LLM serves per training step; 0: all), price_max / price_min (a price-conditioned gate: each
+training problem's call price is drawn log-uniformly in [price_min, price_max] and the gate
+reads it; evaluation tells it call_cost and each of eval.call_prices; 0: off), explore (the
+share of the uniform policy mixed into the sampled gate in training),
 runlocal.
 """
 import ml_collections
@@ -20,7 +24,8 @@ def get_config(arg=None):
   arg = config_args.parse_arg(
       arg, slm="", llm="", seed=0, call_cost=0.02, token_cost=0.0, privacy_cost=0.0,
       granularity="line", step_tokens=0, budget=8, steps=0, ppo=0, eval_problems=500,
-      target_calls=0.0, target_tokens=0.0, cost_warmup=0, runlocal=False)
+      target_calls=0.0, target_tokens=0.0, cost_warmup=0, train_capacity=32, price_min=0.01,
+      price_max=0.0, explore=0.0, runlocal=False)
   config = ml_collections.ConfigDict()
   config.slm = arg.slm or ("test_tiny" if arg.runlocal else "slm_s")
   config.llm = arg.llm or ("gpt2_tiny" if arg.runlocal else "llm_s")
@@ -40,9 +45,11 @@ def get_config(arg=None):
       granularity=arg.granularity, budget=arg.budget, llm_capacity=0,
       slm_temperature=0.0, llm_temperature=0.0))
   config.gate = ml_collections.ConfigDict(dict(
-      actions=("self", "ask", "ask_redacted"), hidden_dim=64, use_hidden=True, use_draft=True))
+      actions=("self", "ask", "ask_redacted"), hidden_dim=64, use_hidden=True, use_draft=True,
+      price_input=arg.price_max > 0, explore=arg.explore))
   config.costs = ml_collections.ConfigDict(dict(
-      per_call=arg.call_cost, per_llm_token=arg.token_cost, per_private_token=arg.privacy_cost))
+      per_call=arg.call_cost, per_llm_token=arg.token_cost, per_private_token=arg.privacy_cost,
+      per_call_range=(arg.price_min, arg.price_max)))
   # Budget targets (0: off): the call / LLM-token price becomes a dual variable that training
   # adapts until the gate spends about this much per problem (collab/train/gate.py).
   config.budget_target = ml_collections.ConfigDict(dict(
@@ -58,12 +65,14 @@ def get_config(arg=None):
       split="validation", num_train_problems=1000,
       # Rows per device the LLM serves per step in training (0: all). Asks over it fall
       # back to the SLM's draft; evaluation serves every row (config.rollout.llm_capacity).
-      llm_capacity=32,
+      llm_capacity=arg.train_capacity,
       # Steps over which every cost ramps in linearly from 0 (0: full costs from the start).
       cost_warmup_steps=arg.cost_warmup))
   config.eval = ml_collections.ConfigDict(dict(
       split="test", num_problems=arg.eval_problems, batch_size=128, random_rates=(0.125, 0.25, 0.5),
-      thresholds=(-0.05, -0.2, -0.5, -1.0, -2.0), every_k=(2, 3), fixed_steps=((0,), (0, 2))))
+      thresholds=(-0.05, -0.2, -0.5, -1.0, -2.0), every_k=(2, 3), fixed_steps=((0,), (0, 2)),
+      # Prices a price-conditioned gate is evaluated at (each one a point of its curve).
+      call_prices=(0.02, 0.05, 0.1, 0.2, 0.3, 0.5)))
   config.log_every = 10
   config.ckpt_every = 50
   config.max_to_keep = 2

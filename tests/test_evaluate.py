@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import jax
+import ml_collections
 import numpy as np
 import pytest
 
@@ -168,3 +169,19 @@ def test_entry_point_needs_exactly_one_source():
                           capture_output=True, text=True, timeout=120)
   assert result.returncode != 0
   assert "exactly one of --workdir" in result.stderr + result.stdout
+
+
+def test_a_price_conditioned_gate_gets_a_point_per_price(env, tmp_path):
+  config = ml_collections.ConfigDict(env["config"].to_dict())
+  config.gate.price_input = True
+  config.costs.per_call_range = (0.01, 0.5)
+  config.eval.update(every_k=(), fixed_steps=(), random_rates=(), thresholds=(),
+                     call_prices=(0.05, 0.4))
+  gate_cfg = gating.GateConfig(**config.gate.to_dict())
+  params = gating.init_gate(gate_cfg, env["pair"].slm_cfg.d_model, jax.random.PRNGKey(3))
+  params = jax.tree.map(lambda x: x + 0.05, params)  # the output layer starts at zero
+  metrics = evaluate.evaluate(config, env["pair"], params, str(tmp_path))
+  gates = {n: s for n, s in metrics["policies"].items() if s["family"] == "gate"}
+  assert set(gates) == {"gate", "gate@0.05", "gate@0.4"}
+  assert gates["gate@0.4"]["value"] == 0.4
+  assert not set(gates) & set(metrics["comparison"])

@@ -1,5 +1,8 @@
 """Gate training: 1 device and 8 devices give the same update; the gate learns from costs."""
+import dataclasses
+
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
@@ -42,8 +45,12 @@ def _rl_cfg(**kw):
                                         clip_eps=0.2, **kw))
 
 
-def _train(env, devices, steps, *, lr=1e-2, cost=0.05, ppo_epochs=0, problems=8, budget=None):
+def _train(env, devices, steps, *, lr=1e-2, cost=0.05, ppo_epochs=0, problems=8, budget=None,
+           call_price=None):
+  """call_price: every row is told (and charged) this call price: a price-conditioned gate."""
   pair, setup = env["pair"], env["setup"]
+  if call_price is not None:
+    setup = dataclasses.replace(setup, gate=gating.GateConfig(price_input=True))
   tx = optax.adam(lr)
   gate_params = {"gate": gating.init_gate(setup.gate, pair.slm_cfg.d_model,
                                           jax.random.PRNGKey(0))}
@@ -60,7 +67,10 @@ def _train(env, devices, steps, *, lr=1e-2, cost=0.05, ppo_epochs=0, problems=8,
   for step in range(steps):
     rows = np.random.default_rng(step).choice(len(env["episodes"]["prompt_BxP"]), problems,
                                               replace=False)
-    batch = parallel.shard(episodes_lib.select(env["episodes"], rows, G), len(devices))
+    batch = episodes_lib.select(env["episodes"], rows, G)
+    if call_price is not None:
+      batch["call_price_B"] = np.full(len(rows) * G, call_price, np.float32)
+    batch = parallel.shard(batch, len(devices))
     state_r, metrics = step_fn(state_r, slm_r, llm_r, batch, jax.random.PRNGKey(step))
     history.append({k: float(v[0]) for k, v in metrics.items()})
   return parallel.unreplicate(state_r)["params"], history
@@ -110,3 +120,65 @@ def test_budget_targets_from_config():
   cfg = gate_configs.get_config("runlocal,target_calls=1.5,target_tokens=20")
   got = gate_lib.budget_targets(cfg)
   assert got["per_call"]["target"] == 1.5 and got["per_llm_token"]["target"] == 20.0
+
+
+def test_a_price_conditioned_gate_is_charged_the_price_it_is_told(env):
+  """With call_price_B in the batch, the reward charges it, not the state's price (0 here)."""
+  _, hist = _train(env, jax.local_devices()[:1], 2, cost=0.0, call_price=0.3)
+  for h in hist:
+    assert h["calls"] > 0.5
+    assert h["reward"] == pytest.approx(h["accuracy"] - 0.3 * h["calls"], abs=1e-5)
+  _, free = _train(env, jax.local_devices()[:1], 1, cost=0.0)
+  assert free[0]["reward"] == pytest.approx(free[0]["accuracy"], abs=1e-6)
+
+
+def test_only_a_price_conditioned_gate_reads_the_price():
+  D, rng = 16, np.random.default_rng(0)
+  hidden = rng.normal(size=(4, D)).astype(np.float32)
+  scalars = {p: gating.scalar_features(jnp.full(4, -0.1), jnp.full(4, -0.5), 1, 4,
+                                       jnp.zeros(4, jnp.int32), 4, jnp.full(4, p))
+             for p in (0.02, 0.5)}
+  assert scalars[0.02].shape == (4, gating.NUM_SCALAR_FEATURES)
+  for price_input in (False, True):
+    cfg = gating.GateConfig(price_input=price_input)
+    params = gating.init_gate(cfg, D, jax.random.PRNGKey(0))
+    # Kernel rows: the scalar columns the head reads, then the hidden state.
+    assert params["in"]["kernel"].shape[0] == len(gating.feature_columns(cfg)) + D
+    params = jax.tree.map(lambda x: x + 0.3, params)  # the zero-initialised output too
+    logits = {p: np.asarray(gating.gate_logits(params, cfg, hidden, s))
+              for p, s in scalars.items()}
+    assert np.abs(logits[0.02] - logits[0.5]).max() > 1e-3 if price_input else (
+        np.array_equal(logits[0.02], logits[0.5]))
+
+
+def test_call_prices_are_per_problem_log_uniform_and_replayable():
+  from configs import gate as gate_configs
+  cfg = gate_configs.get_config("runlocal,price_max=0.5,price_min=0.02")
+  assert cfg.gate.price_input
+  gate_lib.check_config(cfg)
+  a, b = gate_lib.sample_call_prices(cfg, 3), gate_lib.sample_call_prices(cfg, 3)
+  np.testing.assert_array_equal(a, b)
+  assert len(a) == cfg.rl.problems_per_step * cfg.rl.group_size
+  groups = a.reshape(cfg.rl.problems_per_step, cfg.rl.group_size)
+  assert (groups == groups[:, :1]).all() and len(set(groups[:, 0])) > 1
+  assert a.min() >= 0.02 and a.max() <= 0.5
+  many = np.concatenate([gate_lib.sample_call_prices(cfg, k) for k in range(200)])
+  # log-uniform: the median sits at the geometric mean of the range (0.1)
+  assert np.median(many) == pytest.approx(0.1, rel=0.15)
+  with pytest.raises(ValueError, match="budget target"):
+    gate_lib.check_config(gate_configs.get_config("runlocal,price_max=0.5,target_calls=1"))
+  bad = gate_configs.get_config("runlocal")
+  bad.gate.price_input = True
+  with pytest.raises(ValueError, match="per_call_range"):
+    gate_lib.check_config(bad)
+
+
+def test_exploration_floor_mixes_in_the_uniform_policy_over_allowed_kinds():
+  logits = jnp.asarray([[8.0, -8.0, -8.0], [0.0, 1.0, -jnp.inf]])
+  mask = jnp.isfinite(logits)
+  p = np.exp(np.asarray(gating.explore_logits(logits, mask, 0.3)))
+  pi = np.asarray(jax.nn.softmax(logits, -1))
+  np.testing.assert_allclose(p[0], 0.7 * pi[0] + 0.1, rtol=1e-5)
+  np.testing.assert_allclose(p[1, :2], 0.7 * pi[1, :2] + 0.15, rtol=1e-5)
+  assert p[1, 2] == 0 and np.allclose(p.sum(-1), 1)
+  assert gating.explore_logits(logits, mask, 0.0) is logits

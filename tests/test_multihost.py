@@ -63,7 +63,9 @@ def test_two_processes_train_the_gate_like_one(config, tmp_path):
 
   single, multi = gate.load_gate(one)[0], gate.load_gate(two)[0]
   for a, b in zip(jax.tree.leaves(single), jax.tree.leaves(multi)):
-    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-7)
+    # Cross-process all-reduces (gloo) sum in another order than one process's: float32
+    # rounding, as in the 1-vs-8-device test (test_gate_train.py), not a different update.
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
   # Process 0 alone logged (one row per step), and the checkpoints are complete.
   rows = metrics_lib.read_metrics(two)
   assert [r["step"] for r in rows] == list(range(1, STEPS + 1))

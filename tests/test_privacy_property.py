@@ -28,6 +28,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from collab import gating
+from collab import privacy
 from collab import rollout as rollout_lib
 from collab.data import episodes
 from collab.data import task as task_lib
@@ -219,8 +220,8 @@ def test_private_mask_and_redaction_match_the_reference(env):
   full of stray, repeated and unclosed markers (one compilation: fixed shapes)."""
   sp = env["sp"]
   T, N = 12, 16
-  mask_fn = jax.jit(lambda t, o: rollout_lib.private_mask(t, sp, o))
-  redact_fn = jax.jit(lambda t, n, o: rollout_lib._redact(t, n, sp, o))
+  mask_fn = jax.jit(lambda t, o: privacy.private_mask(t, sp, o))
+  redact_fn = jax.jit(lambda t, n, o: privacy.redact(t, n, sp, o))
   alphabet = [sp.priv_open, sp.priv_close, 40, 41, sp.pad]
 
   @settings(max_examples=30, deadline=None, derandomize=True, database=None)
@@ -238,7 +239,7 @@ def test_private_mask_and_redaction_match_the_reference(env):
       assert red_NxT[i, :red_len_N[i]].tolist() == want, (rows[i], lens[i], opens[i])
       assert set(red_NxT[i, red_len_N[i]:].tolist()) <= {sp.pad}
     # The span state a context ends in, as the rollout carries it into the next step.
-    got_open = np.asarray(rollout_lib._span_open(tokens_NxT, len_N, sp))
+    got_open = np.asarray(privacy.span_open(tokens_NxT, len_N, sp))
     want_open = [_spans(r[:n], sp)[1] for r, n in zip(rows, lens)]
     np.testing.assert_array_equal(got_open, want_open)
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from collab import gating
+from collab import privacy
 from collab import rollout as rollout_lib
 from collab.data import episodes
 from collab.data import task as task_lib
@@ -126,7 +127,7 @@ def test_redacted_requests_expose_no_private_tokens(env):
   _, red = _run(env, rollout_lib.Policy(kind="fixed", steps=(0,), ask_kind="ask_redacted"))
   # The first step's context is the prompt: exposure = private tokens in the question.
   prompt = env["batch"]["prompt_BxP"]
-  in_span = np.asarray(rollout_lib.private_mask(jnp.asarray(prompt), env["setup"].specials))
+  in_span = np.asarray(privacy.private_mask(jnp.asarray(prompt), env["setup"].specials))
   np.testing.assert_array_equal(full.exposed_B, in_span.sum(1))
   assert in_span.sum() > 0 and int(red.exposed_B.sum()) == 0
   assert int(red.calls_B.sum()) == len(prompt)
@@ -137,7 +138,7 @@ def test_redact_step_and_final_line_check(env):
   tok = env["tok"]
   ids = tok.encode("<priv>592</priv> - 01 = 582")
   toks = jnp.asarray([ids + [sp.pad] * 3])
-  red, n = rollout_lib._redact(toks, jnp.asarray([len(ids)]), sp)
+  red, n = privacy.redact(toks, jnp.asarray([len(ids)]), sp)
   assert tok.decode([int(t) for t in red[0, :int(n[0])]]) == tok.decode(
       tok.encode("<redacted> - 01 = 582"))
   answer = tok.encode("answer 582") + [sp.eos]

@@ -88,3 +88,31 @@ def generate(params, cfg: ModelConfig, prompt_BxP, prompt_len_B, *, max_new_toke
                    jnp.asarray(prompt_len_B, jnp.int32), jnp.float32(temperature), rng,
                    max_new_tokens=int(max_new_tokens), stop_id=int(stop_id),
                    pad_id=int(pad_id))
+
+
+def decode_step(params, cfg: ModelConfig, cache, logits_BxV, hidden_BxD, start_B, active_B,
+                rng, *, num_tokens: int, end_ids: tuple[int, ...], pad: int, temperature):
+  """Writes one step per active row, token by token, feeding each token back into the cache.
+
+  A row stops after writing one of end_ids. Returns tokens_BxK (pad after the step ends),
+  len_B, token log-probs BxK, and the cache, logits and hidden state after the step's last
+  token (unchanged for inactive rows).
+  """
+  def body(carry, t):
+    cache, logits_BxV, hidden_BxD, running_B, rng = carry
+    rng, sample_rng = jax.random.split(rng)
+    tok_B = sample_logits(logits_BxV, temperature, sample_rng)
+    logp_B = jnp.take_along_axis(jax.nn.log_softmax(logits_BxV), tok_B[:, None], -1)[:, 0]
+    tok_B = jnp.where(running_B, tok_B, pad)
+    new_logits_Bx1xV, new_hidden_Bx1xD, cache = transformer.apply(
+        params, cfg, tok_B[:, None], (start_B + t)[:, None], cache)
+    logits_BxV = jnp.where(running_B[:, None], new_logits_Bx1xV[:, 0], logits_BxV)
+    hidden_BxD = jnp.where(running_B[:, None], new_hidden_Bx1xD[:, 0], hidden_BxD)
+    ends_B = jnp.isin(tok_B, jnp.asarray(end_ids))
+    out = (tok_B, jnp.where(running_B, logp_B, 0.0), running_B)
+    return (cache, logits_BxV, hidden_BxD, running_B & ~ends_B, rng), out
+
+  carry = (cache, logits_BxV, hidden_BxD, active_B, rng)
+  (cache, logits_BxV, hidden_BxD, _, _), (tok_KxB, logp_KxB, wrote_KxB) = jax.lax.scan(
+      body, carry, jnp.arange(num_tokens))
+  return tok_KxB.T, wrote_KxB.sum(0), logp_KxB.T, cache, logits_BxV, hidden_BxD

@@ -39,10 +39,13 @@ class Run:
   arg: str                        # configs/gate.py argument string (after the study's base_arg)
   setting: str = ""               # runs of one setting differ only by seed
   eval_llms: tuple[str, ...] = ()  # LLMs to evaluate the trained gate with, besides its own
+  train_name: str = ""            # the gate's folder, when runs share one (default: name)
+  call_price: float | None = None  # the price a price-conditioned gate is told in evaluation
 
 
 def runs_of(config: ml_collections.ConfigDict) -> list[Run]:
-  return [Run(r["name"], r["arg"], r.get("setting", r["name"]), tuple(r.get("eval_llms", ())))
+  return [Run(r["name"], r["arg"], r.get("setting", r["name"]), tuple(r.get("eval_llms", ())),
+              r.get("train_name", ""), r.get("call_price"))
           for r in config.runs]
 
 
@@ -90,10 +93,12 @@ def _policy_result(per_problem: dict[str, np.ndarray], family: str, value: float
                            "calls": per_problem["calls"].astype(int).tolist()})
 
 
-def _run(cfg, pair, setup, gate_params, episodes, name, family, policy, value=0.0):
+def _run(cfg, pair, setup, gate_params, episodes, name, family, policy, value=0.0,
+         call_price=None):
   t0 = time.time()
   per = evaluate.run_policy(pair, setup, gate_params, episodes, policy,
-                            batch_size=cfg.eval.batch_size, value=value, rng_seed=cfg.seed)
+                            batch_size=cfg.eval.batch_size, value=value, rng_seed=cfg.seed,
+                            call_price=call_price)
   out = _policy_result(per, family, value, time.time() - t0)
   print(f"  {name:>22}: accuracy {100 * out['accuracy']['mean']:5.1f}%  calls "
         f"{out['calls']['mean']:.2f}  LLM tokens {out['llm_tokens']['mean']:.1f}  exposed "
@@ -149,14 +154,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, run: Run, workdir: str
                        ) -> dict[str, Any]:
   """Trains the run's gate (or resumes it) and evaluates it with its LLM and each eval_llm."""
   cfg = gate_config(config, run.arg)
-  run_dir = os.path.join(workdir, run.name)
+  run_dir = os.path.join(workdir, run.train_name or run.name)
   if not os.path.exists(os.path.join(run_dir, "gate")):
-    print(f"=== training gate {run.name} ({cfg.slm} x {cfg.llm}) ===", flush=True)
+    print(f"=== training gate {run.train_name or run.name} ({cfg.slm} x {cfg.llm}) ===",
+          flush=True)
     gate_lib.train(cfg, run_dir)
   gate_params, _ = gate_lib.load_gate(run_dir)
   evals = {}
   for llm in (cfg.llm,) + tuple(l for l in run.eval_llms if l != cfg.llm):
-    path = os.path.join(run_dir, f"eval_{llm}.json")
+    price = "" if run.call_price is None else f"_price{run.call_price:g}"
+    path = os.path.join(run_dir, f"eval_{llm}{price}.json")
     result = _load(path)
     if result is None:
       print(f"=== evaluating gate {run.name} with {llm} ===", flush=True)
@@ -164,7 +171,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, run: Run, workdir: str
       pair = gate_lib.load_pair(ecfg)
       episodes = evaluate._load_eval_episodes(ecfg, pair)  # pylint: disable=protected-access
       result = _run(ecfg, pair, gate_lib.make_setup(ecfg, pair), gate_params, episodes,
-                    "gate", "gate", rollout_lib.Policy(kind="gate", greedy=True))
+                    "gate", "gate", rollout_lib.Policy(kind="gate", greedy=True),
+                    call_price=run.call_price)
       train_metrics = _last_train_metrics(run_dir)
       result.update(llm=llm, trained_with=cfg.llm, train=train_metrics)
       _dump(path, result)

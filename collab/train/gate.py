@@ -100,6 +100,26 @@ def make_setup(config: ml_collections.ConfigDict, pair: Pair,
       specials=rollout_lib.Specials.from_tokenizer(pair.tokenizer), policy=policy)
 
 
+def price_range(config: ml_collections.ConfigDict) -> tuple[float, float] | None:
+  """(low, high) call prices of a price-conditioned gate's training, or None."""
+  low, high = config.costs.get("per_call_range", (0.0, 0.0))
+  return (float(low), float(high)) if high > 0 else None
+
+
+def eval_prices(config: ml_collections.ConfigDict) -> tuple[float, ...]:
+  return tuple(float(p) for p in config.eval.get("call_prices", ()))
+
+
+def sample_call_prices(config: ml_collections.ConfigDict, step: int) -> np.ndarray:
+  """Per-problem call prices of training step `step`, drawn log-uniformly in the config's
+  range (a pure function of (seed, step), so a resumed run replays them); one per problem,
+  so the G samples of a group share theirs and their advantages compare like with like."""
+  low, high = price_range(config)
+  u = np.random.default_rng([config.seed, step, 1]).random(config.rl.problems_per_step)
+  prices = np.exp(np.log(low) + u * (np.log(high) - np.log(low)))
+  return np.repeat(prices, config.rl.group_size).astype(np.float32)
+
+
 def reward_config(config: ml_collections.ConfigDict) -> rl.RewardConfig:
   return rl.RewardConfig(cost_per_call=config.costs.per_call,
                          cost_per_llm_token=config.costs.per_llm_token,
@@ -119,6 +139,8 @@ def _pg_loss(gate_params, setup, steps, adv_B, rl_cfg, old_logp_SxB=None):
                                    steps.hidden.reshape(S * B, -1),
                                    steps.scalars.reshape(S * B, -1))
   logits_SxBxA = jnp.where(steps.mask, logits_SBxA.reshape(S, B, -1), -jnp.inf)
+  # The sampled policy (with its exploration floor) is the one whose gradient is taken.
+  logits_SxBxA = gating.explore_logits(logits_SxBxA, steps.mask, setup.gate.explore)
   valid_SxB = steps.valid.astype(jnp.float32)
   if old_logp_SxB is None:
     return rl.reinforce_loss(logits_SxBxA, steps.action, adv_B, valid_SxB,
@@ -174,8 +196,10 @@ def make_train_step(setup: rollout_lib.Setup, tx: optax.GradientTransformation,
     warmup = rl_cfg.get("cost_warmup_steps", 0)
     ramp = (jnp.minimum(1.0, (state["step"] + 1).astype(jnp.float32) / warmup) if warmup
             else 1.0)
+    # A price-conditioned gate: each row is charged the price its gate features were told.
+    call_price = batch.get("call_price_B", state["costs"]["per_call"])
     step_reward_cfg = dataclasses.replace(
-        reward_cfg, cost_per_call=ramp * state["costs"]["per_call"],
+        reward_cfg, cost_per_call=ramp * call_price,
         cost_per_llm_token=ramp * state["costs"]["per_llm_token"],
         cost_per_private_token=ramp * reward_cfg.cost_per_private_token)
     reward_B = rl.episode_reward(final.correct_B.astype(jnp.float32), final.calls_B,
@@ -237,6 +261,18 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   pretrain.nonfinite_policy(config)
   config_args.to_dataclass(gating.GateConfig, config.gate, "config.gate")
   config_args.to_dataclass(rollout_lib.RolloutConfig, config.rollout, "config.rollout")
+  prices = price_range(config)
+  if prices is not None:
+    if not 0 < prices[0] <= prices[1]:
+      raise ValueError(f"config.costs.per_call_range must be 0 < low <= high, got {prices}")
+    if not config.gate.get("price_input", False):
+      raise ValueError("A call price range needs config.gate.price_input=True: the gate must "
+                       "be told the price it is charged")
+    if config.get("budget_target", {}).get("calls"):
+      raise ValueError("A call price range and a calls budget target both set the call "
+                       "price; choose one")
+  elif config.gate.get("price_input", False):
+    raise ValueError("config.gate.price_input=True needs config.costs.per_call_range")
   presets = () if hf_pair.uses_hf_models(config) else (config.slm, config.llm)
   for preset in presets:  # imported pairs are not pretrained here
     if not os.path.exists(os.path.join(config.pretrain_dir, preset, "model")):
@@ -298,6 +334,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
         # Row ids stay global (select numbers the whole batch), so samples do not depend on
         # which process or device a row lands on.
         batch = episodes_lib.select(episodes, chosen, config.rl.group_size)
+        if price_range(config) is not None:
+          batch["call_price_B"] = sample_call_prices(config, step)
         batch = parallel.shard({k: v[local_rows] for k, v in batch.items()}, n_dev)
         state_r, metrics = train_step(state_r, slm_r, llm_r, batch,
                                       jax.random.fold_in(base_rng, step))

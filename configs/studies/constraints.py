@@ -6,7 +6,9 @@ Setting names are '<swept cost>=<value>': the analysis draws one Pareto line per
 arg keys: slm, llm, seeds, call_costs / token_costs / privacy_costs / caps (':'-separated
 lists; a cap is a hard budget of calls per problem, trained at call cost CAP_CALL_COST),
 warmup (gate steps over which call and token costs ramp in), steps (gate steps; 0: the study
-default), runlocal.
+default), explore (the gates' exploration floor), price_range ('low:high': also train one
+price-conditioned gate per seed and evaluate it at each of eval_prices: settings 'price=p'),
+runlocal.
 """
 from configs.studies import _common as common
 
@@ -16,6 +18,7 @@ PRIVACY_COSTS = "0.01:0.05"
 PRIVACY_CALL_COST = 0.1
 PRIVACY_WARMUP = 40  # gate steps (of 120) over which privacy runs ramp their costs in
 CAPS = ""
+EVAL_PRICES = "0.02:0.05:0.1:0.2:0.3:0.5"
 CAP_CALL_COST = 0.02
 
 
@@ -26,11 +29,13 @@ def _floats(s: str) -> tuple[float, ...]:
 def get_config(arg=None):
   arg = common.parse(arg, slm="slm_s", llm="llm_l", call_costs=CALL_COSTS,
                      token_costs=TOKEN_COSTS, privacy_costs=PRIVACY_COSTS, caps=CAPS, warmup=0,
-                     steps=0)
+                     steps=0, explore=0.0, price_range="", eval_prices=EVAL_PRICES)
   config = common.base_config("constraints", arg)
   pair = "slm=test_tiny,llm=gpt2_tiny" if arg.runlocal else f"slm={arg.slm},llm={arg.llm}"
   if arg.steps:
     pair += f",steps={arg.steps}"
+  if arg.explore:
+    pair += f",explore={arg.explore}"
   calls, tokens, privacy, caps = ((0.0, 0.2), (0.01,), (0.05,), (1,)) if arg.runlocal else (
       _floats(arg.call_costs), _floats(arg.token_costs), _floats(arg.privacy_costs),
       tuple(int(c) for c in _floats(arg.caps)))
@@ -43,6 +48,15 @@ def get_config(arg=None):
     common.add_runs(config, f"token={t:g}", f"{pair},call_cost=0,token_cost={t}{ramp}")
   for b in caps:
     common.add_runs(config, f"cap={b}", f"{pair},call_cost={CAP_CALL_COST},budget={b}")
+  prices = (0.01, 0.5) if arg.runlocal and arg.price_range else _floats(arg.price_range)
+  if prices:  # one gate per seed, a point per price it is told
+    lo, hi = prices
+    for seed in config.seeds:
+      for p in ((0.05,) if arg.runlocal else _floats(arg.eval_prices)):
+        config.runs.append({
+            "name": f"price={p:g}__s{seed}", "setting": f"price={p:g}", "eval_llms": (),
+            "arg": f"{pair},price_min={lo},price_max={hi},seed={seed}",
+            "train_name": f"cond{lo:g}-{hi:g}__s{seed}", "call_price": p})
   for p in privacy:  # costs ramp in: from the first step they collapse the gate to self
     common.add_runs(config, f"privacy={p:g}", f"{pair},call_cost={PRIVACY_CALL_COST},"
                     f"privacy_cost={p},cost_warmup={PRIVACY_WARMUP}")

@@ -1,0 +1,115 @@
+"""The static side of the collaborative rollout: its config, the policy that decides, the
+token ids it needs, and the records it returns (see collab/rollout.py)."""
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import jax
+
+from collab import gating
+from collab.models.config import ModelConfig
+
+REDACTED_KINDS = ("ask_redacted",)
+
+
+class Specials(NamedTuple):
+  """Token ids the rollout needs (from the tokenizer); hashable, so static under jit."""
+  pad: int
+  eos: int
+  sep: int
+  priv_open: int
+  priv_close: int
+  redacted: int
+
+  @classmethod
+  def from_tokenizer(cls, tok) -> Specials:
+    return cls(tok.pad_id, tok.eos_id, tok.sep_id, tok.priv_open_id, tok.priv_close_id,
+               tok.redacted_id)
+
+
+@dataclasses.dataclass(frozen=True)
+class RolloutConfig:
+  num_steps: int = 8            # S: decisions per episode
+  step_tokens: int = 16         # K: most tokens one step may have
+  granularity: str = "line"     # 'line': a step ends at <sep>; 'tokens': a step is K tokens
+  budget: int = 8               # most LLM calls per episode (hard limit)
+  llm_capacity: int = 0         # C: rows routed to the LLM per step and device; 0 = batch size
+  llm_sizes: int = 4            # row counts an LLM call compiles for: C, C/2, ... (this many)
+  slm_temperature: float = 0.0
+  llm_temperature: float = 0.0
+
+  def __post_init__(self):
+    if self.granularity not in ("line", "tokens"):
+      raise ValueError(f"granularity must be 'line' or 'tokens', got {self.granularity!r}")
+    if self.num_steps < 1 or self.step_tokens < 1:
+      raise ValueError("num_steps and step_tokens must be >= 1")
+    if self.llm_sizes < 1:
+      raise ValueError("llm_sizes must be >= 1")
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+  """Who decides: the learned gate, or a baseline of the same rollout.
+
+  kind: 'gate' (sample; greedy=True takes the argmax), 'self' (SLM alone), 'always' (ask at
+  every step: with the full context this is the LLM alone), 'every_k' (ask when step % k ==
+  k - 1), 'fixed' (ask at `steps`), 'random' (ask with probability `value`), 'threshold' (ask
+  when the draft's min token log-prob < `value`, BiLD-style), 'oracle' (ask when the draft
+  differs from the reference step: hindsight). Baselines ask with request kind `ask_kind`.
+  """
+  kind: str = "gate"
+  greedy: bool = False
+  ask_kind: str = "ask"
+  k: int = 2
+  steps: tuple[int, ...] = ()
+
+  def __post_init__(self):
+    kinds = ("gate", "self", "always", "every_k", "fixed", "random", "threshold", "oracle")
+    if self.kind not in kinds:
+      raise ValueError(f"Unknown policy {self.kind!r}; valid: {kinds}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Setup:
+  """Everything static about a rollout (hashable: one compile per Setup)."""
+  slm: ModelConfig
+  llm: ModelConfig
+  gate: gating.GateConfig
+  rollout: RolloutConfig
+  specials: Specials
+  policy: Policy = Policy()
+
+
+class Step(NamedTuple):
+  """Per-decision records, stacked by the scan into SxB (SxBxD for features)."""
+  action: jax.Array          # request kind the policy chose
+  logp: jax.Array            # its log-prob under the gate (0 for baselines)
+  valid: jax.Array           # the row was still running, so this decision counted
+  hidden: jax.Array          # gate features: SLM hidden state (BxD)
+  scalars: jax.Array         # gate features: scalar features (BxF)
+  mask: jax.Array            # allowed request kinds (BxA)
+  routed: jax.Array          # the LLM wrote this step
+  overflow: jax.Array        # asked, but over capacity: the SLM's draft was kept
+  llm_tokens: jax.Array      # tokens the LLM generated
+  context_tokens: jax.Array  # tokens sent to the LLM
+  exposed: jax.Array         # private tokens among them
+  draft_min_logp: jax.Array
+
+
+class Final(NamedTuple):
+  tokens_BxL: jax.Array      # prompt + written steps
+  length_B: jax.Array
+  writer_BxL: jax.Array      # 0 prompt, 1 SLM, 2 LLM
+  correct_B: jax.Array       # final answer line equals the reference line
+  calls_B: jax.Array
+  llm_tokens_B: jax.Array
+  context_tokens_B: jax.Array
+  exposed_B: jax.Array
+  overflow_B: jax.Array
+  done_B: jax.Array
+
+
+def step_end_ids(cfg: RolloutConfig, sp: Specials) -> tuple[int, ...]:
+  """Tokens that end a step: <eos>, and <sep> for line steps."""
+  return (sp.eos, sp.sep) if cfg.granularity == "line" else (sp.eos,)
