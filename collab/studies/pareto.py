@@ -1,0 +1,149 @@
+"""Analyses of accuracy against cost: the constraints study's cost sweeps (calls, LLM tokens,
+private tokens exposed) and the pair-level frontier of every gate against the baselines.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import os
+from typing import Any
+
+import numpy as np
+
+from collab.studies import stats
+from collab.studies import summaries as sm
+
+
+# ----------------------------------------------------------------------------- constraints
+
+
+def analyze_constraints(result: dict[str, Any], out_dir: str) -> dict[str, Any]:
+  """Cost sweeps: Pareto fronts against calls, LLM tokens and exposure; the request mix."""
+  sets = sm.settings(result)
+  plt = sm.pyplot()
+  fig, axes = plt.subplots(1, 4, figsize=(19, 4.2))
+  base = next(iter(sets.values()))["baselines"]
+  families = collections.defaultdict(list)
+  for name, s in sets.items():
+    families[name.split("=")[0]].append((name, s))
+  for ax, x in zip(axes[:3], ("calls", "llm_tokens", "exposed")):
+    sm.baseline_curves(ax, base, x)
+    for fam, members in families.items():
+      pts = sorted((s[x]["mean"], 100 * s["accuracy"]["mean"], 100 * s["accuracy"]["ci95"])
+                   for _, s in members)
+      ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts],
+                  marker="*", markersize=10, capsize=3, label=f"gate: {fam} sweep")
+    ax.set(xlabel=f"{x.replace('_', ' ')} per problem", ylabel="accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+  names = list(sets)
+  kinds = sorted({k for s in sets.values() for k in s["action_mix"]})
+  bottom = np.zeros(len(names))
+  for k in kinds:
+    vals = np.array([sets[n]["action_mix"].get(k, 0.0) for n in names])
+    axes[3].bar(range(len(names)), vals, bottom=bottom, label=k)
+    bottom += vals
+  axes[3].set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
+  axes[3].set(ylabel="share of decisions", title="request mix")
+  axes[3].legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(os.path.join(sm.out_dir_ready(out_dir), "constraints.png"), dpi=110)
+  plt.close(fig)
+  table = ["| setting | accuracy | calls | LLM tokens | private tokens exposed | mix "
+           "(self / ask / ask_redacted) |", "|---|---|---|---|---|---|"]
+  for name, s in sets.items():
+    mix = " / ".join(f"{s['action_mix'].get(k, 0):.2f}" for k in ("self", "ask",
+                                                                   "ask_redacted"))
+    table.append(f"| {name} | {sm.pct(s['accuracy']['mean'], s['accuracy']['ci95'])} | "
+                 f"{s['calls']['mean']:.2f} | {s['llm_tokens']['mean']:.1f} | "
+                 f"{s['exposed']['mean']:.2f} | {mix} |")
+  privacy = _privacy_check(sets)
+  static_md, static = sm.static_table(sets)
+  sweep = stats.dominance([sm.point(s) for s in sets.values()
+                           if s["costs"]["per_private_token"] == 0
+                           and s["costs"]["per_llm_token"] == 0], base)
+  lost = [k for k, v in sweep["static"].items() if not v]
+  below = sorted({f"{r['best_baseline']} at {r['gate_calls']:.2f} calls"
+                  for rs in sweep["curves"].values() for r in rs if not r["on_or_above"]})
+  sweep_text = (
+      "Across the call-cost sweep (seed means): the gate has a point with higher accuracy at "
+      "equal or fewer calls than " + ("every static baseline" if not lost else
+                                      f"every static baseline except {', '.join(lost)}")
+      + "; each gate point is " + ("on or above the best random and threshold policy at equal "
+                                   "or fewer calls." if not below else
+                                   f"on or above random and threshold except: {'; '.join(below)}."))
+  report = "\n".join([
+      "### Constraints: cost sweeps", "", *table, "", sweep_text, "", privacy["text"], "",
+      "![constraints](constraints.png)", "", "Each setting against the baselines:", "",
+      static_md])
+  return sm.write(out_dir, {"settings": sets, "privacy": privacy, "dominance": static,
+                          "pareto": sweep}, report)
+
+
+def _privacy_check(sets: dict[str, dict]) -> dict[str, Any]:
+  """Done-means of issue 3: a privacy cost halves exposure for < 5 points of accuracy."""
+  plain = [s for s in sets.values() if s["costs"]["per_private_token"] == 0]
+  private = [s for s in sets.values() if s["costs"]["per_private_token"] > 0]
+  if not plain or not private:
+    return {"text": "", "pairs": []}
+  ref = min(plain, key=lambda s: abs(s["costs"]["per_call"] - private[0]["costs"]["per_call"]))
+  pairs, lines = [], []
+  for s in private:
+    drop = ref["accuracy"]["mean"] - s["accuracy"]["mean"]
+    ratio = s["exposed"]["mean"] / ref["exposed"]["mean"] if ref["exposed"]["mean"] else None
+    ok = ratio is not None and ratio <= 0.5 and drop < 0.05
+    pairs.append({"privacy_cost": s["costs"]["per_private_token"], "exposure_ratio": ratio,
+                  "accuracy_drop": drop, "meets_target": ok})
+    lines.append(f"Privacy cost {s['costs']['per_private_token']:g}: exposure "
+                 f"{ref['exposed']['mean']:.2f} -> {s['exposed']['mean']:.2f} per problem "
+                 f"({sm.share(ratio)} of it), accuracy "
+                 f"{sm.pct(ref['accuracy']['mean'])} -> {sm.pct(s['accuracy']['mean'])} "
+                 f"({'meets' if ok else 'misses'} 'at least halved for < 5 points').")
+  return {"text": "\n".join(lines), "pairs": pairs}
+
+
+# ------------------------------------------------------------------------------- frontier
+
+
+def analyze_frontier(results_dir: str, out_dir: str,
+                     studies: tuple[str, ...] = ("constraints", "budget")) -> dict[str, Any]:
+  """Every gate of one pair (cost sweeps and budget targets, seed means) against the static
+  baselines and the random / threshold curves: the done-means of learned help-seeking."""
+  points = collections.defaultdict(list)
+  bases = {}
+  for study in studies:
+    path = os.path.join(results_dir, study, "summary.json")
+    if not os.path.exists(path):
+      continue
+    with open(path) as f:
+      sets = json.load(f)["settings"]
+    for name, s in sets.items():
+      if s["costs"]["per_private_token"] or s["llm"] != s["trained_with"]:
+        continue
+      pair = f"{s['slm']} x {s['llm']}"
+      points[pair].append({"accuracy": s["accuracy"]["mean"], "calls": s["calls"]["mean"],
+                           "setting": f"{study}: {name}", "seeds": len(s["seeds"])})
+      bases[pair] = s["baselines"]
+  out, lines = {}, []
+  for pair, pts in points.items():
+    d = stats.dominance(pts, bases[pair])
+    out[pair] = {"points": pts, "dominance": d}
+    lines += [f"**{pair}**, {len(pts)} gate settings:", "",
+              "| static baseline | accuracy | calls | beaten by a gate at equal or fewer calls |",
+              "|---|---|---|---|"]
+    for name, beaten in d["static"].items():
+      b = bases[pair][name]
+      lines.append(f"| {name} | {sm.pct(sm.accuracy_of(b))} | {sm.calls_of(b):.2f} | "
+                   f"{'yes' if beaten else 'no'} |")
+    lines += ["", "| gate setting (seeds) | accuracy | calls | best random at <= calls | "
+              "best threshold at <= calls |", "|---|---|---|---|---|"]
+    for p, r, t in zip(pts, d["curves"]["random"], d["curves"]["threshold"]):
+      cell = lambda row: (f"{row['best_baseline']} {sm.pct(row['baseline_accuracy'])}"  # noqa
+                          + ("" if row["on_or_above"] else " (**above the gate**)"))
+      lines.append(f"| {p['setting']} ({p['seeds']}) | {sm.pct(p['accuracy'])} | "
+                   f"{p['calls']:.2f} | {cell(r)} | {cell(t)} |")
+    lines.append("")
+  report = "\n".join(["### Dynamic against static: every gate of a pair", "",
+                      "Gate points from the cost sweeps and the budget targets (seed means).",
+                      "", *lines])
+  return sm.write(out_dir, {"pairs": out}, report)
