@@ -11,7 +11,8 @@ cost_warmup (steps over which the costs ramp in from 0), train_capacity (rows pe
 LLM serves per training step; 0: all), price_max / price_min (a price-conditioned gate: each
 training problem's call price is drawn log-uniformly in [price_min, price_max] and the gate
 reads it; evaluation tells it call_cost and each of eval.call_prices; 0: off), explore (the
-share of the uniform policy mixed into the sampled gate in training),
+share of the uniform policy mixed into the sampled gate in training), entropy (the entropy
+bonus's coefficient),
 runlocal.
 """
 import ml_collections
@@ -25,7 +26,7 @@ def get_config(arg=None):
       arg, slm="", llm="", seed=0, call_cost=0.02, token_cost=0.0, privacy_cost=0.0,
       granularity="line", step_tokens=0, budget=8, steps=0, ppo=0, eval_problems=500,
       target_calls=0.0, target_tokens=0.0, cost_warmup=0, train_capacity=32, price_min=0.01,
-      price_max=0.0, explore=0.0, runlocal=False)
+      price_max=0.0, explore=0.0, entropy=0.01, runlocal=False)
   config = ml_collections.ConfigDict()
   config.slm = arg.slm or ("test_tiny" if arg.runlocal else "slm_s")
   config.llm = arg.llm or ("gpt2_tiny" if arg.runlocal else "llm_s")
@@ -57,7 +58,7 @@ def get_config(arg=None):
       llm_tokens_lr=0.0002))
   config.rl = ml_collections.ConfigDict(dict(
       num_steps=arg.steps or 300, problems_per_step=16, group_size=4, learning_rate=5e-3,
-      entropy_coef=0.01, ppo_epochs=arg.ppo, clip_eps=0.2, grad_clip=1.0,
+      entropy_coef=arg.entropy, ppo_epochs=arg.ppo, clip_eps=0.2, grad_clip=1.0,
       # Dividing by the group's reward std (GRPO) blows the cost noise of groups where no
       # sample succeeds up to full-size advantages, which drove the gate to never ask.
       normalize_std=False,

@@ -28,11 +28,13 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from collab import gating
+from collab import llm_calls
 from collab import privacy
 from collab import rollout as rollout_lib
 from collab.data import episodes
 from collab.data import task as task_lib
 from collab.data import tokenizer as tokenizer_lib
+from collab.models import decode
 from collab.models import presets
 from collab.models import transformer
 
@@ -69,7 +71,9 @@ def captured():
   proxy = types.SimpleNamespace(apply=apply, init_cache=transformer.init_cache,
                                 default_positions=transformer.default_positions)
   with pytest.MonkeyPatch.context() as mp:
-    mp.setattr(rollout_lib, "transformer", proxy)
+    # Every module of the rollout that calls the models (the LLM reads contexts in llm_calls).
+    for module in (rollout_lib, llm_calls, decode):
+      mp.setattr(module, "transformer", proxy)
     yield calls, llm_cfgs
 
 
