@@ -179,7 +179,7 @@ class HostEpisodes:
     self.C = min(cfg.llm_capacity or B, B)
     self.asks_A = np.array([a != "self" for a in setup.gate.actions])
     self.redacted_A = np.array([a in rollout_lib.REDACTED_KINDS for a in setup.gate.actions])
-    self.ends = (sp.eos, sp.sep) if cfg.granularity == "line" else (sp.eos,)
+    self.ends = rollout_lib.step_end_ids(cfg, sp)
     self.ctx = np.full((B, L), sp.pad, np.int32)
     self.ctx[:, :P] = prompt_BxP
     self.ctx_len = np.asarray(batch["prompt_len_B"], np.int32).copy()

@@ -325,6 +325,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
   on_nonfinite = pretrain.nonfinite_policy(config)
   base_rng = jax.random.PRNGKey(config.seed + 1)
   t0, skipped = time.time(), 0
+  prices = price_range(config)  # a price-conditioned gate: per-problem call prices
   try:
     with preemption.Guard() as guard:
       for step in range(int(state["step"]), config.rl.num_steps):
@@ -334,7 +335,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
         # Row ids stay global (select numbers the whole batch), so samples do not depend on
         # which process or device a row lands on.
         batch = episodes_lib.select(episodes, chosen, config.rl.group_size)
-        if price_range(config) is not None:
+        if prices is not None:
           batch["call_price_B"] = sample_call_prices(config, step)
         batch = parallel.shard({k: v[local_rows] for k, v in batch.items()}, n_dev)
         state_r, metrics = train_step(state_r, slm_r, llm_r, batch,

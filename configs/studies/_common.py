@@ -31,9 +31,14 @@ def base_config(study: str, arg: ml_collections.ConfigDict) -> ml_collections.Co
   return config
 
 
-def add_runs(config, setting: str, arg: str, eval_llms=()) -> None:
-  """One run per seed of a setting."""
+def add_runs(config, setting: str, arg: str, eval_llms=(), *, shared_gate: str = "",
+             call_price: float | None = None) -> None:
+  """One run per seed of a setting. shared_gate: settings with the same shared_gate evaluate
+  one trained gate per seed (folder <shared_gate>__s<seed>), told `call_price`."""
   for seed in config.seeds:
-    config.runs.append({"name": f"{setting}__s{seed}", "setting": setting,
-                        "arg": ",".join(a for a in (arg, f"seed={seed}") if a),
-                        "eval_llms": tuple(eval_llms)})
+    run = {"name": f"{setting}__s{seed}", "setting": setting,
+           "arg": ",".join(a for a in (arg, f"seed={seed}") if a),
+           "eval_llms": tuple(eval_llms)}
+    if shared_gate:
+      run.update(train_name=f"{shared_gate}__s{seed}", call_price=call_price)
+    config.runs.append(run)

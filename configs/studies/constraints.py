@@ -6,8 +6,9 @@ Setting names are '<swept cost>=<value>': the analysis draws one Pareto line per
 arg keys: slm, llm, seeds, call_costs / token_costs / privacy_costs / caps (':'-separated
 lists; a cap is a hard budget of calls per problem, trained at call cost CAP_CALL_COST),
 warmup (gate steps over which call and token costs ramp in), steps (gate steps; 0: the study
-default), explore / entropy (the gates' exploration floor and entropy bonus), price_range ('low:high': also train one
-price-conditioned gate per seed and evaluate it at each of eval_prices: settings 'price=p'),
+default), explore / entropy (the gates' exploration floor and entropy bonus), price_range
+('low:high': also train one price-conditioned gate per seed and evaluate it at each of
+eval_prices: settings 'price=p'),
 runlocal.
 """
 from configs.studies import _common as common
@@ -33,12 +34,7 @@ def get_config(arg=None):
                      eval_prices=EVAL_PRICES)
   config = common.base_config("constraints", arg)
   pair = "slm=test_tiny,llm=gpt2_tiny" if arg.runlocal else f"slm={arg.slm},llm={arg.llm}"
-  if arg.steps:
-    pair += f",steps={arg.steps}"
-  if arg.explore:
-    pair += f",explore={arg.explore}"
-  if arg.entropy:
-    pair += f",entropy={arg.entropy}"
+  pair += "".join(f",{k}={arg[k]}" for k in ("steps", "explore", "entropy") if arg[k])
   calls, tokens, privacy, caps = ((0.0, 0.2), (0.01,), (0.05,), (1,)) if arg.runlocal else (
       _floats(arg.call_costs), _floats(arg.token_costs), _floats(arg.privacy_costs),
       tuple(int(c) for c in _floats(arg.caps)))
@@ -54,12 +50,9 @@ def get_config(arg=None):
   prices = (0.01, 0.5) if arg.runlocal and arg.price_range else _floats(arg.price_range)
   if prices:  # one gate per seed, a point per price it is told
     lo, hi = prices
-    for seed in config.seeds:
-      for p in ((0.05,) if arg.runlocal else _floats(arg.eval_prices)):
-        config.runs.append({
-            "name": f"price={p:g}__s{seed}", "setting": f"price={p:g}", "eval_llms": (),
-            "arg": f"{pair},price_min={lo},price_max={hi},seed={seed}",
-            "train_name": f"cond{lo:g}-{hi:g}__s{seed}", "call_price": p})
+    for p in ((0.05,) if arg.runlocal else _floats(arg.eval_prices)):
+      common.add_runs(config, f"price={p:g}", f"{pair},price_min={lo},price_max={hi}",
+                      shared_gate=f"cond{lo:g}-{hi:g}", call_price=p)
   for p in privacy:  # costs ramp in: from the first step they collapse the gate to self
     common.add_runs(config, f"privacy={p:g}", f"{pair},call_cost={PRIVACY_CALL_COST},"
                     f"privacy_cost={p},cost_warmup={PRIVACY_WARMUP}")
