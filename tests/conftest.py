@@ -11,6 +11,13 @@ import jax  # noqa: E402  (after XLA_FLAGS on purpose)
 
 jax.config.update("jax_threefry_partitionable", True)
 
+# Imported now, not lazily by its pytest plugin in the terminal summary: on CPython 3.11.7 a
+# garbage cycle collected while `ast.parse` runs (orbax leaves one with a raising __del__ after
+# a failed restore) makes the assertion rewriter's parse fail with "SystemError: AST
+# constructor recursion depth mismatch", and the whole pytest process exits 1 after its tests
+# passed (CI of session 3, tests/test_checkpoint.py).
+import hypothesis  # noqa: E402,F401
+
 # tensorboardX imports torch when it is installed, and XLA compilation crashed in processes
 # with torch loaded; the Makefile runs the tests that need torch separately and blocks it here.
 if os.environ.get("COLLAB_BLOCK_TORCH") == "1":

@@ -1,4 +1,5 @@
 """Checkpointer (training state) and save_params/load_params (params-only export)."""
+import gc
 import glob
 import os
 import shutil
@@ -111,6 +112,7 @@ def test_corrupt_checkpoint_gives_clear_error(tmp_path, damage):
   with ckpt_lib.Checkpointer(tmp_path) as ckpt:
     with pytest.raises(ckpt_lib.CheckpointRestoreError, match=f"step 7 at {step_dir}"):
       ckpt.restore(target=jax.eval_shape(_state))
+  gc.collect()  # orbax's leftover callback fails here, under this test's warning filter
 
 
 def test_target_with_other_structure_gives_clear_error(tmp_path):
