@@ -5,7 +5,8 @@ Layout of `export_dir` (format version 1)::
   VERSION          the format version, one line
   export.json      package version, pair names, tokenizer fingerprint
   config.json      the gate config (ConfigDict JSON)
-  tokenizer.model  the SentencePiece model the pair shares
+  tokenizer.model  the tokenizer the pair shares: the SentencePiece model of a generated-task
+                   pair, or an imported pair's serialized HFTokenizer (JSON)
   gate/ slm/ llm/  params-only orbax exports (`checkpoint.save_params`); metadata holds the
                    tokenizer fingerprint (and the ModelConfig for slm/llm)
   manifest.json    {format_version, files: {relative path: {size, sha256}}} of everything above
@@ -31,6 +32,7 @@ import ml_collections
 
 from collab import checkpoint as ckpt_lib
 from collab import gating
+from collab.data import hf_tokenizer
 from collab.data import tokenizer as tokenizer_lib
 from collab.models import config as model_config
 from collab.train import gate as gate_lib
@@ -219,7 +221,7 @@ def write_export(config: ml_collections.ConfigDict, workdir: str, export_dir: st
   return export_dir
 
 
-def _load_model(export_dir: str, role: str, tok: tokenizer_lib.Tokenizer):
+def _load_model(export_dir: str, role: str, tok: tokenizer_lib.TokenizerBase):
   path = os.path.join(export_dir, role)
   params, meta = ckpt_lib.load_params(path)  # numpy, as written
   tokenizer_lib.check_fingerprint(meta["tokenizer_fingerprint"], tok, where=path)
@@ -232,7 +234,7 @@ def load_export(export_dir: str) -> tuple[ml_collections.ConfigDict, gate_lib.Pa
   verify_export(export_dir)
   with open(os.path.join(export_dir, CONFIG)) as f:
     config = config_from_json(f.read())
-  tok = tokenizer_lib.Tokenizer.load(os.path.join(export_dir, TOKENIZER))
+  tok = hf_tokenizer.load_any(os.path.join(export_dir, TOKENIZER))  # either kind
   slm_params, slm_cfg = _load_model(export_dir, SLM, tok)
   llm_params, llm_cfg = _load_model(export_dir, LLM, tok)
   gate_params, gate_meta = ckpt_lib.load_params(os.path.join(export_dir, GATE))

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from collab import evaluate
+from collab import export
 from collab.data import tokenizer as tokenizer_lib
 from collab.models import hf_io
 from collab.models import transformer as tfm
@@ -103,6 +104,21 @@ def test_train_and_evaluate_end_to_end(setup):
   assert {"gate", "slm_alone", "llm_alone", "oracle"} <= set(metrics["policies"])
   assert metrics["policies"]["llm_alone"]["calls"]["mean"] > 0
   assert os.path.exists(str(setup["root"] / "eval" / "metrics.json"))
+
+  # The imported pair exports like a generated one and evaluates from the export alone.
+  export_dir = export.write_export(config, workdir, str(setup["root"] / "export"))
+  config2, pair2, gate2 = export.load_export(export_dir)
+  assert pair2.tokenizer.fingerprint == pair.tokenizer.fingerprint
+  assert (pair2.slm_cfg, pair2.llm_cfg) == (pair.slm_cfg, pair.llm_cfg)
+  for got, want in ((pair2.slm_params, pair.slm_params), (pair2.llm_params, pair.llm_params),
+                    (gate2, gate_params)):
+    for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+      assert g.dtype == w.dtype
+      np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
+  again = evaluate.evaluate(config2, pair2, gate2, str(setup["root"] / "eval_export"))
+  for name, summary in metrics["policies"].items():
+    assert {k: v for k, v in again["policies"][name].items() if k != "seconds"} == {
+        k: v for k, v in summary.items() if k != "seconds"}, name
 
 
 def test_pair_with_two_tokenizers_is_refused(setup, tmp_path):
