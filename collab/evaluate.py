@@ -74,7 +74,11 @@ def run_policy(pair: gate_lib.Pair, setup_base: rollout_lib.Setup, gate_params,
   if call_price is not None:
     episodes = dict(episodes, call_price_B=np.full(len(episodes["row_id_B"]), call_price,
                                                    np.float32))
-  num_rows = len(episodes["row_id_B"])
+  num_rows = total_rows = len(episodes["row_id_B"])
+  if jax.process_count() > 1:  # this process's share of the rows; gathered at the end
+    local = _process_rows(total_rows)
+    episodes = {k: v[local] for k, v in episodes.items()}
+    num_rows = len(local)
   n_dev = parallel.num_devices()
   # No bigger than needed, but a multiple of the devices when the batch was one.
   batch_size = min(batch_size, -(-num_rows // n_dev) * n_dev if batch_size % n_dev == 0
@@ -95,7 +99,24 @@ def run_policy(pair: gate_lib.Pair, setup_base: rollout_lib.Setup, gate_params,
     steps, final = fn(*models, batch, rng, value)
     part = _per_problem(steps.action, steps.valid, final, setup.gate.actions)
     parts.append({k: v[:num_real] for k, v in part.items()})
-  return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+  out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    # Every process holds an equal share (padded), so the gather stacks P x share in process
+    # order: the rows in their global order, then the padding dropped.
+    gathered = multihost_utils.process_allgather(out)
+    out = {k: np.asarray(v).reshape((-1,) + v.shape[2:])[:total_rows]
+           for k, v in gathered.items()}
+  return out
+
+
+def _process_rows(num_rows: int) -> np.ndarray:
+  """This process's contiguous share of the rows, padded to ceil(N / P) by repeating the last
+  row, so every process runs the same number of batches of the same shape (pmap spans every
+  process's devices and needs them in step)."""
+  share = -(-num_rows // jax.process_count())
+  start = jax.process_index() * share
+  return np.minimum(np.arange(start, start + share), num_rows - 1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -185,7 +206,8 @@ def evaluate(config: ml_collections.ConfigDict, pair: gate_lib.Pair, gate_params
   """Evaluates the greedy gate and every baseline on config.eval.num_problems problems of
   config.eval.split. Writes out_dir/metrics.json, out_dir/pareto.png (accuracy vs calls; also
   pareto_llm_tokens.png and pareto_exposed.png), prints a table, and
-  returns the metrics dict ({"policies": {name: summary}, "comparison": ..., ...})."""
+  returns the metrics dict ({"policies": {name: summary}, "comparison": ..., ...}).
+  With several processes, each runs its share of the problems and process 0 writes."""
   episodes = _load_eval_episodes(config, pair)
   setup = gate_lib.make_setup(config, pair)
   per_problem, policies = {}, {}
@@ -211,6 +233,8 @@ def evaluate(config: ml_collections.ConfigDict, pair: gate_lib.Pair, gate_params
   metrics = {"policies": policies, "comparison": compare(policies, per_problem),
              "num_problems": len(episodes["row_id_B"]), "split": config.eval.split,
              "config": json.loads(config.to_json_best_effort())}
+  if jax.process_index() != 0:  # every process holds the gathered metrics; process 0 writes
+    return metrics
   os.makedirs(out_dir, exist_ok=True)
   with open(os.path.join(out_dir, "metrics.json"), "w") as f:
     json.dump(metrics, f, indent=2)
