@@ -60,7 +60,8 @@ def _per_problem(steps_action, steps_valid, final: rollout_lib.Final, actions) -
 def run_policy(pair: gate_lib.Pair, setup_base: rollout_lib.Setup, gate_params,
                episodes: dict[str, np.ndarray], policy: rollout_lib.Policy, *,
                batch_size: int, value: float = 0.0, rng_seed: int = 0,
-               call_price: float | None = None) -> dict[str, np.ndarray]:
+               call_price: float | None = None,
+               mesh: parallel.ModelMesh | None = None) -> dict[str, np.ndarray]:
   """Runs `policy` on every episode row; returns per-problem arrays (length N each).
 
   Keys: correct, calls, llm_tokens, context_tokens, exposed, overflow, decisions (valid steps)
@@ -69,6 +70,7 @@ def run_policy(pair: gate_lib.Pair, setup_base: rollout_lib.Setup, gate_params,
   several local devices and a batch that splits evenly, batches are pmapped. Rows keep their
   global row_id, so sampled policies give the same result however the rows are batched.
   call_price: the call price a price-conditioned gate is told (every row).
+  mesh: run model-sharded on it (`parallel.model_mesh`) instead of pmapped.
   """
   setup = dataclasses.replace(setup_base, policy=policy)
   if call_price is not None:
@@ -79,13 +81,20 @@ def run_policy(pair: gate_lib.Pair, setup_base: rollout_lib.Setup, gate_params,
     local = _process_rows(total_rows)
     episodes = {k: v[local] for k, v in episodes.items()}
     num_rows = len(local)
-  n_dev = parallel.num_devices()
+  n_dev = mesh.data if mesh else parallel.num_devices()
   # No bigger than needed, but a multiple of the devices when the batch was one.
   batch_size = min(batch_size, -(-num_rows // n_dev) * n_dev if batch_size % n_dev == 0
                    else num_rows)
-  use_pmap = n_dev > 1 and batch_size % n_dev == 0
+  if mesh and batch_size % n_dev:
+    raise ValueError(f"eval.batch_size={batch_size} must split over the mesh's {n_dev} data "
+                     "shards")
+  use_pmap = not mesh and n_dev > 1 and batch_size % n_dev == 0
   rng = jax.random.PRNGKey(rng_seed)
-  if use_pmap:
+  if mesh:
+    fn = lambda *args: rollout_lib.rollout(*args, setup=setup)  # laid out by the arguments
+    models = [mesh.replicate(pair.slm_params), mesh.shard_model(pair.llm_params),
+              mesh.replicate(gate_params)]
+  elif use_pmap:
     fn = parallel.pmapped_rollout(setup)
     models = [parallel.replicate(p) for p in (pair.slm_params, pair.llm_params, gate_params)]
   else:
@@ -94,7 +103,9 @@ def run_policy(pair: gate_lib.Pair, setup_base: rollout_lib.Setup, gate_params,
   parts = []
   for rows_B, num_real in _batches(num_rows, batch_size):
     batch = {k: v[rows_B] for k, v in episodes.items()}
-    if use_pmap:
+    if mesh:
+      batch = mesh.shard_batch(batch)
+    elif use_pmap:
       batch = parallel.shard(batch, n_dev)
     steps, final = fn(*models, batch, rng, value)
     part = _per_problem(steps.action, steps.valid, final, setup.gate.actions)
@@ -210,13 +221,18 @@ def evaluate(config: ml_collections.ConfigDict, pair: gate_lib.Pair, gate_params
   With several processes, each runs its share of the problems and process 0 writes."""
   episodes = _load_eval_episodes(config, pair)
   setup = gate_lib.make_setup(config, pair)
+  mesh = parallel.model_mesh(config)
+  if mesh:  # placed once here; run_policy's placement then copies nothing
+    pair = dataclasses.replace(pair, slm_params=mesh.replicate(pair.slm_params),
+                               llm_params=mesh.shard_model(pair.llm_params))
+    gate_params = mesh.replicate(gate_params)
   per_problem, policies = {}, {}
 
   def run(name, family, policy, value=0.0, call_price=None):
     t0 = time.time()
     per_problem[name] = run_policy(pair, setup, gate_params, episodes, policy,
                                    batch_size=config.eval.batch_size, value=value,
-                                   rng_seed=config.seed, call_price=call_price)
+                                   rng_seed=config.seed, call_price=call_price, mesh=mesh)
     policies[name] = dict(summarize(per_problem[name]), family=family, value=value,
                           seconds=time.time() - t0)  # compile included
 

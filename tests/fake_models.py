@@ -29,21 +29,28 @@ def gate_config(root, arg: str = "runlocal"):
   return config
 
 
-def export_random_model(config, preset: str, seed: int) -> None:
-  """`preset` with random weights, exported under config.pretrain_dir/<preset>."""
+def export_random_model(config, preset: str, seed: int, logit_scale: float = 1.0) -> None:
+  """`preset` with random weights, exported under config.pretrain_dir/<preset>.
+
+  logit_scale multiplies the output embedding: a random model's next-token logits are nearly
+  flat, and a test comparing greedy tokens across device layouts needs wide argmax margins."""
   assets = assets_lib.prepare_assets(pretrain.task_config(config), config.assets_dir,
                                      config.vocab_size)
   workdir = os.path.join(config.pretrain_dir, preset)
   os.makedirs(workdir)
   shutil.copyfile(assets.tokenizer_path, os.path.join(workdir, "tokenizer.model"))
   cfg = presets.get_model_config(preset, assets.tokenizer.vocab_size)
-  pretrain.export_model(workdir, transformer.init_params(cfg, jax.random.PRNGKey(seed)),
+  params = transformer.init_params(cfg, jax.random.PRNGKey(seed))
+  out = "embed" if cfg.tie_embeddings else "lm_head"
+  key = "embedding" if cfg.tie_embeddings else "kernel"
+  params[out] = dict(params[out], **{key: params[out][key] * logit_scale})
+  pretrain.export_model(workdir, params,
                         {"tokenizer_fingerprint": assets.tokenizer.fingerprint,
                          "model": preset, "model_config": dataclasses.asdict(cfg)},
                         assets.tokenizer)
 
 
-def export_random_pair(config) -> None:
+def export_random_pair(config, logit_scale: float = 1.0) -> None:
   """The config's SLM and LLM, random weights (seeds 1 and 2), with their data and tokenizer."""
-  export_random_model(config, config.slm, 1)
-  export_random_model(config, config.llm, 2)
+  export_random_model(config, config.slm, 1, logit_scale)
+  export_random_model(config, config.llm, 2, logit_scale)

@@ -1,4 +1,5 @@
-"""Gate training: policy gradient on collaborative rollouts, pmapped over devices.
+"""Gate training: policy gradient on collaborative rollouts, pmapped over devices (or, for an
+LLM split over a ('data', 'model') mesh, one GSPMD-partitioned jit: collab/parallel.py).
 
 One train step (per device, inside pmap):
   rollout (G samples per problem) -> reward_b = correct - costs -> GRPO advantages within each
@@ -167,10 +168,12 @@ def budget_targets(config: ml_collections.ConfigDict) -> dict[str, dict[str, flo
 
 def make_train_step(setup: rollout_lib.Setup, tx: optax.GradientTransformation,
                     rl_cfg: ml_collections.ConfigDict, reward_cfg: rl.RewardConfig,
-                    devices=None, budget: dict[str, dict[str, float]] | None = None):
+                    devices=None, budget: dict[str, dict[str, float]] | None = None,
+                    mesh: parallel.ModelMesh | None = None):
   """The pmapped step: (state, slm, llm, batch, rng) -> (state, metrics), all replicated but
   the batch. Same rng on every device (per-row keys make sampling split-invariant).
-  `budget` (from `budget_targets`) turns the call / LLM-token prices into dual variables."""
+  `budget` (from `budget_targets`) turns the call / LLM-token prices into dual variables.
+  With `mesh`, the same step runs model-sharded (parallel.mesh_train_step)."""
   budget = budget or {}
 
   def grad_step(state, loss_fn, num_valid):
@@ -236,6 +239,8 @@ def make_train_step(setup: rollout_lib.Setup, tx: optax.GradientTransformation,
     metrics.update({f"cost/{k}": v for k, v in costs.items()})
     return dict(state, step=state["step"] + 1, costs=costs), metrics
 
+  if mesh:
+    return parallel.mesh_train_step(train_step, mesh)
   return parallel.pmap(train_step, devices=devices, in_axes=(0, 0, 0, 0, None),
                        donate_argnums=(0,))
 
@@ -298,7 +303,10 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
   tx = make_optimizer(config)
   state = init_state(config, pair, tx)
   # Several processes: each feeds its local devices its own slice of the global batch.
-  n_dev, n_global = parallel.num_devices(), jax.device_count()
+  # Model-sharded (config.mesh.model > 1): one program over the mesh, batch split over 'data'.
+  mesh = parallel.model_mesh(config)
+  n_dev = mesh.data if mesh else parallel.num_devices()
+  n_global = mesh.data if mesh else jax.device_count()
   rows = config.rl.problems_per_step * config.rl.group_size
   if (rows // n_global) % config.rl.group_size or rows % n_global:
     raise ValueError(f"{rows} rollouts per step must split over {n_global} devices in whole "
@@ -317,9 +325,13 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
     print(f"Resumed gate training at step {int(state['step'])}", flush=True)
 
   train_step = make_train_step(setup, tx, config.rl, reward_config(config),
-                               budget=budget_targets(config))
-  slm_r, llm_r = parallel.replicate(pair.slm_params), parallel.replicate(pair.llm_params)
-  state_r = parallel.replicate(state)
+                               budget=budget_targets(config), mesh=mesh)
+  if mesh:
+    slm_r, llm_r = mesh.replicate(pair.slm_params, True), mesh.shard_model(pair.llm_params, True)
+    state_r = mesh.replicate(state, True)
+  else:
+    slm_r, llm_r = parallel.replicate(pair.slm_params), parallel.replicate(pair.llm_params)
+    state_r = parallel.replicate(state)
   writer = metrics_lib.MetricsWriter(workdir, enabled=primary)
   progress = metrics_lib.Progress(config.rl.num_steps, every=config.log_every)
   on_nonfinite = pretrain.nonfinite_policy(config)
@@ -337,7 +349,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
         batch = episodes_lib.select(episodes, chosen, config.rl.group_size)
         if prices is not None:
           batch["call_price_B"] = sample_call_prices(config, step)
-        batch = parallel.shard({k: v[local_rows] for k, v in batch.items()}, n_dev)
+        batch = {k: v[local_rows] for k, v in batch.items()}
+        batch = mesh.shard_batch(batch, True) if mesh else parallel.shard(batch, n_dev)
         state_r, metrics = train_step(state_r, slm_r, llm_r, batch,
                                       jax.random.fold_in(base_rng, step))
         done = step + 1
