@@ -11,6 +11,11 @@
 # on all workers: each process calls jax.distributed.initialize() (collab/distributed.py) and
 # JAX finds the coordinator on the slice by itself. --dry-run prints every command instead of
 # running it. Extra arguments after `--` go to the experiment.
+#
+# The workdir's bucket is mounted with gcsfuse on every worker (installed when missing) at
+# /tmp/collab-gcs/BUCKET, and the experiment gets that local path: the code writes through
+# os/open, every worker sees the same files (orbax's multi-host checkpoints need one shared
+# directory), and the results land in gs://BUCKET/... as usual.
 set -euo pipefail
 
 usage() {
@@ -65,6 +70,11 @@ done
   die "missing --config"
 [[ -n "$WORKDIR" ]] || die "missing --workdir"
 [[ "$WORKDIR" == gs://* ]] || die "--workdir must be a GCS path (gs://...): all workers write there"
+BUCKET="${WORKDIR#gs://}"
+BUCKET="${BUCKET%%/*}"
+[[ "$BUCKET" =~ ^[a-z0-9][a-z0-9._-]*$ ]] || die "--workdir names no valid bucket: $WORKDIR"
+MOUNT="/tmp/collab-gcs/$BUCKET"
+RUN_WORKDIR="$MOUNT${WORKDIR#gs://"$BUCKET"}"
 case "$EXPERIMENT" in
   pretrain | train_gate | evaluate | export | quickstart) ;;
   *) die "unknown --experiment: $EXPERIMENT" ;;
@@ -106,20 +116,30 @@ run tar -czf "$TARBALL" -C "$ROOT" --exclude=./.venv --exclude=./runs --exclude=
   --exclude=./.cache --exclude="./${STAGE#"$ROOT"/}" --exclude='*/__pycache__' .
 run "${GCLOUD[@]}" scp "$TARBALL" "$NAME:collab.tar.gz" "${SCOPE[@]}" --worker=all
 
-# 3. Install the package on every worker (the lock file pins everything but libtpu).
+# 3. Install the package on every worker (the lock file pins everything but libtpu), and
+# gcsfuse from Google's apt repository where the image lacks it.
+printf -v GCSFUSE '%s' \
+  "command -v gcsfuse >/dev/null || { " \
+  "echo \"deb https://packages.cloud.google.com/apt gcsfuse-\$(lsb_release -cs) main\" " \
+  "| sudo tee /etc/apt/sources.list.d/gcsfuse.list >/dev/null; " \
+  "curl -fsSL https://packages.cloud.google.com/apt/doc/apt-key.gpg | sudo apt-key add -; " \
+  "sudo apt-get update -q; sudo apt-get install -y -q gcsfuse; }; "
 printf -v INSTALL '%s' \
-  "set -e; rm -rf $REMOTE_DIR; mkdir -p $REMOTE_DIR; tar -xzf collab.tar.gz -C $REMOTE_DIR; " \
+  "set -e; $GCSFUSE" \
+  "rm -rf $REMOTE_DIR; mkdir -p $REMOTE_DIR; tar -xzf collab.tar.gz -C $REMOTE_DIR; " \
   "cd $REMOTE_DIR; python3 -m venv .venv; .venv/bin/pip install -q --upgrade pip; " \
   ".venv/bin/pip install -q -c requirements.lock -e . 'jax[tpu]==$JAX_VERSION' " \
   "-f https://storage.googleapis.com/jax-releases/libtpu_releases.html"
 run "${GCLOUD[@]}" ssh "$NAME" "${SCOPE[@]}" --worker=all --command="$INSTALL"
 
-# 4. The same command on every worker; each joins the others (jax.distributed.initialize()).
+# 4. The same command on every worker, the bucket mounted first (again after a reboot); each
+# process joins the others (jax.distributed.initialize()).
 case "$EXPERIMENT" in
-  quickstart) args=("--workdir=$WORKDIR") ;;
-  export) args=("--workdir=$WORKDIR" "--export_dir=$WORKDIR/export") ;;
-  *) args=("--config=$CONFIG" "--workdir=$WORKDIR") ;;
+  quickstart) args=("--workdir=$RUN_WORKDIR") ;;
+  export) args=("--workdir=$RUN_WORKDIR" "--export_dir=$RUN_WORKDIR/export") ;;
+  *) args=("--config=$CONFIG" "--workdir=$RUN_WORKDIR") ;;
 esac
 printf -v ARGS ' %q' "${args[@]}" "${EXTRA[@]}"
-COMMAND="cd $REMOTE_DIR && COLLAB_DISTRIBUTED=1 .venv/bin/python -m experiments.$EXPERIMENT$ARGS"
+MOUNT_CMD="mkdir -p $MOUNT && { mountpoint -q $MOUNT || gcsfuse --implicit-dirs $BUCKET $MOUNT; }"
+COMMAND="$MOUNT_CMD && cd $REMOTE_DIR && COLLAB_DISTRIBUTED=1 .venv/bin/python -m experiments.$EXPERIMENT$ARGS"
 run "${GCLOUD[@]}" ssh "$NAME" "${SCOPE[@]}" --worker=all --command="$COMMAND"

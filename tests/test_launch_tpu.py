@@ -62,10 +62,14 @@ def test_creates_copies_installs_and_runs_on_every_worker(fake_gcloud):
   install_cmd = install[-1].split("=", 1)[1]
   assert "pip install" in install_cmd and "requirements.lock" in install_cmd
   assert "'jax[tpu]==0.10.2'" in install_cmd
+  assert "command -v gcsfuse" in install_cmd and "apt-get install -y -q gcsfuse" in install_cmd
   run_cmd = train[-1].split("=", 1)[1]
   assert "COLLAB_DISTRIBUTED=1" in run_cmd and "-m experiments.train_gate" in run_cmd
   assert "--config=configs/gate.py:slm=slm_s\\,llm=llm_s" in run_cmd  # shell-quoted
-  assert "--workdir=gs://bucket/runs/gate" in run_cmd and run_cmd.endswith("--resume")
+  # The bucket is mounted before the run, and the experiment writes to the mount.
+  mount = "gcsfuse --implicit-dirs bucket /tmp/collab-gcs/bucket"
+  assert mount in run_cmd and run_cmd.index(mount) < run_cmd.index("experiments.train_gate")
+  assert "--workdir=/tmp/collab-gcs/bucket/runs/gate" in run_cmd and run_cmd.endswith("--resume")
 
 
 def test_reuses_an_existing_slice(fake_gcloud):
@@ -92,6 +96,7 @@ def test_dry_run_prints_every_command_and_runs_none(fake_gcloud):
     (FLAGS[1:], "missing --name"),
     ([f for f in FLAGS if "accelerator" not in f], "missing --accelerator-type"),
     (FLAGS[:-1] + ["--workdir=/tmp/run"], "must be a GCS path"),
+    (FLAGS[:-1] + ["--workdir=gs://Bad Bucket/x"], "names no valid bucket"),
     (FLAGS + ["--spot", "--preemptible"], "exclude each other"),
     (FLAGS + ["--experiment=bogus"], "unknown --experiment"),
     (FLAGS + ["--zonee=x"], "unknown argument: --zonee=x"),
