@@ -90,16 +90,14 @@ def run_policy(pair: gate_lib.Pair, setup_base: rollout_lib.Setup, gate_params,
                      "shards")
   use_pmap = not mesh and n_dev > 1 and batch_size % n_dev == 0
   rng = jax.random.PRNGKey(rng_seed)
-  if mesh:
-    fn = lambda *args: rollout_lib.rollout(*args, setup=setup)  # laid out by the arguments
-    models = [mesh.replicate(pair.slm_params), mesh.shard_model(pair.llm_params),
-              mesh.replicate(gate_params)]
-  elif use_pmap:
+  if use_pmap:
     fn = parallel.pmapped_rollout(setup)
     models = [parallel.replicate(p) for p in (pair.slm_params, pair.llm_params, gate_params)]
-  else:
+  else:  # one jit; on a mesh, laid out by its arguments' shardings
     fn = lambda *args: rollout_lib.rollout(*args, setup=setup)
-    models = [pair.slm_params, pair.llm_params, gate_params]
+    models = ([mesh.replicate(pair.slm_params), mesh.shard_model(pair.llm_params),
+               mesh.replicate(gate_params)] if mesh
+              else [pair.slm_params, pair.llm_params, gate_params])
   parts = []
   for rows_B, num_real in _batches(num_rows, batch_size):
     batch = {k: v[rows_B] for k, v in episodes.items()}

@@ -94,7 +94,7 @@ class ModelMesh:
   """Placement of a pair and its batches on a ('data', 'model') mesh of every device.
 
   `lead=True` puts a leading device axis of size 1 on every array, the layout of the vmapped
-  train step (`train_step`), so the pmapped step's code runs unchanged."""
+  train step (`ModelMesh.train_step`), so the pmapped step's code runs unchanged."""
 
   def __init__(self, model: int, devices=None):
     devices = list(jax.devices() if devices is None else devices)
@@ -132,6 +132,14 @@ class ModelMesh:
       return self._put(x, P("data"), lead)
     return jax.tree.map(put, batch)
 
+  def train_step(self, train_step):
+    """The pmap body `train_step(state, slm, llm, batch, rng)` as one GSPMD-partitioned jit:
+    vmapped over a device axis of size 1 (AXIS, so its psum/pmean stay valid), arguments laid
+    out with lead=True. Outputs (the new state, metrics) come back replicated, as pmap's do,
+    so the loop reads and checkpoints them the same way."""
+    return jax.jit(jax.vmap(train_step, in_axes=(0, 0, 0, 0, None), axis_name=AXIS),
+                   donate_argnums=(0,), out_shardings=self._named(P(), True))
+
 
 def model_mesh(config) -> ModelMesh | None:
   """The config's model-sharded mesh (`config.mesh.model` > 1), else None (the pmap path)."""
@@ -139,11 +147,3 @@ def model_mesh(config) -> ModelMesh | None:
   model = int(mesh_cfg.get("model", 1)) if mesh_cfg else 1
   return ModelMesh(model) if model > 1 else None
 
-
-def mesh_train_step(train_step, mesh: ModelMesh):
-  """The pmap body `train_step(state, slm, llm, batch, rng)` as one GSPMD-partitioned jit:
-  vmapped over a device axis of size 1 (AXIS, so its psum/pmean stay valid), arguments laid
-  out by `mesh` with lead=True. Outputs (the new state, metrics) come back replicated, as
-  pmap's do, so the loop reads and checkpoints them the same way."""
-  return jax.jit(jax.vmap(train_step, in_axes=(0, 0, 0, 0, None), axis_name=AXIS),
-                 donate_argnums=(0,), out_shardings=mesh._named(P(), True))

@@ -173,7 +173,7 @@ def make_train_step(setup: rollout_lib.Setup, tx: optax.GradientTransformation,
   """The pmapped step: (state, slm, llm, batch, rng) -> (state, metrics), all replicated but
   the batch. Same rng on every device (per-row keys make sampling split-invariant).
   `budget` (from `budget_targets`) turns the call / LLM-token prices into dual variables.
-  With `mesh`, the same step runs model-sharded (parallel.mesh_train_step)."""
+  With `mesh`, the same step runs model-sharded (parallel.ModelMesh.train_step)."""
   budget = budget or {}
 
   def grad_step(state, loss_fn, num_valid):
@@ -240,7 +240,7 @@ def make_train_step(setup: rollout_lib.Setup, tx: optax.GradientTransformation,
     return dict(state, step=state["step"] + 1, costs=costs), metrics
 
   if mesh:
-    return parallel.mesh_train_step(train_step, mesh)
+    return mesh.train_step(train_step)
   return parallel.pmap(train_step, devices=devices, in_axes=(0, 0, 0, 0, None),
                        donate_argnums=(0,))
 
