@@ -21,6 +21,12 @@ import numpy as np
 # draft mean logp, draft min logp, step fraction, calls fraction, budget left, call price
 NUM_SCALAR_FEATURES = 6
 
+# Optional leaf of an exported gate's params, not trained: the probability that a problem is
+# routed by the gate at all (otherwise the SLM writes every step). A budget target in
+# 'mixture' mode sets it (collab/train/gate.py); it travels with the params (checkpoints,
+# exports), so every evaluation path runs the same mixed policy.
+MIX_KEY = "mix_prob"
+
 
 @dataclasses.dataclass(frozen=True)
 class GateConfig:
@@ -103,4 +109,5 @@ def explore_logits(logits_BxA, mask_BxA, explore: float):
 
 def gate_logits(params, cfg: GateConfig, hidden_BxD, scalars_BxF):
   """Logits over request kinds, BxA."""
+  params = {k: v for k, v in params.items() if k != MIX_KEY}
   return GateHead(cfg).apply({"params": params}, hidden_BxD, scalars_BxF)

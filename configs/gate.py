@@ -7,6 +7,8 @@ arg keys: slm, llm (pretraining presets, trained under pretrain_dir when missing
 call_cost, token_cost, privacy_cost, granularity ('line' or 'tokens'), step_tokens, budget,
 steps (gate train steps), ppo (clipped epochs per batch; 0 = REINFORCE), eval_problems,
 target_calls / target_tokens (budget targets per problem met by dual ascent on the price),
+target_mode ('dual': adapt the price in training; 'mixture': train at call_cost, then use the
+gate on a calibrated share of problems and SLM alone on the rest),
 calls_lr (the dual ascent's step on the call price per call above target),
 cost_warmup (steps over which the costs ramp in from 0), train_capacity (rows per device the
 LLM serves per training step; 0: all), price_max / price_min (a price-conditioned gate: each
@@ -27,7 +29,7 @@ def get_config(arg=None):
       arg, slm="", llm="", seed=0, call_cost=0.02, token_cost=0.0, privacy_cost=0.0,
       granularity="line", step_tokens=0, budget=8, steps=0, ppo=0, eval_problems=500,
       target_calls=0.0, target_tokens=0.0, cost_warmup=0, train_capacity=0, price_min=0.01,
-      price_max=0.0, explore=0.0, entropy=0.05, calls_lr=0.005, runlocal=False)
+      price_max=0.0, explore=0.0, entropy=0.05, calls_lr=0.005, target_mode="dual", runlocal=False)
   config = ml_collections.ConfigDict()
   config.slm = arg.slm or ("test_tiny" if arg.runlocal else "slm_s")
   config.llm = arg.llm or ("gpt2_tiny" if arg.runlocal else "llm_s")
@@ -56,7 +58,7 @@ def get_config(arg=None):
   # adapts until the gate spends about this much per problem (collab/train/gate.py).
   config.budget_target = ml_collections.ConfigDict(dict(
       calls=arg.target_calls, calls_lr=arg.calls_lr, llm_tokens=arg.target_tokens,
-      llm_tokens_lr=0.0002))
+      llm_tokens_lr=0.0002, mode=arg.target_mode))
   config.rl = ml_collections.ConfigDict(dict(
       num_steps=arg.steps or 300, problems_per_step=16, group_size=4, learning_rate=5e-3,
       # An entropy bonus of 0.01 let the gate turn deterministic within ~40 steps, asking at

@@ -185,3 +185,31 @@ def test_a_price_conditioned_gate_gets_a_point_per_price(env, tmp_path):
   assert set(gates) == {"gate", "gate@0.05", "gate@0.4"}
   assert gates["gate@0.4"]["value"] == 0.4
   assert not set(gates) & set(metrics["comparison"])
+
+
+def test_a_mixture_target_calibrates_the_share_of_problems_the_gate_decides(env):
+  """mode 'mixture': p = target / the greedy gate's calls on training problems, and the mixed
+  gate then spends about the target on held-out problems."""
+  config = ml_collections.ConfigDict(env["config"].to_dict())
+  config.budget_target.update(calls=1.0, mode="mixture")
+  assert gate_lib.budget_targets(config) == {}  # no dual ascent: the price stays fixed
+  assert gate_lib.mixture_targets(config) == {"calls": 1.0}
+  pair = env["pair"]
+  params = jax.tree.map(np.asarray, env["gate"])
+  params["out"]["bias"] = np.array([0.0, 5.0, 0.0], np.float32)  # the greedy gate always asks
+  setup = gate_lib.make_setup(config, pair)
+  train = gate_lib.make_episodes(config, pair,
+                                 gate_lib.load_records(config, pair, config.rl.split, 16))
+  mix = gate_lib.calibrate_mixture(config, pair, setup, params, train)
+  spent = mix["gate_spend"]["calls"]
+  assert spent > 2 and mix["mix_prob"] == pytest.approx(1.0 / spent) and mix["problems"] == 16
+  mixed = dict(params, **{gating.MIX_KEY: np.float32(mix["mix_prob"])})
+  test = evaluate._load_eval_episodes(config, pair)  # pylint: disable=protected-access
+  greedy = rollout_lib.Policy(kind="gate", greedy=True)
+  full, part = (evaluate.run_policy(pair, setup, p, test, greedy, batch_size=16)
+                for p in (params, mixed))
+  on = part["calls"] > 0  # problems the gate decided (it asks at every step)
+  np.testing.assert_array_equal(part["calls"][on], full["calls"][on])
+  assert 0 < on.sum() < len(on) and abs(part["calls"].mean() - 1.0) < 1.0
+  with pytest.raises(ValueError, match="budget_target.mode"):
+    gate_lib.check_config(gate_configs.get_config("runlocal,target_calls=1,target_mode=x"))

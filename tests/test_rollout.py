@@ -147,3 +147,32 @@ def test_redact_step_and_final_line_check(env):
   ans = jnp.asarray([answer + [sp.pad] * 2] * 2)
   ok = rollout_lib._final_line_correct(ctx, jnp.asarray([len(line), len(line) - 1]), ans, sp)
   np.testing.assert_array_equal(ok, [True, False])
+
+
+def test_gate_mixture_routes_each_problem_by_the_gate_or_by_the_slm_alone(env):
+  """A gate whose params carry a mixture probability p decides for a problem with probability
+  p; every other problem is written by the SLM alone, exactly as without a gate."""
+  sampled = rollout_lib.Policy(kind="gate")  # per-row streams: unchanged by the mixture
+  _, gate_final = _run(env, sampled)
+  _, self_final = _run(env, rollout_lib.Policy(kind="self"))
+  assert int(gate_final.calls_B.sum()) > 0  # the untrained gate asks: the two differ
+
+  def mixed(p):
+    gate = dict(env["gate"], **{gating.MIX_KEY: jnp.float32(p)})
+    setup = dataclasses.replace(env["setup"], policy=sampled)
+    return rollout_lib.rollout(env["slm"], env["llm"], gate, env["batch"],
+                               jax.random.PRNGKey(0), setup=setup)[1]
+
+  def same(a, b, rows):
+    return all(np.array_equal(_written(a, env["batch"], r), _written(b, env["batch"], r))
+               and int(a.calls_B[r]) == int(b.calls_B[r]) for r in rows)
+
+  rows = range(len(env["batch"]["row_id_B"]))
+  assert same(mixed(1.0), gate_final, rows) and same(mixed(0.0), self_final, rows)
+  half = mixed(0.5)
+  by_gate = [r for r in rows if int(half.calls_B[r]) == int(gate_final.calls_B[r])
+             and same(half, gate_final, [r])]
+  by_slm = [r for r in rows if r not in by_gate]
+  assert same(half, self_final, by_slm)
+  # Both kinds of problem occur, so the draw is per row (not one coin for the batch).
+  assert by_slm and any(int(gate_final.calls_B[r]) > 0 for r in by_gate), (by_gate, by_slm)

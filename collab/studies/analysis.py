@@ -229,7 +229,8 @@ def analyze_budget(result: dict[str, Any], out_dir: str) -> dict[str, Any]:
                                                                     bt["llm_tokens"]))
     got = s[key]
     pts.append((key, target, got["mean"], got["ci95"]))
-    rows.append(f"| {key} | {target:g} | {got['mean']:.2f} ± {got['ci95']:.2f} | "
+    rows.append(f"| {key} | {bt.get('mode', 'dual')} | {target:g} | "
+                f"{got['mean']:.2f} ± {got['ci95']:.2f} | "
                 f"{s['train_calls']['mean']:.2f} | "
                 f"{sm.pct(s['accuracy']['mean'], s['accuracy']['ci95'])} |")
   plt = sm.pyplot()
@@ -248,9 +249,12 @@ def analyze_budget(result: dict[str, Any], out_dir: str) -> dict[str, Any]:
   fig.savefig(os.path.join(sm.out_dir_ready(out_dir), "budget.png"), dpi=110)
   plt.close(fig)
   report = "\n".join([
-      "### Budget-targeted gates (dual ascent on the price)", "",
-      "| budget | target per problem | achieved, held-out (± seeds) | achieved, last training "
-      "batch (calls) | accuracy |", "|---|---|---|---|---|", *rows, "",
+      "### Budget-targeted gates", "",
+      "Mode dual: dual ascent on the price in training. Mode mixture: a gate trained at a "
+      "fixed price, used on a calibrated share of the problems (SLM alone on the rest); its "
+      "last training batch is the gate's own spend, before mixing.", "",
+      "| budget | mode | target per problem | achieved, held-out (± seeds) | achieved, last "
+      "training batch (calls) | accuracy |", "|---|---|---|---|---|---|", *rows, "",
       "![budget](budget.png)"])
   return sm.write(out_dir, {"settings": sets, "points": pts}, report)
 

@@ -159,11 +159,45 @@ def budget_targets(config: ml_collections.ConfigDict) -> dict[str, dict[str, flo
   """
   b = config.get("budget_target")
   out = {}
+  if b is not None and b.get("mode", "dual") == "mixture":  # the prices stay fixed
+    return out
   if b is not None and b.calls > 0:
     out["per_call"] = {"target": float(b.calls), "lr": float(b.calls_lr)}
   if b is not None and b.llm_tokens > 0:
     out["per_llm_token"] = {"target": float(b.llm_tokens), "lr": float(b.llm_tokens_lr)}
   return out
+
+
+def mixture_targets(config: ml_collections.ConfigDict) -> dict[str, float]:
+  """{'calls' | 'llm_tokens': target per problem} of a budget target in 'mixture' mode.
+
+  Why a mixture: when the frontier of accuracy against calls is not concave between SLM alone
+  and the gate, no linear price makes a spend in between optimal; dual ascent then flips
+  between never asking and asking at full rate. A constrained problem's optimum is in general
+  randomized: the gate trains at its fixed price, and afterwards each problem is the gate's
+  with probability p = min(1, target / the gate's spend on training problems), SLM alone
+  otherwise (`calibrate_mixture`), which puts the pair on the line from SLM alone to the gate.
+  """
+  b = config.get("budget_target")
+  if b is None or b.get("mode", "dual") != "mixture":
+    return {}
+  return {k: float(b[k]) for k in ("calls", "llm_tokens") if b[k] > 0}
+
+
+def calibrate_mixture(config: ml_collections.ConfigDict, pair: Pair, setup, gate_params,
+                      episodes: dict[str, np.ndarray]) -> dict[str, Any]:
+  """The mixture probability that meets every target of `mixture_targets` on average: the
+  greedy gate's spend measured on training problems (never the evaluation split)."""
+  from collab import evaluate  # pylint: disable=g-import-not-at-top  (evaluate imports this)
+  n = min(len(episodes["row_id_B"]), config.eval.num_problems)
+  per = evaluate.run_policy(pair, setup, gate_params, {k: v[:n] for k, v in episodes.items()},
+                            rollout_lib.Policy(kind="gate", greedy=True),
+                            batch_size=config.eval.batch_size, rng_seed=config.seed)
+  spent = {k: float(np.mean(per[k])) for k in mixture_targets(config)}
+  p = min([1.0] + [t / spent[k] for k, t in mixture_targets(config).items() if spent[k] > 0])
+  return {"mix_prob": p, "targets": mixture_targets(config), "gate_spend": spent,
+          "gate_accuracy": float(np.mean(per["correct"])), "problems": n,
+          "split": config.rl.split}
 
 
 def make_train_step(setup: rollout_lib.Setup, tx: optax.GradientTransformation,
@@ -278,6 +312,9 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                        "price; choose one")
   elif config.gate.get("price_input", False):
     raise ValueError("config.gate.price_input=True needs config.costs.per_call_range")
+  mode = config.get("budget_target", {}).get("mode", "dual")
+  if mode not in ("dual", "mixture"):
+    raise ValueError(f"config.budget_target.mode must be 'dual' or 'mixture', got {mode!r}")
   presets = () if hf_pair.uses_hf_models(config) else (config.slm, config.llm)
   for preset in presets:  # imported pairs are not pretrained here
     if not os.path.exists(os.path.join(config.pretrain_dir, preset, "model")):
@@ -379,9 +416,19 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
     checkpointer.close()
     writer.close()
   state = _host_state(state_r)
+  gate_params = state["params"]["gate"]
+  if mixture_targets(config):
+    mix = calibrate_mixture(config, pair, setup, gate_params, episodes)
+    print(f"Mixture: the gate spends {mix['gate_spend']} per problem on {mix['problems']} "
+          f"training problems; each problem uses it with probability {mix['mix_prob']:.3f}",
+          flush=True)
+    gate_params = dict(gate_params, **{gating.MIX_KEY: np.float32(mix["mix_prob"])})
+    if primary:
+      with open(os.path.join(workdir, "mixture.json"), "w") as f:
+        json.dump(mix, f, indent=1)
   if primary:
-    save_gate(workdir, state["params"]["gate"], config, pair)
-  return {"gate_params": state["params"]["gate"], "train_seconds": time.time() - t0}
+    save_gate(workdir, gate_params, config, pair)
+  return {"gate_params": gate_params, "train_seconds": time.time() - t0}
 
 
 def _local_copy(x):

@@ -1,7 +1,10 @@
 """Budget-targeted gates: a target of calls (or LLM tokens) per problem, met by dual ascent on
 the price during training; evaluation reports what held-out problems get.
 arg keys: slm, llm, seeds, calls / tokens (':'-separated targets per problem), calls_lr (the
-dual step on the call price; 0: configs/gate.py's default), runlocal.
+dual step on the call price; 0: configs/gate.py's default), mode ('dual': dual ascent;
+'mixture': a gate trained at call cost mix_cost, used on a calibrated share of the problems,
+SLM alone on the rest, collab/train/gate.py `mixture_targets`; 'both'), mix_cost, runlocal
+(both modes).
 
   python -m experiments.study --config=configs/studies/budget.py --workdir=runs/studies/budget
 """
@@ -14,7 +17,7 @@ WARMUP = 40
 
 def get_config(arg=None):
   arg = common.parse(arg, slm="slm_s", llm="llm_l", calls=CALL_TARGETS, tokens=TOKEN_TARGETS,
-                     calls_lr=0.0)
+                     calls_lr=0.0, mode="dual", mix_cost=0.1)
   config = common.base_config("budget", arg)
   pair = "slm=test_tiny,llm=gpt2_tiny" if arg.runlocal else f"slm={arg.slm},llm={arg.llm}"
   floats = lambda s: [float(x) for x in s.split(":") if x]  # noqa: E731
@@ -23,10 +26,16 @@ def get_config(arg=None):
   # collapses the gate to never asking, and a collapsed gate no longer explores back.
   lr, lr_name = ((f",calls_lr={arg.calls_lr:g}", f"_lr{arg.calls_lr:g}") if arg.calls_lr
                  else ("", ""))
-  for t in calls:
-    common.add_runs(config, f"calls={t:g}{lr_name}",
-                    f"{pair},call_cost=0,target_calls={t},cost_warmup={WARMUP}{lr}")
-  for t in tokens:
-    common.add_runs(config, f"tokens={t:g}",
-                    f"{pair},call_cost=0,target_tokens={t},cost_warmup={WARMUP}")
+  modes = {"dual": ("dual",), "mixture": ("mixture",), "both": ("dual", "mixture")}
+  if arg.mode not in modes:
+    raise ValueError(f"mode must be one of {sorted(modes)}, got {arg.mode!r}")
+  for mode in ("dual", "mixture") if arg.runlocal else modes[arg.mode]:
+    if mode == "mixture":  # the price stays fixed: nothing to warm up or adapt
+      suffix, cost = "_mix", f"call_cost={arg.mix_cost},target_mode=mixture"
+    else:
+      suffix, cost = lr_name, f"call_cost=0,cost_warmup={WARMUP}{lr}"
+    for t in calls:
+      common.add_runs(config, f"calls={t:g}{suffix}", f"{pair},{cost},target_calls={t}")
+    for t in tokens:
+      common.add_runs(config, f"tokens={t:g}{suffix}", f"{pair},{cost},target_tokens={t}")
   return config
