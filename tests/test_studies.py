@@ -112,14 +112,16 @@ def test_granularity_and_budget_studies_runlocal(shared):
   _, summary, md, _ = _run(shared, "granularity")
   assert {s["granularity"] for s in summary["settings"].values()} == {"line", "tokens"}
   _, summary, md, _ = _run(shared, "budget")
-  assert sorted(p[1] for p in summary["points"]) == [1.0, 1.0, 10.0, 10.0]  # dual, mixture
-  # A mixture gate carries its calibrated share in its params, from the training problems.
-  with open(os.path.join(shared["workdir"], "calls=1_mix__s0", "mixture.json")) as f:
+  assert sorted(p[1] for p in summary["points"]) == [1.0, 10.0]
+  # The mixture gate (the tokens target) carries its calibrated share in its params, measured
+  # on training problems.
+  with open(os.path.join(shared["workdir"], "tokens=10_mix__s0", "mixture.json")) as f:
     mix = json.load(f)
-  params, _ = gate_lib.load_gate(os.path.join(shared["workdir"], "calls=1_mix__s0"))
+  params, _ = gate_lib.load_gate(os.path.join(shared["workdir"], "tokens=10_mix__s0"))
   assert float(params[gating.MIX_KEY]) == pytest.approx(mix["mix_prob"])
   assert mix["split"] == "validation" and 0 < mix["mix_prob"] <= 1
-  assert "| calls | mixture | 1 |" in md
+  assert mix["targets"] == {"llm_tokens": 10.0}
+  assert "| calls | dual | 1 |" in md and "| llm_tokens | mixture | 10 |" in md
   frontier = analysis.analyze_frontier(shared["results"],
                                        os.path.join(shared["results"], "frontier"))
   # Cost-sweep gates (no privacy cost) and budget gates of the one runlocal pair, pooled.
