@@ -81,11 +81,12 @@ def _choose(setup: Setup, gate_params, hidden_BxD, scalars_BxF, mask_BxA, draft_
 
 
 def _gate_on(policy: Policy, gate_params, rng, row_id_B):
-  """Rows the policy decides for: all of them, except under a gate whose params carry a
-  mixture probability p (gating.MIX_KEY), where each problem is the gate's with probability p
-  and the SLM's alone otherwise (one draw per row id, fixed over the episode)."""
+  """Rows the gate decides for, under a gate whose params carry a mixture probability p
+  (gating.MIX_KEY): each problem is the gate's with probability p and the SLM's alone
+  otherwise (one draw per row id, fixed over the episode). None (every row) otherwise, so
+  the rollout without a mixture is traced exactly as before."""
   if policy.kind != "gate" or gating.MIX_KEY not in gate_params:
-    return jnp.ones(row_id_B.shape, bool)
+    return None
   key = jax.random.fold_in(rng, 0x6d6978)  # 'mix': independent of the per-step streams
   u_B = jax.vmap(lambda r: jax.random.uniform(jax.random.fold_in(key, r)))(row_id_B)
   return u_B < gate_params[gating.MIX_KEY]
@@ -168,8 +169,10 @@ def rollout(slm_params, llm_params, gate_params, batch, rng, policy_value=0.0, *
     row_rngs_B = jax.vmap(jax.random.fold_in, (None, 0))(gate_rng, batch["row_id_B"])
     action_B, logp_B = _choose(setup, gate_params, state["hidden"], scalars_BxF, mask_BxA,
                                draft_min_B, differs_B, s, policy_value, row_rngs_B)
-    action_B = jnp.where(active_B & gate_on_B, action_B, 0)
-    logp_B = jnp.where(gate_on_B, logp_B, 0.0)
+    action_B = jnp.where(active_B, action_B, 0)
+    if gate_on_B is not None:
+      action_B = jnp.where(gate_on_B, action_B, 0)
+      logp_B = jnp.where(gate_on_B, logp_B, 0.0)
 
     # 3.-4. Route at most C asking rows to the LLM (gather -> catch up -> decode -> absorb),
     # on the smallest compiled size that holds them; no asking row, no LLM call.

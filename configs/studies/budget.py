@@ -32,12 +32,13 @@ def get_config(arg=None):
   if arg.mode not in modes:
     raise ValueError(f"mode must be one of {sorted(modes)}, got {arg.mode!r}")
   for mode in modes[arg.mode]:
-    if mode == "mixture":  # the price stays fixed: nothing to warm up or adapt
-      suffix, cost = "_mix", f"call_cost={arg.mix_cost},target_mode=mixture"
-    else:
-      suffix, cost = lr_name, f"call_cost=0,cost_warmup={WARMUP}{lr}"
-    for t in calls:
-      common.add_runs(config, f"calls={t:g}{suffix}", f"{pair},{cost},target_calls={t}")
+    mix = mode == "mixture"  # the price stays fixed: nothing to warm up or adapt
+    cost = (f"call_cost={arg.mix_cost},target_mode=mixture" if mix
+            else f"call_cost=0,cost_warmup={WARMUP}")
+    for t in calls:  # calls_lr is the dual step of the calls target only
+      common.add_runs(config, f"calls={t:g}{'_mix' if mix else lr_name}",
+                      f"{pair},{cost},target_calls={t}{'' if mix else lr}")
     for t in tokens:
-      common.add_runs(config, f"tokens={t:g}{suffix}", f"{pair},{cost},target_tokens={t}")
+      common.add_runs(config, f"tokens={t:g}{'_mix' if mix else ''}",
+                      f"{pair},{cost},target_tokens={t}")
   return config
