@@ -69,6 +69,41 @@ def group_advantages(reward_B: Array, group_size: int, eps: float = 1e-6,
   return jnp.where(all_equal_Nx1, 0.0, centred_NxG).reshape(batch)
 
 
+def step_costs(routed_SxB: Array, llm_tokens_SxB: Array, exposed_SxB: Array,
+               valid_SxB: Array, cfg: RewardConfig = RewardConfig()) -> Array:
+  """The cost each decision incurred: c_sb = v_sb * (c_call * routed_sb + c_tok * llm_tokens_sb
+  + c_priv * exposed_sb). Summed over s it is the cost `episode_reward` subtracts. A cost may
+  be a scalar or a per-episode B vector (a price-conditioned gate's per-problem prices)."""
+  f32 = lambda x: jnp.asarray(x, jnp.float32)
+  cost_SxB = (f32(cfg.cost_per_call) * f32(routed_SxB)
+              + f32(cfg.cost_per_llm_token) * f32(llm_tokens_SxB)
+              + f32(cfg.cost_per_private_token) * f32(exposed_SxB))
+  return jnp.where(valid_SxB.astype(bool), cost_SxB, 0.0)
+
+
+def causal_advantages(correct_B: Array, cost_SxB: Array, group_size: int) -> Array:
+  """Per-decision advantages that charge each decision only the costs at or after it.
+
+  An episode's return seen from decision s is  R_sb = correct_b - sum_{t>=s} c_tb: the costs
+  of earlier decisions cannot depend on the action at s, so dropping them keeps the policy
+  gradient unbiased and removes their noise (REINFORCE's reward-to-go). Both terms are centred
+  within the problem's group of G samples, the cost-to-go per decision index:
+
+    adv_sb = (correct_b - mean_g correct) - (C_sb - mean_g C_s),   C_sb = sum_{t>=s} c_tb.
+
+  With equal costs at every step of the group the cost term is 0; summing costs over s first
+  (episode credit) gives `group_advantages(episode_reward)` at every s instead. Returns SxB.
+  """
+  S, batch = cost_SxB.shape
+  if group_size < 1 or batch % group_size:
+    raise ValueError(f"batch {batch} is not a multiple of group_size {group_size}")
+  cost_to_go_SxB = jnp.cumsum(cost_SxB.astype(jnp.float32)[::-1], axis=0)[::-1]
+  c_SxNxG = cost_to_go_SxB.reshape(S, batch // group_size, group_size)
+  cost_adv_SxB = (c_SxNxG - c_SxNxG.mean(axis=2, keepdims=True)).reshape(S, batch)
+  outcome_adv_B = group_advantages(correct_B, group_size, normalize_std=False)
+  return outcome_adv_B[None, :] - cost_adv_SxB
+
+
 # ------------------------------------------------------------------------------------- losses
 
 
@@ -103,7 +138,8 @@ def reinforce_loss(logits_SxBxA: Array, action_SxB: Array, adv_B: Array, valid_S
 
   loss = -sum_{s,b} v_sb * logpi(a_sb|s) * adv_b / sum_{s,b} v_sb  -  entropy_coef * mean_v[H]
 
-  The advantage is a constant (stop_gradient): only the gate's logits get gradients.
+  The advantage is a constant (stop_gradient): only the gate's logits get gradients. It is an
+  episode's (B) or a decision's (SxB, e.g. `causal_advantages`); here and in `ppo_loss`.
   """
   valid_SxB = valid_SxB.astype(bool)
   logp_SxB, entropy_SxB = action_logp_and_entropy(logits_SxBxA, action_SxB, valid_SxB)

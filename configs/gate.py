@@ -15,7 +15,8 @@ LLM serves per training step; 0: all), price_max / price_min (a price-conditione
 training problem's call price is drawn log-uniformly in [price_min, price_max] and the gate
 reads it; evaluation tells it call_cost and each of eval.call_prices; 0: off), explore (the
 share of the uniform policy mixed into the sampled gate in training), entropy (the entropy
-bonus's coefficient),
+bonus's coefficient), credit ('episode': every decision of an episode shares its reward;
+'causal': each decision is charged only the costs from it onwards, rl.causal_advantages),
 runlocal.
 """
 import ml_collections
@@ -29,7 +30,8 @@ def get_config(arg=None):
       arg, slm="", llm="", seed=0, call_cost=0.02, token_cost=0.0, privacy_cost=0.0,
       granularity="line", step_tokens=0, budget=8, steps=0, ppo=0, eval_problems=500,
       target_calls=0.0, target_tokens=0.0, cost_warmup=0, train_capacity=0, price_min=0.01,
-      price_max=0.0, explore=0.0, entropy=0.05, calls_lr=0.005, target_mode="dual", runlocal=False)
+      price_max=0.0, explore=0.0, entropy=0.05, calls_lr=0.005, target_mode="dual",
+      credit="episode", runlocal=False)
   config = ml_collections.ConfigDict()
   config.slm = arg.slm or ("test_tiny" if arg.runlocal else "slm_s")
   config.llm = arg.llm or ("gpt2_tiny" if arg.runlocal else "llm_s")
@@ -68,6 +70,9 @@ def get_config(arg=None):
       # Dividing by the group's reward std (GRPO) blows the cost noise of groups where no
       # sample succeeds up to full-size advantages, which drove the gate to never ask.
       normalize_std=False,
+      # 'causal': a decision's advantage leaves out the costs of earlier decisions, which its
+      # action cannot change (reward-to-go); 'episode': the whole episode's reward.
+      credit=arg.credit,
       # Problems neither model was pretrained on; evaluation uses the test split.
       split="validation", num_train_problems=1000,
       # Rows per device the LLM serves per step in training (0: all). Asks over it fall

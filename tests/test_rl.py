@@ -55,6 +55,42 @@ def test_group_advantages_hand_example():
     rl.group_advantages(reward, 4)
 
 
+def test_step_costs_sum_to_the_episode_cost():
+  # S=3, B=2: row 0 asks at steps 0 and 2, row 1 at step 1 and then ends (step 2 invalid).
+  routed = jnp.array([[1, 0], [0, 1], [1, 1]])
+  tokens = jnp.array([[4, 0], [0, 6], [2, 9]])
+  exposed = jnp.array([[1, 0], [0, 2], [0, 5]])
+  valid = jnp.array([[1, 1], [1, 1], [1, 0]])
+  cfg = rl.RewardConfig(cost_per_call=jnp.array([0.1, 0.3]), cost_per_llm_token=0.01,
+                        cost_per_private_token=0.05)
+  cost = rl.step_costs(routed, tokens, exposed, valid, cfg)
+  # row 0: .1+.04+.05, 0, .1+.02 ; row 1 (price .3): 0, .3+.06+.1, 0 (invalid: not charged)
+  np.testing.assert_allclose(cost, [[0.19, 0.0], [0.0, 0.46], [0.12, 0.0]], atol=1e-6)
+  reward = rl.episode_reward(jnp.array([1, 0]), jnp.array([2, 1]), jnp.array([6, 6]),
+                             jnp.array([1, 2]), cfg)
+  np.testing.assert_allclose(jnp.array([1, 0]) - cost.sum(0), reward, atol=1e-6)
+
+
+def test_causal_advantages_hand_example():
+  # One group of G=2, S=3 decisions. Sample 0 is correct and asks at steps 0 and 2 (cost .2
+  # each); sample 1 is wrong and asks at step 1 (cost .2).
+  correct = jnp.array([1.0, 0.0])
+  cost = jnp.array([[0.2, 0.0], [0.0, 0.2], [0.2, 0.0]])
+  adv = rl.causal_advantages(correct, cost, 2)
+  # outcome term: +-0.5. cost-to-go: s0 (.4, .2), s1 (.2, .2), s2 (.2, 0); centred:
+  # s0 (.1, -.1), s1 (0, 0), s2 (.1, -.1)
+  np.testing.assert_allclose(adv, [[0.4, -0.4], [0.5, -0.5], [0.4, -0.4]], atol=1e-6)
+  # Costs all charged at the last decision are every decision's costs-to-go: that is episode
+  # credit, the episode's group advantage at every step.
+  episode = cost.sum(0, keepdims=True) * jnp.array([[0.0], [0.0], [1.0]])
+  np.testing.assert_allclose(
+      rl.causal_advantages(correct, episode, 2),
+      jnp.broadcast_to(rl.group_advantages(correct - cost.sum(0), 2, normalize_std=False),
+                       (3, 2)), atol=1e-6)
+  with pytest.raises(ValueError, match="multiple"):
+    rl.causal_advantages(jnp.zeros(3), jnp.zeros((2, 3)), 2)
+
+
 # S=2, B=4 (G=2), A=3. Episodes 1 and 3 ended after step 0, so their step-1 entries are
 # invalid and carry garbage that must not matter.
 VALID = np.array([[1, 1, 1, 1], [1, 0, 1, 0]], np.float32)
@@ -66,6 +102,21 @@ LOGITS = np.stack([
               _logits(1 / 3, 1 / 3, 1 / 3), np.array([0., -np.inf, 0.], np.float32)]),
 ])
 ADV = np.array([1.0, -1.0, 0.5, -0.5], np.float32)
+
+
+def test_reinforce_takes_per_decision_advantages():
+  """An SxB advantage equal at every step gives the loss and gradient of the B advantage."""
+  adv_SxB = np.broadcast_to(ADV, VALID.shape)
+  loss_fn = lambda lg, a: rl.reinforce_loss(lg, ACTION, a, VALID)[0]
+  np.testing.assert_allclose(loss_fn(LOGITS, adv_SxB), loss_fn(LOGITS, ADV), atol=1e-6)
+  g_b, g_sb = (jax.grad(loss_fn)(jnp.asarray(LOGITS), a) for a in (ADV, adv_SxB))
+  np.testing.assert_allclose(g_sb, g_b, atol=1e-6)
+  # Zeroing the advantage of step 1 only removes step 1's term: its gradient vanishes there.
+  adv_step0 = np.array(adv_SxB)
+  adv_step0[1] = 0.0
+  g0 = jax.grad(loss_fn)(jnp.asarray(LOGITS), adv_step0)
+  assert np.all(np.asarray(g0)[1] == 0.0)
+  np.testing.assert_allclose(np.asarray(g0)[0], np.asarray(g_b)[0], atol=1e-6)
 
 
 def test_reinforce_hand_computed():

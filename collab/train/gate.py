@@ -241,8 +241,13 @@ def make_train_step(setup: rollout_lib.Setup, tx: optax.GradientTransformation,
         cost_per_private_token=ramp * reward_cfg.cost_per_private_token)
     reward_B = rl.episode_reward(final.correct_B.astype(jnp.float32), final.calls_B,
                                  final.llm_tokens_B, final.exposed_B, step_reward_cfg)
-    adv_B = rl.group_advantages(reward_B, rl_cfg.group_size,
-                                normalize_std=rl_cfg.get("normalize_std", False))
+    if rl_cfg.get("credit", "episode") == "causal":  # each decision pays its costs-to-go
+      cost_SxB = rl.step_costs(steps.routed, steps.llm_tokens, steps.exposed, steps.valid,
+                               step_reward_cfg)
+      adv_B = rl.causal_advantages(final.correct_B, cost_SxB, rl_cfg.group_size)  # SxB
+    else:
+      adv_B = rl.group_advantages(reward_B, rl_cfg.group_size,
+                                  normalize_std=rl_cfg.get("normalize_std", False))
     num_valid = steps.valid.sum().astype(jnp.float32)
     steps = jax.lax.stop_gradient(steps)
     finite = jnp.array(True)
@@ -312,6 +317,9 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                        "price; choose one")
   elif config.gate.get("price_input", False):
     raise ValueError("config.gate.price_input=True needs config.costs.per_call_range")
+  credit = config.rl.get("credit", "episode")
+  if credit not in ("episode", "causal"):
+    raise ValueError(f"config.rl.credit must be 'episode' or 'causal', got {credit!r}")
   mode = config.get("budget_target", {}).get("mode", "dual")
   if mode not in ("dual", "mixture"):
     raise ValueError(f"config.budget_target.mode must be 'dual' or 'mixture', got {mode!r}")

@@ -6,7 +6,8 @@ Setting names are '<swept cost>=<value>': the analysis draws one Pareto line per
 arg keys: slm, llm, seeds, call_costs / token_costs / privacy_costs / caps (':'-separated
 lists; a cap is a hard budget of calls per problem, trained at call cost CAP_CALL_COST),
 warmup (gate steps over which call and token costs ramp in), steps (gate steps; 0: the study
-default), explore / entropy (the gates' exploration floor and entropy bonus), price_range
+default), explore / entropy (the gates' exploration floor and entropy bonus), credit ('episode' or
+'causal': how the gates' advantages charge costs, configs/gate.py), price_range
 ('low:high': also train one price-conditioned gate per seed and evaluate it at each of
 eval_prices: settings 'price=p'),
 runlocal.
@@ -30,11 +31,12 @@ def _floats(s: str) -> tuple[float, ...]:
 def get_config(arg=None):
   arg = common.parse(arg, slm="slm_s", llm="llm_l", call_costs=CALL_COSTS,
                      token_costs=TOKEN_COSTS, privacy_costs=PRIVACY_COSTS, caps=CAPS, warmup=0,
-                     steps=0, explore=0.0, entropy=0.0, price_range="",
+                     steps=0, explore=0.0, entropy=0.0, credit="", price_range="",
                      eval_prices=EVAL_PRICES)
   config = common.base_config("constraints", arg)
   pair = "slm=test_tiny,llm=gpt2_tiny" if arg.runlocal else f"slm={arg.slm},llm={arg.llm}"
-  pair += "".join(f",{k}={arg[k]}" for k in ("steps", "explore", "entropy") if arg[k])
+  pair += "".join(f",{k}={arg[k]}" for k in ("steps", "explore", "entropy", "credit")
+                  if arg[k])
   calls, tokens, privacy, caps = ((0.0, 0.2), (0.01,), (0.05,), (1,)) if arg.runlocal else (
       _floats(arg.call_costs), _floats(arg.token_costs), _floats(arg.privacy_costs),
       tuple(int(c) for c in _floats(arg.caps)))
