@@ -104,6 +104,12 @@ def test_constraints_study_runlocal(shared):
   assert {"call=0", "call=0.2", "token=0.01", "privacy=0.05"} <= set(summary["settings"])
   assert summary["privacy"]["pairs"][0]["privacy_cost"] == 0.05
   assert os.path.exists(os.path.join(out_dir, "constraints.png"))
+  # The capped gate meets the baselines run under its own budget of 1 call, not in the sweep.
+  cap = summary["settings"]["cap=1"]
+  assert cap["budget"] == 1 and max(p["calls"]["mean"]
+                                     for p in cap["baselines_capped"].values()) <= 1.0
+  assert summary["capped"]["cap=1"]["budget"] == 1 and "Hard budget of 1 call" in md
+  assert not any(p["setting"] == "cap=1" for p in summary["pareto_per_seed"]["points"])
 
 
 def test_granularity_and_budget_studies_runlocal(shared):

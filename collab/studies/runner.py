@@ -178,10 +178,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, run: Run, workdir: str
       _dump(path, result)
     evals[llm] = result
   base = {llm: evaluate_baselines(_uncapped(_with_llm(cfg, llm)), workdir) for llm in evals}
-  return {"name": run.name, "setting": run.setting, "arg": run.arg, "slm": cfg.slm, "llm": cfg.llm, "seed": cfg.seed,
+  # A gate under a hard budget is also compared with the baselines under the same budget
+  # (their asks are masked the same way once the budget is spent).
+  capped = ({llm: evaluate_baselines(_with_llm(cfg, llm), workdir)["key"] for llm in evals}
+            if cfg.rollout.budget < cfg.rollout.num_steps else {})
+  return {"name": run.name, "setting": run.setting, "arg": run.arg, "slm": cfg.slm,
+          "llm": cfg.llm, "seed": cfg.seed,
           "costs": cfg.costs.to_dict(), "budget_target": cfg.budget_target.to_dict(),
           "granularity": cfg.rollout.granularity, "step_tokens": cfg.rollout.step_tokens,
-          "evals": evals, "baselines": {llm: b["key"] for llm, b in base.items()}}
+          "budget": cfg.rollout.budget, "evals": evals,
+          "baselines": {llm: b["key"] for llm, b in base.items()}, "baselines_capped": capped}
 
 
 def _last_train_metrics(run_dir: str) -> dict[str, float]:
@@ -204,6 +210,7 @@ def run_study(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
     print(f"--- study {config.study}: run {i + 1}/{len(config.runs)} {run.name} "
           f"({time.time() - t0:.0f} s) ---", flush=True)
     runs.append(train_and_evaluate(config, run, workdir))
-  keys = {k for r in runs for k in r["baselines"].values()}
+  keys = {k for r in runs for d in ("baselines", "baselines_capped")
+          for k in r.get(d, {}).values()}
   baselines = {k: _load(os.path.join(workdir, "baselines", k + ".json")) for k in sorted(keys)}
   return {"runs": runs, "baselines": baselines, "seconds": time.time() - t0}

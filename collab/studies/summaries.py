@@ -33,6 +33,7 @@ def settings(result: dict[str, Any], llm: str | None = None) -> dict[str, dict[s
     if not evals:
       continue
     base = result["baselines"][rs[0]["baselines"][target]]["policies"]
+    capped_key = rs[0].get("baselines_capped", {}).get(target)
     correct_N = np.mean([e["per_problem"]["correct"] for e in evals], axis=0)
     mix_keys = sorted(evals[0]["action_mix"])
     out[name] = {
@@ -53,6 +54,10 @@ def settings(result: dict[str, Any], llm: str | None = None) -> dict[str, dict[s
         "gain_vs": {name_b: stats.paired_gain(correct_N, b["per_problem"]["correct"])
                     for name_b, b in base.items()},
         "baselines": base,
+        # A gate under a hard call budget: the baselines under the same budget (else None).
+        "baselines_capped": (result["baselines"][capped_key]["policies"] if capped_key
+                             else None),
+        "budget": rs[0].get("budget"),
     }
     s = out[name]
     s["gain_per_call"] = ((s["accuracy"]["mean"] - s["slm_alone"]) / s["calls"]["mean"]
@@ -120,7 +125,7 @@ def static_table(sets: dict[str, dict]) -> tuple[str, dict]:
            "|---|---|---|---|---|---|---|---|"]
   out = {}
   for name, s in sets.items():
-    d = stats.dominance([point(s)], s["baselines"])
+    d = stats.dominance([point(s)], s.get("baselines_capped") or s["baselines"])
     out[name] = d
     lost = [k for k, v in d["static"].items() if not v]
     curve = lambda f: "yes" if all(r["on_or_above"] for r in d["curves"][f]) else (  # noqa
