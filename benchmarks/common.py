@@ -67,7 +67,8 @@ def make_records(num: int) -> list[dict[str, Any]]:
 def make_env(*, slm: str = "slm_s", llm: str = "llm_s", batch_size: int = 64,
              num_steps: int = 8, step_tokens: int = 16, granularity: str = "line",
              policy: rollout_lib.Policy = rollout_lib.Policy(kind="gate", greedy=True),
-             llm_capacity: int = 0, llm_sizes: int = 4, seed: int = 0, tok=None) -> Env:
+             llm_capacity: int = 0, llm_sizes: int = 4, kv_buckets: int = 4, seed: int = 0,
+             tok=None) -> Env:
   tok = tok or make_tokenizer()
   slm_cfg = presets.get_model_config(slm, tok.vocab_size)
   llm_cfg = presets.get_model_config(llm, tok.vocab_size)
@@ -86,7 +87,8 @@ def make_env(*, slm: str = "slm_s", llm: str = "llm_s", batch_size: int = 64,
       slm=slm_cfg, llm=llm_cfg, gate=gate_cfg,
       rollout=rollout_lib.RolloutConfig(num_steps=num_steps, step_tokens=step_tokens,
                                         granularity=granularity, budget=num_steps,
-                                        llm_capacity=llm_capacity, llm_sizes=llm_sizes),
+                                        llm_capacity=llm_capacity, llm_sizes=llm_sizes,
+                                        kv_buckets=kv_buckets),
       specials=rollout_lib.Specials.from_tokenizer(tok), policy=policy)
   return Env(tok, setup, slm_params, llm_params, gate_params, batch, records)
 

@@ -28,35 +28,38 @@ from collab.models import transformer
 from collab.models.config import ModelConfig
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "cache_len"))
-def _prefill(params, tokens_BxT, len_B, *, cfg: ModelConfig, cache_len: int):
+@functools.partial(jax.jit, static_argnames=("cfg", "cache_len", "kv_buckets"))
+def _prefill(params, tokens_BxT, len_B, *, cfg: ModelConfig, cache_len: int, kv_buckets: int):
   """Prefills right-padded contexts into a fresh cache; logits and hidden at each last token."""
   cache = transformer.init_cache(cfg, tokens_BxT.shape[0], cache_len)
   logits_BxTxV, hidden_BxTxD, cache = transformer.apply(
-      params, cfg, tokens_BxT, transformer.default_positions(tokens_BxT), cache)
+      params, cfg, tokens_BxT, transformer.default_positions(tokens_BxT), cache,
+      kv_buckets=kv_buckets)
   return llm_calls.at(logits_BxTxV, len_B - 1), llm_calls.at(hidden_BxTxD, len_B - 1), cache
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "pad"), donate_argnames=("cache",))
+@functools.partial(jax.jit, static_argnames=("cfg", "pad", "kv_buckets"),
+                   donate_argnames=("cache",))
 def _token(params, cache, logits_BxV, hidden_BxD, running_B, pos_B, *, cfg: ModelConfig,
-           pad: int):
+           pad: int, kv_buckets: int):
   """One greedy token per row: pick it, score it, feed it to the cache (pad for ended rows)."""
   tok_B = decode.argmax(logits_BxV)  # what the rollout's greedy sampling takes
   logp_B = jnp.take_along_axis(jax.nn.log_softmax(logits_BxV), tok_B[:, None], -1)[:, 0]
   tok_B = jnp.where(running_B, tok_B, pad)
   new_logits_Bx1xV, new_hidden_Bx1xD, cache = transformer.apply(
-      params, cfg, tok_B[:, None], pos_B[:, None], cache)
+      params, cfg, tok_B[:, None], pos_B[:, None], cache, kv_buckets=kv_buckets)
   logits_BxV = jnp.where(running_B[:, None], new_logits_Bx1xV[:, 0], logits_BxV)
   hidden_BxD = jnp.where(running_B[:, None], new_hidden_Bx1xD[:, 0], hidden_BxD)
   return tok_B, jnp.where(running_B, logp_B, 0.0), logits_BxV, hidden_BxD, cache
 
 
-@functools.partial(jax.jit, static_argnames=("cfg",), donate_argnames=("cache",))
+@functools.partial(jax.jit, static_argnames=("cfg", "kv_buckets"), donate_argnames=("cache",))
 def _chunk(params, cache, logits_NxV, hidden_NxD, tokens_NxW, pos_NxW, last_N, *,
-           cfg: ModelConfig):
+           cfg: ModelConfig, kv_buckets: int):
   """Feeds one chunk of context; keeps the outputs at column last_N (none where out of range)."""
   W = tokens_NxW.shape[1]
-  c_logits, c_hidden, cache = transformer.apply(params, cfg, tokens_NxW, pos_NxW, cache)
+  c_logits, c_hidden, cache = transformer.apply(params, cfg, tokens_NxW, pos_NxW, cache,
+                                                kv_buckets=kv_buckets)
   has_N = (last_N >= 0) & (last_N < W)
   last_N = jnp.clip(last_N, 0, W - 1)
   logits_NxV = jnp.where(has_N[:, None], llm_calls.at(c_logits, last_N), logits_NxV)
@@ -87,16 +90,16 @@ def _exposed(src_NxL, src_len_N, *, sp):
   return jnp.sum(privacy.private_mask(src_NxL, sp) & sent_NxL, -1)
 
 
-@functools.partial(jax.jit, static_argnames=("cfg",), donate_argnames=("cache",))
+@functools.partial(jax.jit, static_argnames=("cfg", "kv_buckets"), donate_argnames=("cache",))
 def _absorb(params, cache, logits_BxV, hidden_BxD, idx_N, tokens_NxK, start_N, len_N, *,
-            cfg: ModelConfig):
+            cfg: ModelConfig, kv_buckets: int):
   """The SLM reads the LLM's steps of rows idx_N (== B: empty slot) in one chunked prefill."""
   B = logits_BxV.shape[0]
   K = tokens_NxK.shape[1]
   row_N = jnp.minimum(idx_N, B - 1)
   part = llm_calls.gather(cache, row_N)
   a_logits_NxKxV, a_hidden_NxKxD, part = transformer.apply(
-      params, cfg, tokens_NxK, start_N[:, None] + jnp.arange(K), part)
+      params, cfg, tokens_NxK, start_N[:, None] + jnp.arange(K), part, kv_buckets=kv_buckets)
   last_N = jnp.maximum(len_N - 1, 0)
   cache = llm_calls.scatter(cache, part, idx_N)
   logits_BxV = logits_BxV.at[idx_N].set(llm_calls.at(a_logits_NxKxV, last_N), mode="drop")
@@ -239,7 +242,10 @@ def python_loop_rollout(slm_params, llm_params, gate_params, batch, rng, policy_
   actions_SxB = np.zeros((S, B), np.int32)
   routed_SxB = np.zeros((S, B), bool)
 
-  logits, hidden, cache = _prefill(slm_params, prompt_BxP, ctx_len, cfg=setup.slm, cache_len=L)
+  # The same models as the rollout, with the same bucketed cached attention.
+  kvb = cfg.kv_buckets
+  logits, hidden, cache = _prefill(slm_params, prompt_BxP, ctx_len, cfg=setup.slm, cache_len=L,
+                                   kv_buckets=kvb)
   # The LLM's per-row state: KV cache and outputs after its last token on the device; how many
   # tokens of which stream (full or redacted) it holds on the host.
   llm = dict(cache=transformer.init_cache(setup.llm, B, L + K),
@@ -260,7 +266,8 @@ def python_loop_rollout(slm_params, llm_params, gate_params, batch, rng, policy_
       if not running.any():
         break
       tok, logp, logits, hidden, cache = _token(slm_params, cache, logits, hidden, running,
-                                                ctx_len + t, cfg=setup.slm, pad=sp.pad)
+                                                ctx_len + t, cfg=setup.slm, pad=sp.pad,
+                                                kv_buckets=kvb)
       tok, logp = jax.device_get((tok, logp))
       draft[:, t], draft_logp[:, t] = tok, logp
       draft_len += running
@@ -297,7 +304,7 @@ def python_loop_rollout(slm_params, llm_params, gate_params, batch, rng, policy_
         last = np.where(reads, src_len_B[row_M] - 1 - start, -1).astype(np.int32)
         part = _gather_rows((llm["cache"], llm["logits"], llm["hidden"]), row_M)
         l_logits, l_hidden, l_cache = _chunk(llm_params, part[0], part[1], part[2], tok, pos,
-                                             last, cfg=setup.llm)
+                                             last, cfg=setup.llm, kv_buckets=kvb)
         llm["cache"], llm["logits"], llm["hidden"] = _scatter_rows(
             (llm["cache"], llm["logits"], llm["hidden"]), (l_cache, l_logits, l_hidden), idx_M)
       llm_synced[idx], llm_red[idx] = src_len_B[idx], red_B[idx]
@@ -321,7 +328,7 @@ def python_loop_rollout(slm_params, llm_params, gate_params, batch, rng, policy_
           break
         tok, _, l_logits, l_hidden, l_cache = _token(
             llm_params, l_cache, l_logits, l_hidden, l_running, src_len + t, cfg=setup.llm,
-            pad=sp.pad)
+            pad=sp.pad, kv_buckets=kvb)
         tok = np.asarray(tok)
         out[:, t] = tok
         out_len += l_running
@@ -331,7 +338,7 @@ def python_loop_rollout(slm_params, llm_params, gate_params, batch, rng, policy_
       n = idx.size
       llm_synced[idx] = src_len[:n] + out_len[:n]
       cache, logits, hidden = _absorb(slm_params, cache, logits, hidden, idx_N, out,
-                                      ctx_len[row_N], out_len, cfg=setup.slm)
+                                      ctx_len[row_N], out_len, cfg=setup.slm, kv_buckets=kvb)
       step[idx], step_len[idx] = out[:n], out_len[:n]
       exposed[idx] += np.asarray(_exposed(src, src_len, sp=sp))[:n]
       context_tokens[idx] += src_len[:n]

@@ -6,6 +6,8 @@ All three run the same models (random-initialised presets), the same batch of te
 the same greedy decisions (by default the gate, its output layer randomised so that it mixes
 self / ask / ask_redacted; see benchmarks/common.py), in this one process:
   jitted        collab.rollout.rollout: one XLA program for the whole batch of episodes;
+  jitted, whole cache   the same with kv_buckets=1: attention reads every cache slot at every
+                token (the rollout before bucketed attention), when --kv_buckets > 1;
   python loop   benchmarks/python_loop.py: one jitted call per token per model, host decisions;
   torch         benchmarks/torch_rollout.py: transformers' Llama, generate-style loop.
 Each is warmed up (compiled), then the three are timed interleaved, round after round, so a busy
@@ -38,14 +40,16 @@ def _agreement(final_tokens_BxL, other_tokens_BxL) -> dict:
 
 def run(*, slm: str, llm: str, batch_size: int, num_steps: int, step_tokens: int,
         policy: rollout_lib.Policy, policy_value: float, rounds: int, torch_threads: int,
-        skip_torch: bool = False, llm_sizes: int = 4) -> dict:
+        skip_torch: bool = False, llm_sizes: int = 4, kv_buckets: int = 4) -> dict:
   env = common.make_env(slm=slm, llm=llm, batch_size=batch_size, num_steps=num_steps,
-                        step_tokens=step_tokens, policy=policy, llm_sizes=llm_sizes)
+                        step_tokens=step_tokens, policy=policy, llm_sizes=llm_sizes,
+                        kv_buckets=kv_buckets)
   rng = jax.random.PRNGKey(0)
   result = dict(batch=batch_size, num_steps=num_steps, step_tokens=step_tokens,
                 granularity=env.setup.rollout.granularity, policy=policy.kind,
                 policy_value=policy_value, slm=common.model_info(env.setup.slm, slm),
-                llm=common.model_info(env.setup.llm, llm), targets=TARGETS, rounds=rounds)
+                llm=common.model_info(env.setup.llm, llm), targets=TARGETS, rounds=rounds,
+                kv_buckets=kv_buckets)
   prompt_len_B = env.batch["prompt_len_B"]
 
   common.log(f"[rollout] jitted: compiling {slm} + {llm}, batch {batch_size}")
@@ -53,6 +57,10 @@ def run(*, slm: str, llm: str, batch_size: int, num_steps: int, step_tokens: int
   impls = {"jitted": lambda: common.block(common.jitted_rollout(env, policy_value, rng)),
            "python_loop": lambda: python_loop.python_loop_rollout(
                env.slm, env.llm, env.gate, env.batch, rng, policy_value, setup=env.setup)}
+  if kv_buckets > 1:
+    whole = common.with_setup(env, kv_buckets=1)
+    impls["jitted_whole_cache"] = lambda: common.block(
+        common.jitted_rollout(whole, policy_value, rng))
   reason = "--skip_torch" if skip_torch else torch_rollout.unavailable_reason(env.setup)
   if not reason:
     torch_rollout.set_threads(torch_threads)
@@ -92,6 +100,14 @@ def run(*, slm: str, llm: str, batch_size: int, num_steps: int, step_tokens: int
       first_run_s=first_s["python_loop"],
       tokens_per_s=common.written_tokens(out["length_B"], prompt_len_B) / best["python_loop"],
       outputs_equal=all(same.values()), fields_differing=[k for k, v in same.items() if not v])
+  if "jitted_whole_cache" in outputs:
+    _, final_w = outputs["jitted_whole_cache"]
+    result["jitted_whole_cache"] = dict(
+        time_s=best["jitted_whole_cache"], time_median_s=median["jitted_whole_cache"],
+        tokens_per_s=common.written_tokens(final_w.length_B, prompt_len_B)
+        / best["jitted_whole_cache"],
+        **_agreement(final.tokens_BxL, final_w.tokens_BxL))
+    result["speedup_vs_whole_cache"] = best["jitted_whole_cache"] / best["jitted"]
   result["speedup_vs_python_loop"] = best["python_loop"] / best["jitted"]
   result["speedup_vs_python_loop_medians"] = median["python_loop"] / median["jitted"]
   if reason:
@@ -130,6 +146,9 @@ def main(argv=None):
   p.add_argument("--skip_torch", action="store_true")
   p.add_argument("--llm_sizes", type=int, default=4,
                  help="row counts the LLM call compiles for (RolloutConfig.llm_sizes)")
+  p.add_argument("--kv_buckets", type=int, default=4,
+                 help="cache prefix lengths cached attention picks from (RolloutConfig."
+                      "kv_buckets); > 1 also times the rollout with 1 (the whole cache)")
   p.add_argument("--rounds", type=int, default=0, help="timed rounds (0: 5, or 2 with --quick)")
   args = p.parse_args(argv)
   if args.quick:  # tiny models, two compiled LLM call sizes, few rounds: a smoke run
@@ -139,7 +158,8 @@ def main(argv=None):
   result = run(slm=args.slm, llm=args.llm, batch_size=args.batch, num_steps=args.num_steps,
                step_tokens=args.step_tokens, policy=policy, policy_value=args.policy_value,
                rounds=args.rounds or (2 if args.quick else 5), torch_threads=args.torch_threads,
-               skip_torch=args.skip_torch, llm_sizes=args.llm_sizes)
+               skip_torch=args.skip_torch, llm_sizes=args.llm_sizes,
+               kv_buckets=args.kv_buckets)
   return common.emit(dict(result, benchmark="rollout", quick=args.quick), args.out)
 
 

@@ -86,7 +86,8 @@ def catch_up(llm, *, setup: rollout_types.Setup, llm_params, ctx, routed_B, red_
                         sp.pad)
     pos_MxW = jnp.where(fed_MxW, pos_MxW, -1)  # not fed: no cache write
     c_logits_MxWxV, c_hidden_MxWxD, cache_M = transformer.apply(
-        llm_params, setup.llm, tok_MxW, pos_MxW, gather(llm["cache"], rows_M))
+        llm_params, setup.llm, tok_MxW, pos_MxW, gather(llm["cache"], rows_M),
+        kv_buckets=setup.rollout.kv_buckets)
     last_M = src_len_M - 1 - start_M
     idx_last_M = jnp.where(reads_M & (last_M < W), rows_M, B)  # the chunk holds the last token
     last_M = jnp.clip(last_M, 0, W - 1)
@@ -127,7 +128,8 @@ def llm_call(N, ops, *, setup: rollout_types.Setup, slm_params, llm_params, idx_
   llm_NxK, llm_len_N, _, l_cache, l_logits_NxV, l_hidden_NxD = decode.decode_step(
       llm_params, setup.llm, gather(llm["cache"], row_N), llm["logits_BxV"][row_N],
       llm["hidden_BxD"][row_N], src_len_N, ok_N, rng, num_tokens=K,
-      end_ids=rollout_types.step_end_ids(cfg, sp), pad=sp.pad, temperature=cfg.llm_temperature)
+      end_ids=rollout_types.step_end_ids(cfg, sp), pad=sp.pad, temperature=cfg.llm_temperature,
+      kv_buckets=cfg.kv_buckets)
   llm = dict(
       llm, cache=scatter(llm["cache"], l_cache, idx_N),
       synced_B=llm["synced_B"].at[idx_N].set(src_len_N + llm_len_N, mode="drop"),
@@ -139,7 +141,7 @@ def llm_call(N, ops, *, setup: rollout_types.Setup, slm_params, llm_params, idx_
   # The SLM absorbs the LLM's step in one chunked prefill.
   a_logits_NxKxV, a_hidden_NxKxD, a_cache = transformer.apply(
       slm_params, setup.slm, llm_NxK, ctx["ctx_len"][row_N][:, None] + jnp.arange(K),
-      gather(cache, row_N))
+      gather(cache, row_N), kv_buckets=setup.rollout.kv_buckets)
   last_N = jnp.maximum(llm_len_N - 1, 0)
   cache = scatter(cache, a_cache, idx_N)
   logits_BxV = logits_BxV.at[idx_N].set(at(a_logits_NxKxV, last_N), mode="drop")

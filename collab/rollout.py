@@ -129,7 +129,8 @@ def rollout(slm_params, llm_params, gate_params, batch, rng, policy_value=0.0, *
   prompt_len_B = batch["prompt_len_B"].astype(jnp.int32)
   cache = transformer.init_cache(setup.slm, B, L)
   logits_BxPxV, hidden_BxPxD, cache = transformer.apply(
-      slm_params, setup.slm, prompt_BxP, transformer.default_positions(prompt_BxP), cache)
+      slm_params, setup.slm, prompt_BxP, transformer.default_positions(prompt_BxP), cache,
+      kv_buckets=cfg.kv_buckets)
   state = dict(
       ctx=pad_BxL.at[:, :P].set(prompt_BxP), ctx_len=prompt_len_B,
       red=pad_BxL.at[:, :P].set(batch["redacted_prompt_BxP"]),
@@ -155,7 +156,7 @@ def rollout(slm_params, llm_params, gate_params, batch, rng, policy_value=0.0, *
     draft_BxK, draft_len_B, draft_logp_BxK, cache, logits_BxV, hidden_BxD = decode.decode_step(
         slm_params, setup.slm, state["cache"], state["logits"], state["hidden"],
         state["ctx_len"], active_B, draft_rng, num_tokens=K, end_ids=step_end_ids(cfg, sp),
-        pad=sp.pad, temperature=cfg.slm_temperature)
+        pad=sp.pad, temperature=cfg.slm_temperature, kv_buckets=cfg.kv_buckets)
     drafted_BxK = jnp.arange(K) < draft_len_B[:, None]
     draft_mean_B = draft_logp_BxK.sum(-1) / jnp.maximum(draft_len_B, 1)
     draft_min_B = jnp.min(jnp.where(drafted_BxK, draft_logp_BxK, 0.0), axis=-1)

@@ -36,6 +36,7 @@ class RolloutConfig:
   budget: int = 8               # most LLM calls per episode (hard limit)
   llm_capacity: int = 0         # C: rows routed to the LLM per step and device; 0 = batch size
   llm_sizes: int = 4            # row counts an LLM call compiles for: C, C/2, ... (this many)
+  kv_buckets: int = 4           # cache prefix lengths cached attention picks from (1: whole)
   slm_temperature: float = 0.0
   llm_temperature: float = 0.0
 
@@ -46,6 +47,8 @@ class RolloutConfig:
       raise ValueError("num_steps and step_tokens must be >= 1")
     if self.llm_sizes < 1:
       raise ValueError("llm_sizes must be >= 1")
+    if self.kv_buckets < 1:
+      raise ValueError("kv_buckets must be >= 1")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -68,6 +68,9 @@ def test_rollout_quick(capsys, tmp_path):
     assert key in result
   assert result["tokens_per_s"] > 0 and result["speedup_vs_python_loop"] > 0
   assert result["python_loop"]["outputs_equal"]
+  # Bucketed attention (the default) writes what attention over the whole cache writes.
+  assert result["kv_buckets"] > 1 and result["speedup_vs_whole_cache"] > 0
+  assert result["jitted_whole_cache"]["rows_identical"] == 1.0
   if torch_rollout.IMPORT_ERROR:
     assert result["speedup_vs_torch"] is None and result["torch"]["skipped"]
   else:

@@ -44,6 +44,39 @@ def test_token_by_token_decode_equals_full_pass(preset):
   np.testing.assert_allclose(jnp.concatenate(steps, 1), full_BxTxV, atol=1e-5, rtol=1e-5)
 
 
+def test_kv_bucket_lengths():
+  assert tfm.kv_bucket_lengths(160, 4) == (40, 80, 120, 160)
+  assert tfm.kv_bucket_lengths(168, 4) == (48, 88, 128, 168)
+  assert tfm.kv_bucket_lengths(12, 4) == (8, 12)  # multiples of 8, the last the whole cache
+  assert tfm.kv_bucket_lengths(64, 1) == (64,)
+
+
+@pytest.mark.parametrize("preset", ARCHS)
+def test_bucketed_cached_attention_equals_the_whole_cache(preset):
+  """kv_buckets reads a prefix of the cache; decoding and chunked prefill give the same logits
+  and the same cache as reading all of it, in every bucket (and past the cache's end)."""
+  cfg, params = _model(preset)
+  B, L = 3, 40  # buckets 16, 24, 32, 40
+  tokens_BxL = _tokens(B, L, seed=5)
+  caches = {n: tfm.init_cache(cfg, B, L) for n in (1, 4)}
+  apply_n = jax.jit(tfm.apply, static_argnames=("cfg", "kv_buckets"))
+  # A 6-token prefill chunk at per-row offsets, then token-by-token decoding to the end.
+  feeds = [(tokens_BxL[:, :6], tfm.default_positions(tokens_BxL[:, :6]))]
+  feeds += [(tokens_BxL[:, t:t + 1], jnp.full((B, 1), t, jnp.int32)) for t in range(6, L)]
+  feeds.append((tokens_BxL[:, :1], jnp.full((B, 1), L + 3, jnp.int32)))  # dropped write
+  for tok_BxT, pos_BxT in feeds:
+    out = {}
+    for n in (1, 4):
+      logits, hidden, caches[n] = apply_n(params, cfg, tok_BxT, pos_BxT, caches[n],
+                                          kv_buckets=n)
+      out[n] = (logits, hidden)
+    np.testing.assert_allclose(out[4][0], out[1][0], atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(out[4][1], out[1][1], atol=1e-5, rtol=1e-5)
+  for layer in caches[1]:
+    for kv in ("k", "v"):
+      np.testing.assert_allclose(caches[4][layer][kv], caches[1][layer][kv], atol=1e-5)
+
+
 @pytest.mark.parametrize("preset", ARCHS)
 def test_chunked_prefill_at_per_row_offsets_equals_full_pass(preset):
   cfg, params = _model(preset)

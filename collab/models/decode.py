@@ -91,28 +91,44 @@ def generate(params, cfg: ModelConfig, prompt_BxP, prompt_len_B, *, max_new_toke
 
 
 def decode_step(params, cfg: ModelConfig, cache, logits_BxV, hidden_BxD, start_B, active_B,
-                rng, *, num_tokens: int, end_ids: tuple[int, ...], pad: int, temperature):
+                rng, *, num_tokens: int, end_ids: tuple[int, ...], pad: int, temperature,
+                kv_buckets: int = 1):
   """Writes one step per active row, token by token, feeding each token back into the cache.
 
   A row stops after writing one of end_ids. Returns tokens_BxK (pad after the step ends),
   len_B, token log-probs BxK, and the cache, logits and hidden state after the step's last
-  token (unchanged for inactive rows).
+  token (unchanged for inactive rows). kv_buckets: see transformer.apply.
+
+  A `lax.while_loop` that leaves as soon as every row has ended its step: a line is often
+  half of the K tokens it may take, and a fixed-length scan would run the models on the rest
+  (for nothing: its writes for ended rows land in slots that are overwritten before any read).
   """
-  def body(carry, t):
-    cache, logits_BxV, hidden_BxD, running_B, rng = carry
+  B, K = logits_BxV.shape[0], num_tokens
+
+  def cond(carry):
+    t, running_B = carry[0], carry[4]
+    return (t < K) & jnp.any(running_B)
+
+  def body(carry):
+    t, cache, logits_BxV, hidden_BxD, running_B, rng, tok_BxK, logp_BxK, wrote_BxK = carry
     rng, sample_rng = jax.random.split(rng)
     tok_B = sample_logits(logits_BxV, temperature, sample_rng)
     logp_B = jnp.take_along_axis(jax.nn.log_softmax(logits_BxV), tok_B[:, None], -1)[:, 0]
     tok_B = jnp.where(running_B, tok_B, pad)
     new_logits_Bx1xV, new_hidden_Bx1xD, cache = transformer.apply(
-        params, cfg, tok_B[:, None], (start_B + t)[:, None], cache)
+        params, cfg, tok_B[:, None], (start_B + t)[:, None], cache, kv_buckets=kv_buckets)
     logits_BxV = jnp.where(running_B[:, None], new_logits_Bx1xV[:, 0], logits_BxV)
     hidden_BxD = jnp.where(running_B[:, None], new_hidden_Bx1xD[:, 0], hidden_BxD)
-    ends_B = jnp.isin(tok_B, jnp.asarray(end_ids))
-    out = (tok_B, jnp.where(running_B, logp_B, 0.0), running_B)
-    return (cache, logits_BxV, hidden_BxD, running_B & ~ends_B, rng), out
+    tok_BxK = tok_BxK.at[:, t].set(tok_B)
+    logp_BxK = logp_BxK.at[:, t].set(jnp.where(running_B, logp_B, 0.0))
+    wrote_BxK = wrote_BxK.at[:, t].set(running_B)
+    running_B = running_B & ~jnp.isin(tok_B, jnp.asarray(end_ids))
+    return (t + 1, cache, logits_BxV, hidden_BxD, running_B, rng, tok_BxK, logp_BxK,
+            wrote_BxK)
 
-  carry = (cache, logits_BxV, hidden_BxD, active_B, rng)
-  (cache, logits_BxV, hidden_BxD, _, _), (tok_KxB, logp_KxB, wrote_KxB) = jax.lax.scan(
-      body, carry, jnp.arange(num_tokens))
-  return tok_KxB.T, wrote_KxB.sum(0), logp_KxB.T, cache, logits_BxV, hidden_BxD
+  carry = (jnp.int32(0), cache, logits_BxV, hidden_BxD, active_B, rng,
+           jnp.full((B, K), pad, jnp.int32), jnp.zeros((B, K), jnp.float32),
+           jnp.zeros((B, K), bool))
+  _, cache, logits_BxV, hidden_BxD, _, _, tok_BxK, logp_BxK, wrote_BxK = jax.lax.while_loop(
+      cond, body, carry)
+  return tok_BxK, wrote_BxK.sum(1), logp_BxK, cache, logits_BxV, hidden_BxD

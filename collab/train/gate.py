@@ -342,14 +342,16 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
   pair = load_pair(config)
   records = load_records(config, pair, config.rl.split, config.rl.num_train_problems)
   episodes = make_episodes(config, pair, records)
-  setup = make_setup(config, pair)
-  setup = dataclasses.replace(setup, rollout=dataclasses.replace(
-      setup.rollout, llm_capacity=config.rl.llm_capacity))
-  tx = make_optimizer(config)
-  state = init_state(config, pair, tx)
   # Several processes: each feeds its local devices its own slice of the global batch.
   # Model-sharded (config.mesh.model > 1): one program over the mesh, batch split over 'data'.
   mesh = parallel.model_mesh(config)
+  setup = make_setup(config, pair)
+  setup = dataclasses.replace(setup, rollout=dataclasses.replace(
+      setup.rollout, llm_capacity=config.rl.llm_capacity,
+      # The model-sharded step runs under vmap, where a switch runs every branch.
+      kv_buckets=1 if mesh else setup.rollout.kv_buckets))
+  tx = make_optimizer(config)
+  state = init_state(config, pair, tx)
   n_dev = mesh.data if mesh else parallel.num_devices()
   n_global = mesh.data if mesh else jax.device_count()
   rows = config.rl.problems_per_step * config.rl.group_size
