@@ -208,55 +208,78 @@ def unit_flops(cfg: model_config.ModelConfig, tokens: int, cache_len: int) -> fl
 
 
 def rollout_work(setup: rollout_lib.Setup, batch, steps) -> dict[str, float]:
-  """FLOPs the jitted rollout executed, from its records (host replay of its LLM schedule).
+  """FLOPs the jitted rollout executed, from its records (host replay of its schedule).
 
-  SLM: the prompt prefill, K draft tokens for every row at every step, and the absorb chunk of
-  each LLM call. LLM: per step with calls, the catch-up chunks (W tokens each; chunk j on the
-  compiled size that holds the rows still reading) and K decode tokens on N rows (the compiled
-  size that holds the routed rows). `llm_flops_useful` counts only the tokens the LLM had to
-  read or write (no padding).
+  SLM: the prompt prefill; at each step, one token for every row per iteration of the draft
+  loop (it runs until the longest active draft ends); the absorb chunk of each LLM call. LLM:
+  per step with calls, the catch-up chunks (W tokens each; chunk j on the compiled size that
+  holds the rows still reading) and one token on N rows (the compiled size that holds the
+  routed rows) per iteration until the longest answer ends. Each call is counted at the cache
+  prefix its attention reads (RolloutConfig.kv_buckets), taken from the largest position in
+  play (for the LLM, of the routed rows; an empty slot may read a longer prefix).
+  `llm_flops_useful` counts only the tokens the LLM had to read or write (no padding).
   The replay ignores one rare case: a redacted request whose answer holds private spans (its
   step is read again at the next call).
   """
   cfg = setup.rollout
-  B, P = np.asarray(batch["prompt_BxP"]).shape
+  prompt_BxP = np.asarray(batch["prompt_BxP"])
+  B, P = prompt_BxP.shape
   S, K = cfg.num_steps, cfg.step_tokens
   L = P + S * K
   C = min(cfg.llm_capacity or B, B)
   W = llm_calls.catchup_width(K)
   sizes = np.asarray(llm_calls.llm_call_sizes(C, cfg.llm_sizes))
   red_A = np.array([a in rollout_lib.REDACTED_KINDS for a in setup.gate.actions])
-  f = dict(slm_prefill=unit_flops(setup.slm, P, L), slm_token=unit_flops(setup.slm, 1, L),
-           slm_absorb=unit_flops(setup.slm, K, L), llm_chunk=unit_flops(setup.llm, W, L + K),
-           llm_token=unit_flops(setup.llm, 1, L + K))
-  routed_SxB = np.asarray(steps.routed)
+  units: dict[tuple, float] = {}
+
+  def unit(model_cfg, tokens, cache_len, needed):
+    """FLOPs of one call on one row, at the bucket that holds `needed` cache slots."""
+    lens = transformer.kv_bucket_lengths(cache_len, cfg.kv_buckets) if cfg.kv_buckets > 1 \
+        else (cache_len,)
+    n = lens[min(int(np.searchsorted(lens, needed)), len(lens) - 1)]
+    key = (model_cfg, tokens, n)
+    if key not in units:
+      units[key] = unit_flops(model_cfg, tokens, n)
+    return units[key]
+
+  valid_SxB = np.asarray(steps.valid).astype(bool)
+  routed_SxB = np.asarray(steps.routed).astype(bool)
   src_len_SxB = np.asarray(steps.context_tokens)
   gen_SxB = np.asarray(steps.llm_tokens)
+  draft_SxB = np.where(valid_SxB, np.asarray(steps.draft_len), 0)
   red_SxB = red_A[np.asarray(steps.action)]
+  step_len_SxB = np.where(routed_SxB, gen_SxB, draft_SxB)
+  ctx_SxB = np.asarray(batch["prompt_len_B"])[None] + np.cumsum(step_len_SxB, 0) - step_len_SxB
   synced, kind = np.zeros(B, np.int64), np.zeros(B, bool)
-  llm_exec = llm_useful = absorb = 0.0
+  slm = B * unit(setup.slm, P, L, P)
+  llm_exec = llm_useful = 0.0
   fed = generated = 0
   for s in range(S):
+    top = int(ctx_SxB[s].max())
+    slm += B * sum(unit(setup.slm, 1, L, top + t + 1) for t in range(int(draft_SxB[s].max())))
     rows = np.flatnonzero(routed_SxB[s])
     if not rows.size:
       continue
     N = int(sizes[np.searchsorted(sizes, rows.size)])
     red = red_SxB[s, rows]
+    src_top = int(src_len_SxB[s, rows].max())
     pending = src_len_SxB[s, rows] - np.where(kind[rows] == red, synced[rows], 0)
     for j in range(-(-int(pending.max()) // W)):
       M = int(sizes[np.searchsorted(sizes, int(np.sum(pending > j * W)))])
-      llm_exec += M * f["llm_chunk"]
-    llm_exec += N * K * f["llm_token"]
-    llm_useful += (pending.sum() + gen_SxB[s, rows].sum()) * f["llm_token"]
-    absorb += N * f["slm_absorb"]
+      llm_exec += M * unit(setup.llm, W, L + K, src_top)
+    gen_top = int(gen_SxB[s, rows].max())
+    llm_exec += N * sum(unit(setup.llm, 1, L + K, src_top + t + 1) for t in range(gen_top))
+    token = unit(setup.llm, 1, L + K, src_top)
+    llm_useful += (pending.sum() + gen_SxB[s, rows].sum()) * token
+    slm += N * unit(setup.slm, K, L, int(ctx_SxB[s, rows].max()) + K)
     fed += int(pending.sum())
     generated += int(gen_SxB[s, rows].sum())
     synced[rows] = src_len_SxB[s, rows] + gen_SxB[s, rows]
     kind[rows] = red
-  slm = B * (f["slm_prefill"] + S * K * f["slm_token"]) + absorb
   return dict(slm_flops=slm, llm_flops=llm_exec, llm_flops_useful=llm_useful,
               total_flops=slm + llm_exec, llm_tokens_read=fed, llm_tokens_written=generated,
-              unit_flops=f)
+              unit_flops={f"{'slm' if k[0] is setup.slm else 'llm'}_T{k[1]}_L{k[2]}": v
+                          for k, v in units.items()})
 
 
 def parser(description: str) -> argparse.ArgumentParser:

@@ -212,7 +212,8 @@ def rollout(slm_params, llm_params, gate_params, batch, rng, policy_value=0.0, *
         action=action_B, logp=logp_B, valid=active_B, hidden=state["hidden"],
         scalars=scalars_BxF, mask=mask_BxA, routed=routed_B, overflow=want_B & ~routed_B,
         llm_tokens=routed_i * llm_len_C[slot_B], context_tokens=routed_i * src_len_C[slot_B],
-        exposed=routed_i * exposed_C[slot_B], draft_min_logp=draft_min_B)
+        exposed=routed_i * exposed_C[slot_B], draft_min_logp=draft_min_B,
+        draft_len=draft_len_B)
     state = dict(
         ctx=_write_rows(state["ctx"], state["ctx_len"], step_BxK, keep_BxK),
         ctx_len=state["ctx_len"] + step_len_B,

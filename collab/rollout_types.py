@@ -98,6 +98,7 @@ class Step(NamedTuple):
   context_tokens: jax.Array  # tokens sent to the LLM
   exposed: jax.Array         # private tokens among them
   draft_min_logp: jax.Array
+  draft_len: jax.Array       # tokens the SLM drafted (its step's length, had it written it)
 
 
 class Final(NamedTuple):
