@@ -52,6 +52,21 @@ def test_dominance_needs_more_accuracy_at_equal_or_fewer_calls():
   assert not d["all_curves_on_or_above"]
 
 
+def test_a_seed_under_the_threshold_curve_gets_its_paired_shortfall():
+  from collab.studies import pareto
+  base = {"slm_alone": dict(_policy("slm_alone", 0.0, 0.0), per_problem={"correct": [0] * 4}),
+          "threshold_-1": dict(_policy("threshold", 0.75, 2.0),
+                               per_problem={"correct": [1, 1, 1, 0]})}
+  s = {"seeds": [0, 1], "accuracy": {"values": [0.5, 1.0]}, "calls": {"values": [2.0, 2.0]},
+       "per_problem": {"correct_by_seed": [[1, 0, 1, 0], [1, 1, 1, 1]]}}
+  per_seed = stats.dominance(pareto._seed_points({"price=1": s}), base)
+  per_seed["points"] = pareto._seed_points({"price=1": s})
+  (below,) = pareto._paired_shortfalls({"price=1": s}, per_seed, base)
+  assert below["seed"] == 0 and below["baseline"] == "threshold_-1"
+  assert below["gain"]["mean"] == pytest.approx(-0.25)  # problem 1: threshold right, gate not
+  assert below["gain"]["ci95"] > 0
+
+
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory):
   """One workdir for every study: tiny models pretrain once, baselines are computed once."""

@@ -71,6 +71,7 @@ def analyze_constraints(result: dict[str, Any], out_dir: str) -> dict[str, Any]:
   # each seed's point is also checked on its own, so averaging does not blur the curve.
   per_seed = stats.dominance(_seed_points(call_sets), base)
   per_seed["points"] = _seed_points(call_sets)
+  per_seed["below"] = _paired_shortfalls(call_sets, per_seed, base)
   report = "\n".join([
       "### Constraints: cost sweeps", "", *table, "",
       _sweep_text("seed means", sweep), "", _sweep_text("each seed", per_seed), "",
@@ -87,6 +88,21 @@ def _seed_points(sets: dict[str, dict]) -> list[dict[str, Any]]:
   return [{"accuracy": a, "calls": c, "setting": n, "seed": seed}
           for n, s in sets.items()
           for seed, a, c in zip(s["seeds"], s["accuracy"]["values"], s["calls"]["values"])]
+
+
+def _paired_shortfalls(sets: dict[str, dict], per_seed: dict[str, Any],
+                       base: dict[str, dict]) -> list[dict[str, Any]]:
+  """Each seed point under the random or threshold curve: by how much, paired over the same
+  problems (gate minus that baseline, with a 95% CI), so a shortfall of a problem or two can
+  be told from a real one."""
+  correct = [c for s in sets.values() for c in s["per_problem"]["correct_by_seed"]]
+  out = []
+  for family, rows in per_seed["curves"].items():
+    for point, row, gate_N in zip(per_seed["points"], rows, correct):
+      if not row["on_or_above"]:
+        gain = stats.paired_gain(gate_N, base[row["best_baseline"]]["per_problem"]["correct"])
+        out.append(dict(point, family=family, baseline=row["best_baseline"], gain=gain))
+  return out
 
 
 def _capped_check(s: dict[str, Any]) -> dict[str, Any]:
@@ -117,6 +133,11 @@ def _sweep_text(what: str, d: dict[str, Any]) -> str:
   on = {f: sum(r["on_or_above"] for r in rs) for f, rs in d["curves"].items()}
   below = sorted({f"{r['best_baseline']} at {r['gate_calls']:.2f} calls"
                   for rs in d["curves"].values() for r in rs if not r["on_or_above"]})
+  if "below" in d:  # each seed's point: the paired shortfall
+    below = [f"{b['setting']} seed {b['seed']}, {b['accuracy'] * 100:.1f}% at "
+             f"{b['calls']:.2f} calls, under {b['baseline']} by "
+             f"{sm.pct(-b['gain']['mean'], b['gain']['ci95'])} points paired"
+             for b in d["below"]]
   return (f"Across the call-cost sweeps ({what}, {n} gate points). Static baselines beaten "
           f"(higher accuracy at equal or fewer calls): {', '.join(beaten) or 'none'}; matched "
           f"(equal accuracy, fewer calls): {', '.join(matched) or 'none'}; neither: "

@@ -54,6 +54,8 @@ def settings(result: dict[str, Any], llm: str | None = None) -> dict[str, dict[s
         "gain_vs": {name_b: stats.paired_gain(correct_N, b["per_problem"]["correct"])
                     for name_b, b in base.items()},
         "baselines": base,
+        # Each seed's per-problem correctness (kept out of summary.json, as every per_problem).
+        "per_problem": {"correct_by_seed": [e["per_problem"]["correct"] for e in evals]},
         # A gate under a hard call budget: the baselines under the same budget (else None).
         "baselines_capped": (result["baselines"][capped_key]["policies"] if capped_key
                              else None),
