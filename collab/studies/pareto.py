@@ -31,9 +31,14 @@ def analyze_constraints(result: dict[str, Any], out_dir: str) -> dict[str, Any]:
     for fam, members in families.items():
       pts = sorted((s[x]["mean"], 100 * s["accuracy"]["mean"], 100 * s["accuracy"]["ci95"])
                    for _, s in members)
-      ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts],
-                  marker="*", markersize=10, capsize=3, label=f"gate: {fam} sweep")
-    ax.set(xlabel=f"{x.replace('_', ' ')} per problem", ylabel="accuracy (%)")
+      line = ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts],
+                         marker="*", markersize=10, capsize=3, label=f"gate: {fam} sweep")
+      # Each seed's point too: seeds of one price can sit at different costs, and their mean
+      # (with a t interval over 3 seeds) hides where each gate really operates.
+      seeds = [(v, 100 * a) for _, s in members
+               for v, a in zip(s[x]["values"], s["accuracy"]["values"])]
+      ax.scatter(*zip(*seeds), s=12, alpha=0.5, color=line[0].get_color())
+    ax.set(xlabel=f"{x.replace('_', ' ')} per problem", ylabel="accuracy (%)", ylim=(-3, 105))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
   names = list(sets)
