@@ -14,7 +14,7 @@ PY=${PY:-python}
 JOBS=${TEST_JOBS:-2}
 TORCH_TESTS=" tests/test_hf_import.py tests/test_hf_tokenizer.py tests/test_benchmarks.py "
 # The slowest files first, so that the last ones to start are short.
-SLOW_FIRST=(tests/test_studies.py tests/test_multihost.py tests/test_preemption.py
+SLOW_FIRST=(tests/test_studies.py tests/test_studies_sweeps.py tests/test_multihost.py tests/test_preemption.py
             tests/test_rollout.py tests/test_benchmarks.py tests/test_quickstart.py)
 start=$SECONDS
 if [[ $# -eq 0 ]]; then

@@ -1,15 +1,14 @@
-"""Studies (issue 4): statistics on hand-made cases, and every study's runlocal variant end to
-end (gates, baselines, analysis, figures, report) on tiny models."""
-import json
+"""Studies (issue 4): statistics on hand-made cases, and the scaling and transfer studies'
+runlocal variants end to end (gates, baselines, analysis, figures, report) on tiny models.
+The constraints, granularity and budget studies run in tests/test_studies_sweeps.py."""
 import os
 
 import numpy as np
 import pytest
 
-from collab.studies import analysis
-from collab.studies import report
 from collab.studies import runner
 from collab.studies import stats
+from studies_shared import config_of as _config, run as _run, shared  # noqa: F401 (a fixture)
 
 
 def _policy(family, acc, calls):
@@ -67,26 +66,6 @@ def test_a_seed_under_the_threshold_curve_gets_its_paired_shortfall():
   assert below["gain"]["ci95"] > 0
 
 
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory):
-  """One workdir for every study: tiny models pretrain once, baselines are computed once."""
-  root = tmp_path_factory.mktemp("studies")
-  return {"workdir": str(root / "work"), "results": str(root / "results"),
-          "pretrain": str(root / "pretrain"), "assets": str(root / "assets")}
-
-
-def _run(shared, study):
-  config = _config(shared, study)
-  result = runner.run_study(config, shared["workdir"])
-  out_dir = os.path.join(shared["results"], study)
-  summary = analysis.ANALYSES[study](result, out_dir)
-  report.write_run_info(out_dir, f"test {study}", 1.0)
-  with open(os.path.join(out_dir, "summary.json")) as f:
-    assert json.load(f).keys() == summary.keys()
-  with open(os.path.join(out_dir, "report.md")) as f:
-    return result, summary, f.read(), out_dir
-
-
 def test_scaling_study_runlocal(shared):
   result, summary, md, out_dir = _run(shared, "scaling")
   assert len(result["runs"]) == 4  # 2 SLMs x 1 LLM x 2 seeds
@@ -100,48 +79,8 @@ def test_scaling_study_runlocal(shared):
   assert again["runs"] == result["runs"]
 
 
-def _config(shared, study):
-  import importlib
-  config = importlib.import_module(f"configs.studies.{study}").get_config("runlocal")
-  config.pretrain_dir, config.assets_dir = shared["pretrain"], shared["assets"]
-  return config
-
-
 def test_transfer_study_runlocal(shared):
   _, summary, md, _ = _run(shared, "transfer")
   entry = summary["transfer"]["test_tiny__gpt2_tiny@test_tiny"]
   assert entry["trained_with"] == "gpt2_tiny" and entry["llm"] == "test_tiny"
   assert "direct" in entry and "### Transfer" in md
-
-
-def test_constraints_study_runlocal(shared):
-  _, summary, md, out_dir = _run(shared, "constraints")
-  assert {"call=0", "call=0.2", "token=0.01", "privacy=0.05"} <= set(summary["settings"])
-  assert summary["privacy"]["pairs"][0]["privacy_cost"] == 0.05
-  assert os.path.exists(os.path.join(out_dir, "constraints.png"))
-  # The capped gate meets the baselines run under its own budget of 1 call, not in the sweep.
-  cap = summary["settings"]["cap=1"]
-  assert cap["budget"] == 1 and max(p["calls"]["mean"]
-                                     for p in cap["baselines_capped"].values()) <= 1.0
-  assert summary["capped"]["cap=1"]["budget"] == 1 and "Hard budget of 1 call" in md
-  assert not any(p["setting"] == "cap=1" for p in summary["pareto_per_seed"]["points"])
-
-
-def test_granularity_and_budget_studies_runlocal(shared):
-  _, summary, md, _ = _run(shared, "granularity")
-  assert {s["granularity"] for s in summary["settings"].values()} == {"line", "tokens"}
-  _, summary, md, _ = _run(shared, "budget")
-  assert sorted(p[1] for p in summary["points"]) == [1.0, 10.0]
-  assert "| calls | dual | 1 |" in md
-  frontier = analysis.analyze_frontier(shared["results"],
-                                       os.path.join(shared["results"], "frontier"))
-  # Cost-sweep gates (no privacy cost) and budget gates of the one runlocal pair, pooled.
-  (pair, entry), = frontier["pairs"].items()
-  assert pair == "test_tiny x gpt2_tiny"
-  settings = {p["setting"] for p in entry["points"]}
-  assert {"constraints: call=0", "budget: calls=1"} <= settings
-  assert not any("privacy" in s for s in settings)
-  text = report.build_report(shared["results"], os.path.join(shared["results"], "REPORT.md"))
-  for section in ("## Frontier", "## Scaling", "## Transfer", "## Constraints", "## Granularity", "## Budget"):
-    assert section in text
-  assert "Not run yet" not in text and "Command: `test budget`" in text

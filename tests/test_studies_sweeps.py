@@ -1,0 +1,43 @@
+"""Studies (issue 4), second half: the constraints, granularity and budget studies' runlocal
+variants end to end, the frontier that pools them, and REPORT.md. Apart from
+tests/test_studies.py so that each pytest process compiles fewer XLA programs (a long one
+crashed in XLA's CPU compiler, see tests/run_by_file.sh)."""
+import os
+
+from collab.studies import analysis
+from collab.studies import report
+from studies_shared import run as _run, shared  # noqa: F401 (a fixture)
+
+
+def test_constraints_study_runlocal(shared):
+  _, summary, md, out_dir = _run(shared, "constraints")
+  assert {"call=0", "call=0.2", "token=0.01", "privacy=0.05"} <= set(summary["settings"])
+  assert summary["privacy"]["pairs"][0]["privacy_cost"] == 0.05
+  assert os.path.exists(os.path.join(out_dir, "constraints.png"))
+  # The capped gate meets the baselines run under its own budget of 1 call, not in the sweep.
+  cap = summary["settings"]["cap=1"]
+  assert cap["budget"] == 1 and max(p["calls"]["mean"]
+                                     for p in cap["baselines_capped"].values()) <= 1.0
+  assert summary["capped"]["cap=1"]["budget"] == 1 and "Hard budget of 1 call" in md
+  assert not any(p["setting"] == "cap=1" for p in summary["pareto_per_seed"]["points"])
+
+
+def test_granularity_and_budget_studies_runlocal(shared):
+  _, summary, md, _ = _run(shared, "granularity")
+  assert {s["granularity"] for s in summary["settings"].values()} == {"line", "tokens"}
+  _, summary, md, _ = _run(shared, "budget")
+  assert sorted(p[1] for p in summary["points"]) == [1.0, 10.0]
+  assert "| calls | dual | 1 |" in md
+  frontier = analysis.analyze_frontier(shared["results"],
+                                       os.path.join(shared["results"], "frontier"))
+  # Cost-sweep gates (no privacy cost) and budget gates of the one runlocal pair, pooled.
+  (pair, entry), = frontier["pairs"].items()
+  assert pair == "test_tiny x gpt2_tiny"
+  settings = {p["setting"] for p in entry["points"]}
+  assert {"constraints: call=0", "budget: calls=1"} <= settings
+  assert not any("privacy" in s for s in settings)
+  text = report.build_report(shared["results"], os.path.join(shared["results"], "REPORT.md"))
+  for section in ("## Frontier", "## Constraints", "## Granularity", "## Budget"):
+    assert section in text
+  # Scaling and transfer run in tests/test_studies.py, into another module's results.
+  assert text.count("Not run yet") == 2 and "Command: `test budget`" in text
