@@ -61,12 +61,12 @@ def captured():
   calls: list[np.ndarray] = []
   llm_cfgs: set = set()
 
-  def apply(params, cfg, tokens, positions, cache=None):
+  def apply(params, cfg, tokens, positions, cache=None, **kw):
     # Multi-token LLM calls read contexts; single tokens are the LLM's own output fed back.
     if cfg in llm_cfgs and tokens.shape[1] > 1:
       jax.debug.callback(lambda t, p: calls.append((np.asarray(t), np.asarray(p))), tokens,
                          positions, ordered=True)
-    return transformer.apply(params, cfg, tokens, positions, cache)
+    return transformer.apply(params, cfg, tokens, positions, cache, **kw)
 
   proxy = types.SimpleNamespace(apply=apply, init_cache=transformer.init_cache,
                                 default_positions=transformer.default_positions)
