@@ -74,8 +74,9 @@ def analyze_constraints(result: dict[str, Any], out_dir: str) -> dict[str, Any]:
   sweep = stats.dominance([sm.point(s) for s in call_sets.values()], base)
   # Seeds of one price can land at different call rates (a price-conditioned gate especially):
   # each seed's point is also checked on its own, so averaging does not blur the curve.
-  per_seed = stats.dominance(_seed_points(call_sets), base)
-  per_seed["points"] = _seed_points(call_sets)
+  seed_points = _seed_points(call_sets)
+  per_seed = stats.dominance(seed_points, base)
+  per_seed["points"] = seed_points
   per_seed["below"] = _paired_shortfalls(call_sets, per_seed, base)
   report = "\n".join([
       "### Constraints: cost sweeps", "", *table, "",
