@@ -35,6 +35,12 @@ class GateConfig:
   use_hidden: bool = True        # read the SLM's hidden state
   use_draft: bool = True         # read the confidence of the SLM's own draft
   price_input: bool = False      # read the episode's call price (a price-conditioned gate)
+  # A price-conditioned gate whose call-kind logits also carry -scale * price (scale learned,
+  # starting at price_scale_init): a call costs the episode `price`, so the best rule asks
+  # where its gain beats the price. Built in, the gate cannot settle on a price-blind rule,
+  # which 1 of 3 seeds of a plain price-input gate did (README, "What made the gate learn").
+  price_offset: bool = False
+  price_scale_init: float = 2.0
   # Sampling (training) mixes this much of the uniform policy over allowed kinds into the
   # gate's: every kind keeps probability >= explore / A, so a gate that always asks at a step
   # still tries not asking there and learns which asks it can drop. Greedy decisions ignore it.
@@ -54,6 +60,11 @@ def _surprise(logp_B):
 def price_feature(call_price_B):
   """log1p(price / 0.02) / 3: 0 at price 0, ~0.23 at 0.02, ~0.6 at 0.1, ~1.1 at 0.5."""
   return jnp.log1p(jnp.maximum(call_price_B, 0.0) / 0.02) / 3.0
+
+
+def price_from_feature(feature_B):
+  """Inverse of price_feature."""
+  return 0.02 * jnp.expm1(3.0 * feature_B)
 
 
 def scalar_features(draft_mean_logp_B, draft_min_logp_B, step, num_steps, calls_B, budget,
@@ -87,7 +98,14 @@ class GateHead(nn.Module):
     x_BxH = nn.gelu(nn.Dense(cfg.hidden_dim, name="in")(x_BxF))
     x_BxH = nn.gelu(nn.Dense(cfg.hidden_dim, name="mid")(x_BxH))
     # Zero-initialised output: the untrained gate is uniform over request kinds.
-    return nn.Dense(cfg.num_actions, kernel_init=nn.initializers.zeros, name="out")(x_BxH)
+    logits_BxA = nn.Dense(cfg.num_actions, kernel_init=nn.initializers.zeros, name="out")(x_BxH)
+    if cfg.price_offset:
+      log_scale = self.param("price_log_scale",
+                             nn.initializers.constant(np.log(cfg.price_scale_init)), ())
+      calls_A = jnp.asarray([a != "self" for a in cfg.actions], jnp.float32)
+      price_B = price_from_feature(scalars_BxF[:, 5])
+      logits_BxA = logits_BxA - jnp.exp(log_scale) * price_B[:, None] * calls_A
+    return logits_BxA
 
 
 def init_gate(cfg: GateConfig, d_model: int, rng: jax.Array):

@@ -151,6 +151,30 @@ def test_only_a_price_conditioned_gate_reads_the_price():
         np.array_equal(logits[0.02], logits[0.5]))
 
 
+def test_price_offset_head_charges_call_kinds_the_price_it_is_told():
+  D, rng = 16, np.random.default_rng(1)
+  hidden = rng.normal(size=(3, D)).astype(np.float32)
+  prices = jnp.asarray([0.01, 0.1, 1.0])
+  scalars = gating.scalar_features(jnp.full(3, -0.1), jnp.full(3, -0.5), 1, 4,
+                                   jnp.zeros(3, jnp.int32), 4, prices)
+  np.testing.assert_allclose(gating.price_from_feature(scalars[:, 5]), prices, rtol=1e-5)
+  cfg = gating.GateConfig(price_input=True, price_offset=True, price_scale_init=2.0)
+  plain = gating.GateConfig(price_input=True)
+  params = jax.tree.map(lambda x: x + 0.3, gating.init_gate(cfg, D, jax.random.PRNGKey(0)))
+  assert params["price_log_scale"] == pytest.approx(np.log(2.0) + 0.3)
+  plain_params = {k: v for k, v in params.items() if k != "price_log_scale"}
+  got = np.asarray(gating.gate_logits(params, cfg, hidden, scalars))
+  base = np.asarray(gating.gate_logits(plain_params, plain, hidden, scalars))
+  # self (kind 0) is untouched; ask and ask_redacted lose scale * price
+  scale = np.exp(np.log(2.0) + 0.3)
+  want = base - scale * np.asarray(prices)[:, None] * np.array([0.0, 1.0, 1.0])
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+  from configs import gate as gate_configs
+  with pytest.raises(ValueError, match="price_offset"):
+    gate_lib.check_config(gate_configs.get_config("runlocal,price_offset=True"))
+  gate_lib.check_config(gate_configs.get_config("runlocal,price_max=0.5,price_offset=True"))
+
+
 def test_call_prices_are_per_problem_log_uniform_and_replayable():
   from configs import gate as gate_configs
   cfg = gate_configs.get_config("runlocal,price_max=0.5,price_min=0.02")

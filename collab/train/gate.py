@@ -317,6 +317,9 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                        "price; choose one")
   elif config.gate.get("price_input", False):
     raise ValueError("config.gate.price_input=True needs config.costs.per_call_range")
+  if config.gate.get("price_offset", False) and not config.gate.get("price_input", False):
+    raise ValueError("config.gate.price_offset=True needs a price-conditioned gate "
+                     "(price_max > 0): the offset is -scale * the price the gate is told")
   credit = config.rl.get("credit", "episode")
   if credit not in ("episode", "causal"):
     raise ValueError(f"config.rl.credit must be 'episode' or 'causal', got {credit!r}")

@@ -9,7 +9,8 @@ warmup (gate steps over which call and token costs ramp in), steps (gate steps; 
 default), explore / entropy (the gates' exploration floor and entropy bonus), credit ('episode' or
 'causal': how the gates' advantages charge costs, configs/gate.py), price_range
 ('low:high': also train one price-conditioned gate per seed and evaluate it at each of
-eval_prices: settings 'price=p'),
+eval_prices: settings 'price=p'), price_offset (that gate's call logits carry -learned scale
+* price, configs/gate.py),
 runlocal.
 """
 from configs.studies import _common as common
@@ -32,11 +33,13 @@ def get_config(arg=None):
   arg = common.parse(arg, slm="slm_s", llm="llm_l", call_costs=CALL_COSTS,
                      token_costs=TOKEN_COSTS, privacy_costs=PRIVACY_COSTS, caps=CAPS, warmup=0,
                      steps=0, explore=0.0, entropy=0.0, credit="", price_range="",
+                     price_offset=False,
                      eval_prices=EVAL_PRICES)
   config = common.base_config("constraints", arg)
   pair = "slm=test_tiny,llm=gpt2_tiny" if arg.runlocal else f"slm={arg.slm},llm={arg.llm}"
   pair += "".join(f",{k}={arg[k]}" for k in ("steps", "explore", "entropy", "credit")
                   if arg[k])
+  cond = ",price_offset=True" if arg.price_offset else ""
   calls, tokens, privacy, caps = ((0.0, 0.2), (0.01,), (0.05,), (1,)) if arg.runlocal else (
       _floats(arg.call_costs), _floats(arg.token_costs), _floats(arg.privacy_costs),
       tuple(int(c) for c in _floats(arg.caps)))
@@ -53,8 +56,8 @@ def get_config(arg=None):
   if prices:  # one gate per seed, a point per price it is told
     lo, hi = prices
     for p in ((0.05,) if arg.runlocal else _floats(arg.eval_prices)):
-      common.add_runs(config, f"price={p:g}", f"{pair},price_min={lo},price_max={hi}",
-                      shared_gate=f"cond{lo:g}-{hi:g}", call_price=p)
+      common.add_runs(config, f"price={p:g}", f"{pair},price_min={lo},price_max={hi}{cond}",
+                      shared_gate=f"cond{lo:g}-{hi:g}{'-offset' if cond else ''}", call_price=p)
   for p in privacy:  # costs ramp in: from the first step they collapse the gate to self
     common.add_runs(config, f"privacy={p:g}", f"{pair},call_cost={PRIVACY_CALL_COST},"
                     f"privacy_cost={p},cost_warmup={PRIVACY_WARMUP}")
