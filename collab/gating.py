@@ -46,6 +46,13 @@ class GateConfig:
   # still tries not asking there and learns which asks it can drop. Greedy decisions ignore it.
   explore: float = 0.0
 
+  def __post_init__(self):
+    known = ("self", "ask", "ask_redacted")
+    if (not self.actions or self.actions[0] != "self" or len(set(self.actions)) < len(
+        self.actions) or any(a not in known for a in self.actions)):
+      raise ValueError(f"Gate actions must start with 'self' and list each of {known} at most "
+                       f"once, got {self.actions}")
+
   @property
   def num_actions(self) -> int:
     return len(self.actions)

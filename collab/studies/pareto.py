@@ -153,25 +153,61 @@ def _sweep_text(what: str, d: dict[str, Any]) -> str:
 
 
 def _privacy_check(sets: dict[str, dict]) -> dict[str, Any]:
-  """Done-means of issue 3: a privacy cost halves exposure for < 5 points of accuracy."""
-  plain = [s for s in sets.values() if s["costs"]["per_private_token"] == 0]
+  """Done-means of issue 3: a privacy cost halves exposure for < 5 points of accuracy.
+
+  Two references at the nearest call cost without a privacy cost: a gate that may redact
+  (the check's verdict), and, when the study has one, a gate that may only ask plainly. The
+  first has no reason to prefer either kind where redaction suffices, so its exposure is an
+  arbitrary mix (it varied 3.82-8.17 between seeds); the second is what the requests expose
+  when nothing steers them to `ask_redacted`."""
+  unpriced = [s for s in sets.values() if s["costs"]["per_private_token"] == 0
+              and s.get("baselines_capped") is None]
+  may_redact = [s for s in unpriced if "ask_redacted" in s["action_mix"]]
+  plain_only = [s for s in unpriced if "ask_redacted" not in s["action_mix"]]
   private = [s for s in sets.values() if s["costs"]["per_private_token"] > 0]
-  if not plain or not private:
+  if not may_redact or not private:
     return {"text": "", "pairs": []}
-  ref = min(plain, key=lambda s: abs(s["costs"]["per_call"] - private[0]["costs"]["per_call"]))
+  nearest = lambda refs: min(refs, key=lambda s: abs(s["costs"]["per_call"]
+                                                     - private[0]["costs"]["per_call"]))
+  ref = nearest(may_redact)
+  plain = nearest(plain_only) if plain_only else None
+  ratio_of = lambda s, r: s["exposed"]["mean"] / r["exposed"]["mean"] if r["exposed"][
+      "mean"] else None
   pairs, lines = [], []
   for s in private:
     drop = ref["accuracy"]["mean"] - s["accuracy"]["mean"]
-    ratio = s["exposed"]["mean"] / ref["exposed"]["mean"] if ref["exposed"]["mean"] else None
+    ratio = ratio_of(s, ref)
     ok = ratio is not None and ratio <= 0.5 and drop < 0.05
-    pairs.append({"privacy_cost": s["costs"]["per_private_token"], "exposure_ratio": ratio,
-                  "accuracy_drop": drop, "meets_target": ok})
-    lines.append(f"Privacy cost {s['costs']['per_private_token']:g}: exposure "
-                 f"{ref['exposed']['mean']:.2f} -> {s['exposed']['mean']:.2f} per problem "
-                 f"({sm.share(ratio)} of it), accuracy "
-                 f"{sm.pct(ref['accuracy']['mean'])} -> {sm.pct(s['accuracy']['mean'])} "
-                 f"({'meets' if ok else 'misses'} 'at least halved for < 5 points').")
+    pair = {"privacy_cost": s["costs"]["per_private_token"], "exposure_ratio": ratio,
+            "accuracy_drop": drop, "meets_target": ok,
+            "redacted_share_of_asks": _redacted_share(s),
+            "reference_redacted_share_of_asks": _redacted_share(ref)}
+    line = (f"Privacy cost {s['costs']['per_private_token']:g}: exposure "
+            f"{ref['exposed']['mean']:.2f} -> {s['exposed']['mean']:.2f} per problem "
+            f"({sm.share(ratio)} of it), accuracy "
+            f"{sm.pct(ref['accuracy']['mean'])} -> {sm.pct(s['accuracy']['mean'])} "
+            f"({'meets' if ok else 'misses'} 'at least halved for < 5 points'); redacted "
+            f"share of requests {sm.share(pair['reference_redacted_share_of_asks'])} -> "
+            f"{sm.share(pair['redacted_share_of_asks'])}.")
+    if plain is not None:
+      plain_ratio, plain_drop = ratio_of(s, plain), plain["accuracy"]["mean"] - s[
+          "accuracy"]["mean"]
+      plain_ok = plain_ratio is not None and plain_ratio <= 0.5 and plain_drop < 0.05
+      pair.update(plain_ask_exposure_ratio=plain_ratio, plain_ask_accuracy_drop=plain_drop,
+                  meets_target_vs_plain_ask=plain_ok)
+      line += (f" Against the gate that may only ask plainly: {plain['exposed']['mean']:.2f} "
+               f"-> {s['exposed']['mean']:.2f} ({sm.share(plain_ratio)} of it), accuracy "
+               f"{sm.pct(plain['accuracy']['mean'])} -> {sm.pct(s['accuracy']['mean'])} "
+               f"({'meets' if plain_ok else 'misses'}).")
+    pairs.append(pair)
+    lines.append(line)
   return {"text": "\n".join(lines), "pairs": pairs}
+
+
+def _redacted_share(s) -> float | None:
+  mix = s["action_mix"]
+  asks = sum(v for k, v in mix.items() if k != "self")
+  return mix.get("ask_redacted", 0.0) / asks if asks else None
 
 
 # ------------------------------------------------------------------------------- frontier

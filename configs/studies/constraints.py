@@ -3,6 +3,8 @@
   python -m experiments.study --config=configs/studies/constraints.py --workdir=runs/studies/constraints
 
 Setting names are '<swept cost>=<value>': the analysis draws one Pareto line per swept cost.
+With privacy costs, 'plain_ask=<call cost>' is a reference gate that may not redact: how much
+exposure the requests carry when nothing steers them to `ask_redacted`.
 arg keys: slm, llm, seeds, call_costs / token_costs / privacy_costs / caps (':'-separated
 lists; a cap is a hard budget of calls per problem, trained at call cost CAP_CALL_COST),
 warmup (gate steps over which call and token costs ramp in), steps (gate steps; 0: the study
@@ -58,6 +60,9 @@ def get_config(arg=None):
     for p in ((0.05,) if arg.runlocal else _floats(arg.eval_prices)):
       common.add_runs(config, f"price={p:g}", f"{pair},price_min={lo},price_max={hi}{cond}",
                       shared_gate=f"cond{lo:g}-{hi:g}{'-offset' if cond else ''}", call_price=p)
+  if privacy:  # the privacy references: a gate at the same call cost that may only ask plainly
+    common.add_runs(config, f"plain_ask={PRIVACY_CALL_COST:g}",
+                    f"{pair},call_cost={PRIVACY_CALL_COST},kinds=self:ask")
   for p in privacy:  # costs ramp in: from the first step they collapse the gate to self
     common.add_runs(config, f"privacy={p:g}", f"{pair},call_cost={PRIVACY_CALL_COST},"
                     f"privacy_cost={p},cost_warmup={PRIVACY_WARMUP}")
