@@ -46,11 +46,13 @@ def _rl_cfg(**kw):
 
 
 def _train(env, devices, steps, *, lr=1e-2, cost=0.05, ppo_epochs=0, problems=8, budget=None,
-           call_price=None):
+           call_price=None, gate_cfg=None):
   """call_price: every row is told (and charged) this call price: a price-conditioned gate."""
   pair, setup = env["pair"], env["setup"]
   if call_price is not None:
-    setup = dataclasses.replace(setup, gate=gating.GateConfig(price_input=True))
+    gate_cfg = gating.GateConfig(price_input=True)
+  if gate_cfg is not None:
+    setup = dataclasses.replace(setup, gate=gate_cfg)
   tx = optax.adam(lr)
   gate_params = {"gate": gating.init_gate(setup.gate, pair.slm_cfg.d_model,
                                           jax.random.PRNGKey(0))}
@@ -97,6 +99,18 @@ def test_call_cost_teaches_the_gate_to_stop_asking(env):
   first = np.mean([h["calls"] for h in history[:3]])
   last = np.mean([h["calls"] for h in history[-3:]])
   assert first > 1.5 and last < 0.5 * first, (first, last)
+
+
+def test_a_gate_without_ask_redacted_only_asks_plainly(env):
+  """Request kinds are config: a two-kind gate (the privacy study's plain-ask reference)."""
+  gate_cfg = gating.GateConfig(actions=("self", "ask"))
+  params, hist = _train(env, jax.local_devices()[:1], 2, gate_cfg=gate_cfg)
+  assert params["gate"]["out"]["kernel"].shape[-1] == 2
+  assert "frac/ask_redacted" not in hist[0]
+  assert hist[0]["frac/ask"] > 0.2 and hist[0]["frac/self"] + hist[0]["frac/ask"] == (
+      pytest.approx(1.0))
+  with pytest.raises(ValueError, match="start with 'self'"):
+    gating.GateConfig(actions=("ask", "self"))
 
 
 def test_budget_target_adapts_the_call_price_by_dual_ascent(env):

@@ -66,6 +66,30 @@ def test_a_seed_under_the_threshold_curve_gets_its_paired_shortfall():
   assert below["gain"]["ci95"] > 0
 
 
+def test_privacy_check_against_both_references():
+  from collab.studies import pareto
+
+  def gate(call, private, acc, exposed, mix, capped=None):
+    return {"costs": {"per_call": call, "per_private_token": private}, "baselines_capped": capped,
+            "accuracy": {"mean": acc}, "exposed": {"mean": exposed}, "action_mix": mix}
+  sets = {  # the cap-1 gate (no privacy cost, less exposure) is not a reference
+      "call=0.1": gate(0.1, 0, 0.99, 6.0, {"self": 0.5, "ask": 0.25, "ask_redacted": 0.25}),
+      "cap=1": gate(0.1, 0, 0.3, 1.0, {"self": 0.9, "ask": 0.1, "ask_redacted": 0.0}, {}),
+      "plain_ask=0.1": gate(0.1, 0, 0.99, 9.0, {"self": 0.5, "ask": 0.5}),
+      "privacy=0.05": gate(0.1, 0.05, 0.97, 3.2, {"self": 0.5, "ask": 0.1,
+                                                  "ask_redacted": 0.4})}
+  (pair,) = pareto._privacy_check(sets)["pairs"]
+  assert pair["exposure_ratio"] == pytest.approx(3.2 / 6.0) and not pair["meets_target"]
+  assert pair["plain_ask_exposure_ratio"] == pytest.approx(3.2 / 9.0)
+  assert pair["meets_target_vs_plain_ask"] and pair["plain_ask_accuracy_drop"] == (
+      pytest.approx(0.02))
+  assert pair["redacted_share_of_asks"] == pytest.approx(0.8)
+  assert pair["reference_redacted_share_of_asks"] == pytest.approx(0.5)
+  del sets["plain_ask=0.1"]
+  (pair,) = pareto._privacy_check(sets)["pairs"]
+  assert "plain_ask_exposure_ratio" not in pair
+
+
 def test_scaling_study_runlocal(shared):
   result, summary, md, out_dir = _run(shared, "scaling")
   assert len(result["runs"]) == 4  # 2 SLMs x 1 LLM x 2 seeds

@@ -12,11 +12,7 @@ from studies_shared import run as _run, shared  # noqa: F401 (a fixture)
 def test_constraints_study_runlocal(shared):
   _, summary, md, out_dir = _run(shared, "constraints")
   assert {"call=0", "call=0.2", "token=0.01", "privacy=0.05"} <= set(summary["settings"])
-  privacy = summary["privacy"]["pairs"][0]
-  assert privacy["privacy_cost"] == 0.05
-  # The reference that may only ask plainly never redacts.
-  assert summary["settings"]["plain_ask=0.1"]["action_mix"].keys() == {"self", "ask"}
-  assert "plain_ask_exposure_ratio" in privacy and "may only ask plainly" in md
+  assert summary["privacy"]["pairs"][0]["privacy_cost"] == 0.05
   assert os.path.exists(os.path.join(out_dir, "constraints.png"))
   # The capped gate meets the baselines run under its own budget of 1 call, not in the sweep.
   cap = summary["settings"]["cap=1"]

@@ -60,7 +60,8 @@ def get_config(arg=None):
     for p in ((0.05,) if arg.runlocal else _floats(arg.eval_prices)):
       common.add_runs(config, f"price={p:g}", f"{pair},price_min={lo},price_max={hi}{cond}",
                       shared_gate=f"cond{lo:g}-{hi:g}{'-offset' if cond else ''}", call_price=p)
-  if privacy:  # the privacy references: a gate at the same call cost that may only ask plainly
+  if privacy and not arg.runlocal:  # the reference that may only ask plainly (runlocal: no,
+    # to keep the test's compiles few; tests/test_studies.py checks the analysis on its own)
     common.add_runs(config, f"plain_ask={PRIVACY_CALL_COST:g}",
                     f"{pair},call_cost={PRIVACY_CALL_COST},kinds=self:ask")
   for p in privacy:  # costs ramp in: from the first step they collapse the gate to self
