@@ -41,6 +41,12 @@ class GateConfig:
   # which 1 of 3 seeds of a plain price-input gate did (README, "What made the gate learn").
   price_offset: bool = False
   price_scale_init: float = 2.0
+  # Call-kind logits also carry scale * (surprise of the draft's least likely token - centre),
+  # both learned, starting as the confidence-threshold baseline at min log-prob
+  # draft_center_logp (BiLD-style): RL then refines a strong rule instead of finding it.
+  draft_prior: bool = False
+  draft_scale_init: float = 5.0
+  draft_center_logp: float = -0.05
   # Sampling (training) mixes this much of the uniform policy over allowed kinds into the
   # gate's: every kind keeps probability >= explore / A, so a gate that always asks at a step
   # still tries not asking there and learns which asks it can drop. Greedy decisions ignore it.
@@ -52,6 +58,8 @@ class GateConfig:
         self.actions) or any(a not in known for a in self.actions)):
       raise ValueError(f"Gate actions must start with 'self' and list each of {known} at most "
                        f"once, got {self.actions}")
+    if self.draft_prior and not self.use_draft:
+      raise ValueError("draft_prior reads the draft's confidence: it needs use_draft=True")
 
   @property
   def num_actions(self) -> int:
@@ -112,6 +120,12 @@ class GateHead(nn.Module):
       calls_A = jnp.asarray([a != "self" for a in cfg.actions], jnp.float32)
       price_B = price_from_feature(scalars_BxF[:, 5])
       logits_BxA = logits_BxA - jnp.exp(log_scale) * price_B[:, None] * calls_A
+    if cfg.draft_prior:
+      scale = self.param("draft_scale", nn.initializers.constant(cfg.draft_scale_init), ())
+      center = self.param("draft_center", nn.initializers.constant(  # _surprise, in numpy
+          np.log(np.clip(-cfg.draft_center_logp, 1e-6, 10.0)) / 5.0), ())
+      calls_A = jnp.asarray([a != "self" for a in cfg.actions], jnp.float32)
+      logits_BxA = logits_BxA + scale * (scalars_BxF[:, 1] - center)[:, None] * calls_A
     return logits_BxA
 
 

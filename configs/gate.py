@@ -16,7 +16,8 @@ training problem's call price is drawn log-uniformly in [price_min, price_max] a
 reads it; evaluation tells it call_cost and each of eval.call_prices; 0: off), explore (the
 share of the uniform policy mixed into the sampled gate in training), entropy (the entropy
 bonus's coefficient), price_offset (a price-conditioned gate's call logits also carry
--learned scale * price, collab/gating.py), kinds (the request kinds the gate chooses from,
+-learned scale * price, collab/gating.py), draft_prior (the call logits start as the
+confidence-threshold rule on the draft, collab/gating.py), kinds (the request kinds the gate chooses from,
 ':'-separated, 'self' first), credit ('episode': every decision of an episode shares its reward;
 'causal': each decision is charged only the costs from it onwards, rl.causal_advantages),
 runlocal.
@@ -33,7 +34,7 @@ def get_config(arg=None):
       granularity="line", step_tokens=0, budget=8, steps=0, ppo=0, eval_problems=500,
       target_calls=0.0, target_tokens=0.0, cost_warmup=0, train_capacity=0, price_min=0.01,
       price_max=0.0, explore=0.0, entropy=0.05, calls_lr=0.005, target_mode="dual",
-      credit="episode", price_offset=False, kinds="self:ask:ask_redacted", runlocal=False)
+      credit="episode", price_offset=False, draft_prior=False, kinds="self:ask:ask_redacted", runlocal=False)
   config = ml_collections.ConfigDict()
   config.slm = arg.slm or ("test_tiny" if arg.runlocal else "slm_s")
   config.llm = arg.llm or ("gpt2_tiny" if arg.runlocal else "llm_s")
@@ -54,7 +55,8 @@ def get_config(arg=None):
       slm_temperature=0.0, llm_temperature=0.0))
   config.gate = ml_collections.ConfigDict(dict(
       actions=tuple(arg.kinds.split(":")), hidden_dim=64, use_hidden=True, use_draft=True,
-      price_input=arg.price_max > 0, price_offset=arg.price_offset, explore=arg.explore))
+      price_input=arg.price_max > 0, price_offset=arg.price_offset,
+      draft_prior=arg.draft_prior, explore=arg.explore))
   config.costs = ml_collections.ConfigDict(dict(
       per_call=arg.call_cost, per_llm_token=arg.token_cost, per_private_token=arg.privacy_cost,
       per_call_range=(arg.price_min, arg.price_max)))

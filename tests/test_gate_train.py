@@ -189,6 +189,23 @@ def test_price_offset_head_charges_call_kinds_the_price_it_is_told():
   gate_lib.check_config(gate_configs.get_config("runlocal,price_max=0.5,price_offset=True"))
 
 
+def test_draft_prior_starts_as_the_confidence_threshold():
+  """Untrained (zero output layer), the draft-prior gate prefers to ask exactly where the
+  threshold baseline asks: the draft's least likely token has log-prob < draft_center_logp."""
+  D, rng = 16, np.random.default_rng(2)
+  min_logp = jnp.asarray([-1e-3, -0.01, -0.04, -0.06, -0.3, -2.0])
+  hidden = rng.normal(size=(6, D)).astype(np.float32)
+  scalars = gating.scalar_features(jnp.full(6, -0.01), min_logp, 1, 4,
+                                   jnp.zeros(6, jnp.int32), 4)
+  cfg = gating.GateConfig(draft_prior=True, draft_center_logp=-0.05)
+  logits = np.asarray(gating.gate_logits(gating.init_gate(cfg, D, jax.random.PRNGKey(0)), cfg,
+                                         hidden, scalars))
+  np.testing.assert_array_equal(logits[:, 1] > logits[:, 0], np.asarray(min_logp) < -0.05)
+  np.testing.assert_allclose(logits[:, 1], logits[:, 2])  # both call kinds
+  with pytest.raises(ValueError, match="use_draft"):
+    gating.GateConfig(draft_prior=True, use_draft=False)
+
+
 def test_call_prices_are_per_problem_log_uniform_and_replayable():
   from configs import gate as gate_configs
   cfg = gate_configs.get_config("runlocal,price_max=0.5,price_min=0.02")

@@ -12,7 +12,7 @@ default), explore / entropy (the gates' exploration floor and entropy bonus), cr
 'causal': how the gates' advantages charge costs, configs/gate.py), price_range
 ('low:high': also train one price-conditioned gate per seed and evaluate it at each of
 eval_prices: settings 'price=p'), price_offset (that gate's call logits carry -learned scale
-* price, configs/gate.py),
+* price, configs/gate.py), draft_prior (its call logits start as the confidence threshold),
 runlocal.
 """
 from configs.studies import _common as common
@@ -35,13 +35,13 @@ def get_config(arg=None):
   arg = common.parse(arg, slm="slm_s", llm="llm_l", call_costs=CALL_COSTS,
                      token_costs=TOKEN_COSTS, privacy_costs=PRIVACY_COSTS, caps=CAPS, warmup=0,
                      steps=0, explore=0.0, entropy=0.0, credit="", price_range="",
-                     price_offset=False,
+                     price_offset=False, draft_prior=False,
                      eval_prices=EVAL_PRICES)
   config = common.base_config("constraints", arg)
   pair = "slm=test_tiny,llm=gpt2_tiny" if arg.runlocal else f"slm={arg.slm},llm={arg.llm}"
   pair += "".join(f",{k}={arg[k]}" for k in ("steps", "explore", "entropy", "credit")
                   if arg[k])
-  cond = ",price_offset=True" if arg.price_offset else ""
+  cond = "".join(f",{k}=True" for k in ("price_offset", "draft_prior") if arg[k])
   calls, tokens, privacy, caps = ((0.0, 0.2), (0.01,), (0.05,), (1,)) if arg.runlocal else (
       _floats(arg.call_costs), _floats(arg.token_costs), _floats(arg.privacy_costs),
       tuple(int(c) for c in _floats(arg.caps)))
@@ -59,7 +59,10 @@ def get_config(arg=None):
     lo, hi = prices
     for p in ((0.05,) if arg.runlocal else _floats(arg.eval_prices)):
       common.add_runs(config, f"price={p:g}", f"{pair},price_min={lo},price_max={hi}{cond}",
-                      shared_gate=f"cond{lo:g}-{hi:g}{'-offset' if cond else ''}", call_price=p)
+                      shared_gate=f"cond{lo:g}-{hi:g}" + "".join(
+                          f"-{tag}" for k, tag in (("price_offset", "offset"),
+                                                   ("draft_prior", "draft")) if arg[k]),
+                      call_price=p)
   if privacy and not arg.runlocal:  # the reference that may only ask plainly (runlocal: no,
     # to keep the test's compiles few; tests/test_studies.py checks the analysis on its own)
     common.add_runs(config, f"plain_ask={PRIVACY_CALL_COST:g}",
