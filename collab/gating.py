@@ -112,19 +112,19 @@ class GateHead(nn.Module):
     x_BxF = jnp.concatenate(parts, axis=-1)
     x_BxH = nn.gelu(nn.Dense(cfg.hidden_dim, name="in")(x_BxF))
     x_BxH = nn.gelu(nn.Dense(cfg.hidden_dim, name="mid")(x_BxH))
-    # Zero-initialised output: the untrained gate is uniform over request kinds.
+    # Zero-initialised output: the untrained gate is uniform over request kinds (before the
+    # optional price and draft terms below).
     logits_BxA = nn.Dense(cfg.num_actions, kernel_init=nn.initializers.zeros, name="out")(x_BxH)
+    calls_A = jnp.asarray([a != "self" for a in cfg.actions], jnp.float32)  # kinds that call
     if cfg.price_offset:
       log_scale = self.param("price_log_scale",
                              nn.initializers.constant(np.log(cfg.price_scale_init)), ())
-      calls_A = jnp.asarray([a != "self" for a in cfg.actions], jnp.float32)
       price_B = price_from_feature(scalars_BxF[:, 5])
       logits_BxA = logits_BxA - jnp.exp(log_scale) * price_B[:, None] * calls_A
     if cfg.draft_prior:
       scale = self.param("draft_scale", nn.initializers.constant(cfg.draft_scale_init), ())
       center = self.param("draft_center", nn.initializers.constant(  # _surprise, in numpy
           np.log(np.clip(-cfg.draft_center_logp, 1e-6, 10.0)) / 5.0), ())
-      calls_A = jnp.asarray([a != "self" for a in cfg.actions], jnp.float32)
       logits_BxA = logits_BxA + scale * (scalars_BxF[:, 1] - center)[:, None] * calls_A
     return logits_BxA
 
