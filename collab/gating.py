@@ -66,10 +66,11 @@ class GateConfig:
     return len(self.actions)
 
 
-def _surprise(logp_B):
+def _surprise(logp_B, xp=jnp):
   """log(-logp): spreads the confident end, where the useful thresholds sit (-logp of 1e-3
-  vs 5e-2 is the difference between a sure draft and a doubtful one), scaled to ~[-3, 0.5]."""
-  return jnp.log(jnp.clip(-logp_B, 1e-6, 10.0)) / 5.0
+  vs 5e-2 is the difference between a sure draft and a doubtful one), scaled to ~[-3, 0.5].
+  xp=np gives a concrete value (a parameter's initial value inside a traced apply)."""
+  return xp.log(xp.clip(-logp_B, 1e-6, 10.0)) / 5.0
 
 
 def price_feature(call_price_B):
@@ -123,8 +124,8 @@ class GateHead(nn.Module):
       logits_BxA = logits_BxA - jnp.exp(log_scale) * price_B[:, None] * calls_A
     if cfg.draft_prior:
       scale = self.param("draft_scale", nn.initializers.constant(cfg.draft_scale_init), ())
-      center = self.param("draft_center", nn.initializers.constant(  # _surprise, in numpy
-          np.log(np.clip(-cfg.draft_center_logp, 1e-6, 10.0)) / 5.0), ())
+      center = self.param("draft_center", nn.initializers.constant(
+          _surprise(cfg.draft_center_logp, np)), ())
       logits_BxA = logits_BxA + scale * (scalars_BxF[:, 1] - center)[:, None] * calls_A
     return logits_BxA
 

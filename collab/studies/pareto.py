@@ -171,13 +171,9 @@ def _privacy_check(sets: dict[str, dict]) -> dict[str, Any]:
                                                      - private[0]["costs"]["per_call"]))
   ref = nearest(may_redact)
   plain = nearest(plain_only) if plain_only else None
-  ratio_of = lambda s, r: s["exposed"]["mean"] / r["exposed"]["mean"] if r["exposed"][
-      "mean"] else None
   pairs, lines = [], []
   for s in private:
-    drop = ref["accuracy"]["mean"] - s["accuracy"]["mean"]
-    ratio = ratio_of(s, ref)
-    ok = ratio is not None and ratio <= 0.5 and drop < 0.05
+    ratio, drop, ok = _halved(s, ref)
     pair = {"privacy_cost": s["costs"]["per_private_token"], "exposure_ratio": ratio,
             "accuracy_drop": drop, "meets_target": ok,
             "redacted_share_of_asks": _redacted_share(s),
@@ -190,9 +186,7 @@ def _privacy_check(sets: dict[str, dict]) -> dict[str, Any]:
             f"share of requests {sm.share(pair['reference_redacted_share_of_asks'])} -> "
             f"{sm.share(pair['redacted_share_of_asks'])}.")
     if plain is not None:
-      plain_ratio, plain_drop = ratio_of(s, plain), plain["accuracy"]["mean"] - s[
-          "accuracy"]["mean"]
-      plain_ok = plain_ratio is not None and plain_ratio <= 0.5 and plain_drop < 0.05
+      plain_ratio, plain_drop, plain_ok = _halved(s, plain)
       pair.update(plain_ask_exposure_ratio=plain_ratio, plain_ask_accuracy_drop=plain_drop,
                   meets_target_vs_plain_ask=plain_ok)
       line += (f" Against the gate that may only ask plainly: {plain['exposed']['mean']:.2f} "
@@ -202,6 +196,13 @@ def _privacy_check(sets: dict[str, dict]) -> dict[str, Any]:
     pairs.append(pair)
     lines.append(line)
   return {"text": "\n".join(lines), "pairs": pairs}
+
+
+def _halved(s, ref) -> tuple[float | None, float, bool]:
+  """(exposure ratio, accuracy drop, whether exposure is at least halved for < 5 points)."""
+  ratio = s["exposed"]["mean"] / ref["exposed"]["mean"] if ref["exposed"]["mean"] else None
+  drop = ref["accuracy"]["mean"] - s["accuracy"]["mean"]
+  return ratio, drop, ratio is not None and ratio <= 0.5 and drop < 0.05
 
 
 def _redacted_share(s) -> float | None:

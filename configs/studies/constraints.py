@@ -25,6 +25,8 @@ PRIVACY_WARMUP = 40  # gate steps (of 120) over which privacy runs ramp their co
 CAPS = ""
 EVAL_PRICES = "0.02:0.05:0.1:0.2:0.3:0.5"
 CAP_CALL_COST = 0.02
+# Price-gate head options (configs/gate.py flags) and the tag each adds to its gate's folder.
+HEAD_FLAGS = (("price_offset", "offset"), ("draft_prior", "draft"))
 
 
 def _floats(s: str) -> tuple[float, ...]:
@@ -41,7 +43,8 @@ def get_config(arg=None):
   pair = "slm=test_tiny,llm=gpt2_tiny" if arg.runlocal else f"slm={arg.slm},llm={arg.llm}"
   pair += "".join(f",{k}={arg[k]}" for k in ("steps", "explore", "entropy", "credit")
                   if arg[k])
-  cond = "".join(f",{k}=True" for k in ("price_offset", "draft_prior") if arg[k])
+  head = [(k, tag) for k, tag in HEAD_FLAGS if arg[k]]
+  cond = "".join(f",{k}=True" for k, _ in head)
   calls, tokens, privacy, caps = ((0.0, 0.2), (0.01,), (0.05,), (1,)) if arg.runlocal else (
       _floats(arg.call_costs), _floats(arg.token_costs), _floats(arg.privacy_costs),
       tuple(int(c) for c in _floats(arg.caps)))
@@ -59,9 +62,7 @@ def get_config(arg=None):
     lo, hi = prices
     for p in ((0.05,) if arg.runlocal else _floats(arg.eval_prices)):
       common.add_runs(config, f"price={p:g}", f"{pair},price_min={lo},price_max={hi}{cond}",
-                      shared_gate=f"cond{lo:g}-{hi:g}" + "".join(
-                          f"-{tag}" for k, tag in (("price_offset", "offset"),
-                                                   ("draft_prior", "draft")) if arg[k]),
+                      shared_gate=f"cond{lo:g}-{hi:g}" + "".join(f"-{t}" for _, t in head),
                       call_price=p)
   if privacy and not arg.runlocal:  # the reference that may only ask plainly (runlocal: no,
     # to keep the test's compiles few; tests/test_studies.py checks the analysis on its own)
