@@ -20,7 +20,8 @@ bonus's coefficient), price_offset (a price-conditioned gate's call logits also 
 confidence-threshold rule on the draft, collab/gating.py), kinds (the request kinds the gate chooses from,
 ':'-separated, 'self' first), credit ('episode': every decision of an episode shares its reward;
 'causal': each decision is charged only the costs from it onwards, rl.causal_advantages),
-runlocal.
+select (hold out this many training problems and keep the checkpoint of the second half that
+scores best on them, collab/train/selection.py; 0: the last), runlocal.
 """
 import ml_collections
 
@@ -34,7 +35,7 @@ def get_config(arg=None):
       granularity="line", step_tokens=0, budget=8, steps=0, ppo=0, eval_problems=500,
       target_calls=0.0, target_tokens=0.0, cost_warmup=0, train_capacity=0, price_min=0.01,
       price_max=0.0, explore=0.0, entropy=0.05, calls_lr=0.005, target_mode="dual",
-      credit="episode", price_offset=False, draft_prior=False, kinds="self:ask:ask_redacted", runlocal=False)
+      credit="episode", select=0, price_offset=False, draft_prior=False, kinds="self:ask:ask_redacted", runlocal=False)
   config = ml_collections.ConfigDict()
   config.slm = arg.slm or ("test_tiny" if arg.runlocal else "slm_s")
   config.llm = arg.llm or ("gpt2_tiny" if arg.runlocal else "llm_s")
@@ -84,7 +85,11 @@ def get_config(arg=None):
       # Off by default: overflow drops random asks, which blurs which asks paid off.
       llm_capacity=arg.train_capacity,
       # Steps over which every cost ramps in linearly from 0 (0: full costs from the start).
-      cost_warmup_steps=arg.cost_warmup))
+      cost_warmup_steps=arg.cost_warmup,
+      # Checkpoint selection (collab/train/selection.py): the last N training problems are held
+      # out; of the checkpoints from select_from * num_steps on (every ckpt_every steps), the
+      # one with the best held-out reward is kept (0: the last step's).
+      select_problems=arg.select, select_from=0.5, select_prices=5))
   config.eval = ml_collections.ConfigDict(dict(
       split="test", num_problems=arg.eval_problems, batch_size=128, random_rates=(0.125, 0.25, 0.5),
       thresholds=(-0.05, -0.2, -0.5, -1.0, -2.0), every_k=(2, 3), fixed_steps=((0,), (0, 2)),
@@ -95,6 +100,8 @@ def get_config(arg=None):
   config.max_to_keep = 2
   # A step with a NaN/inf loss or gradients: 'stop' (keeps the last checkpoint) or 'skip'.
   config.on_nonfinite = "stop"
+  if arg.select:
+    config.ckpt_every = 25
 
   if arg.runlocal:
     config.rl.update(num_steps=arg.steps or 4, problems_per_step=8, group_size=2,

@@ -37,3 +37,16 @@ def test_pretrain_config_args():
     module.get_config("modle=slm_s")
   with pytest.raises(ValueError, match="Unknown pretraining preset 'slm_xxl'"):
     module.get_config("model=slm_xxl")
+
+
+def test_constraints_selection_and_its_last_step_control_share_one_gate():
+  from collab.studies import runner
+  module = _load(os.path.join(ROOT, "configs", "studies", "constraints.py"))
+  arg = "call_costs=,token_costs=,privacy_costs=,price_range=0.01:1,eval_prices=0.1:0.5,select=200"
+  picked, last = (runner.runs_of(module.get_config(a)) for a in (arg, arg + ",last=True"))
+  assert [r.train_name for r in picked] == [r.train_name for r in last]
+  assert {r.train_name for r in picked} == {f"cond0.01-1-sel200__s{s}" for s in range(3)}
+  assert {r.gate_dir for r in picked} == {"gate"} and {r.gate_dir for r in last} == {"gate_last"}
+  assert all("select=200" in r.arg for r in picked)
+  with pytest.raises(ValueError, match="last=True evaluates the last step"):
+    module.get_config("price_range=0.01:1,last=True")

@@ -213,3 +213,67 @@ def test_a_mixture_target_calibrates_the_share_of_problems_the_gate_decides(env)
   assert 0 < on.sum() < len(on) and abs(part["calls"].mean() - 1.0) < 1.0
   with pytest.raises(ValueError, match="budget_target.mode"):
     gate_lib.check_config(gate_configs.get_config("runlocal,target_calls=1,target_mode=x"))
+
+
+def test_selection_scores_rewards_by_hand_and_breaks_ties_late():
+  """score = mean over prices and problems of correct - p * calls - token and privacy costs."""
+  from collab.train import selection
+  config = gate_configs.get_config("runlocal,select=4,token_cost=0.01")
+  per = {  # step -> (correct, calls, llm_tokens) on 2 problems, the same at every price
+      2: ([1, 0], [2, 0], [10, 0]),
+      3: ([1, 1], [4, 4], [0, 0]),
+      4: ([1, 1], [4, 4], [0, 0])}
+  told = []
+
+  def run_greedy(step, price):
+    told.append(price)
+    c, k, t = (np.asarray(x, np.float64) for x in per[step])
+    return {"correct": c, "calls": k, "llm_tokens": t, "exposed": np.zeros(2)}
+
+  fixed = selection.select(config, [2, 3, 4], lambda s: s, run_greedy, None)
+  # Fixed call cost 0.02: step 2 scores (1 - 0.04 - 0.1 + 0) / 2 = 0.43; steps 3 and 4:
+  # (2 - 8 * 0.02) / 2 = 0.92, a tie that goes to the later step.
+  assert fixed["scores"] == pytest.approx({2: 0.43, 3: 0.92, 4: 0.92})
+  assert fixed["step"] == 4 and told == [None] * 3
+  told.clear()
+  ranged = selection.select(config, [2, 4], lambda s: s, run_greedy, (0.01, 1.0))
+  ps = np.geomspace(0.01, 1.0, 5)
+  assert told == pytest.approx(list(ps) * 2) and ranged["prices"] == pytest.approx(ps)
+  # Prices averaging 0.29: step 2 scores 0.5 - 0.05 - mean(p), steps 3-4 1 - 4 mean(p).
+  assert ranged["scores"][2] == pytest.approx(0.45 - ps.mean())
+  assert ranged["scores"][4] == pytest.approx(1 - 4 * ps.mean())
+  assert ranged["step"] == 2
+  with pytest.raises(ValueError, match="No checkpoint at or after step 2"):
+    selection.candidate_steps([1], config)  # runlocal: 4 steps, the second half from 2
+
+
+def test_checkpoint_selection_keeps_the_best_step_not_the_last(env, tmp_path):
+  """A gate that asks at every step scores -price * calls on problems neither random model
+  solves; the earlier checkpoint that never asks scores 0 and is kept."""
+  from collab import checkpoint as ckpt_lib
+  config = ml_collections.ConfigDict(env["config"].to_dict())
+  config.rl.update(select_problems=8, num_steps=4)
+  config.costs.per_call = 0.1
+  params = jax.tree.map(np.asarray, env["gate"])
+  never, always = (dict(params, out=dict(params["out"], bias=np.array(b, np.float32)))
+                   for b in ([5.0, 0, 0], [0, 5.0, 0]))
+  with ckpt_lib.Checkpointer(tmp_path / "checkpoints", max_to_keep=None) as ckpt:
+    for step, p in ((1, always), (2, never), (4, always)):
+      ckpt.save(step, {"params": {"gate": p}})
+  pair = env["pair"]
+  held = gate_lib.make_episodes(config, pair,
+                                gate_lib.load_records(config, pair, config.rl.split, 8))
+  setup = gate_lib.make_setup(config, pair)
+  kept = gate_lib._select_checkpoint(  # pylint: disable=protected-access
+      config, pair, setup, {"params": {"gate": params}}, str(tmp_path), held, True)
+  np.testing.assert_array_equal(kept["out"]["bias"], never["out"]["bias"])
+  with open(tmp_path / "selection.json") as f:
+    chosen = json.load(f)
+  calls = evaluate.run_policy(pair, setup, always, held,
+                              rollout_lib.Policy(kind="gate", greedy=True), batch_size=16)
+  assert calls["calls"].mean() > 1 and not calls["correct"].any()
+  assert chosen["step"] == 2 and chosen["last_step"] == 4 and set(chosen["scores"]) == {"2", "4"}
+  assert chosen["scores"]["4"] == pytest.approx(-0.1 * calls["calls"].mean())
+  assert chosen["scores"]["2"] == 0.0
+  with pytest.raises(ValueError, match="Checkpoint selection scores rewards at fixed prices"):
+    gate_lib.check_config(gate_configs.get_config("runlocal,select=8,target_calls=1"))

@@ -41,11 +41,13 @@ class Run:
   eval_llms: tuple[str, ...] = ()  # LLMs to evaluate the trained gate with, besides its own
   train_name: str = ""            # the gate's folder, when runs share one (default: name)
   call_price: float | None = None  # the price a price-conditioned gate is told in evaluation
+  gate_dir: str = "gate"          # the trained params to evaluate ('gate_last': the last step's
+                                  # when training selected another checkpoint)
 
 
 def runs_of(config: ml_collections.ConfigDict) -> list[Run]:
   return [Run(r["name"], r["arg"], r.get("setting", r["name"]), tuple(r.get("eval_llms", ())),
-              r.get("train_name", ""), r.get("call_price"))
+              r.get("train_name", ""), r.get("call_price"), r.get("gate_dir", "gate"))
           for r in config.runs]
 
 
@@ -159,11 +161,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, run: Run, workdir: str
     print(f"=== training gate {run.train_name or run.name} ({cfg.slm} x {cfg.llm}) ===",
           flush=True)
     gate_lib.train(cfg, run_dir)
-  gate_params, _ = gate_lib.load_gate(run_dir)
+  gate_params, _ = gate_lib.load_gate(run_dir, run.gate_dir)
   evals = {}
   for llm in (cfg.llm,) + tuple(l for l in run.eval_llms if l != cfg.llm):
     price = "" if run.call_price is None else f"_price{run.call_price:g}"
-    path = os.path.join(run_dir, f"eval_{llm}{price}.json")
+    which = "" if run.gate_dir == "gate" else f"_{run.gate_dir}"
+    path = os.path.join(run_dir, f"eval_{llm}{price}{which}.json")
     result = _load(path)
     if result is None:
       print(f"=== evaluating gate {run.name} with {llm} ===", flush=True)

@@ -326,6 +326,14 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   mode = config.get("budget_target", {}).get("mode", "dual")
   if mode not in ("dual", "mixture"):
     raise ValueError(f"config.budget_target.mode must be 'dual' or 'mixture', got {mode!r}")
+  held_out = config.rl.get("select_problems", 0)
+  if held_out:
+    if held_out < 0 or held_out >= config.rl.num_train_problems:
+      raise ValueError(f"config.rl.select_problems must be in [0, num_train_problems="
+                       f"{config.rl.num_train_problems}), got {held_out}")
+    if budget_targets(config) or mixture_targets(config):
+      raise ValueError("Checkpoint selection scores rewards at fixed prices; a budget target "
+                       "moves the price in training: choose one")
   presets = () if hf_pair.uses_hf_models(config) else (config.slm, config.llm)
   for preset in presets:  # imported pairs are not pretrained here
     if not os.path.exists(os.path.join(config.pretrain_dir, preset, "model")):
@@ -344,6 +352,12 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
     pretrain.check_workdir_config(workdir, config, workdir_mode)
   pair = load_pair(config)
   records = load_records(config, pair, config.rl.split, config.rl.num_train_problems)
+  held_out = config.rl.get("select_problems", 0)  # the last N: checkpoint selection's
+  if held_out:
+    if held_out >= len(records):
+      raise ValueError(f"config.rl.select_problems={held_out} leaves no training problems "
+                       f"of the {len(records)} in split {config.rl.split!r}")
+    records, select_records = records[:-held_out], records[-held_out:]
   episodes = make_episodes(config, pair, records)
   # Several processes: each feeds its local devices its own slice of the global batch.
   # Model-sharded (config.mesh.model > 1): one program over the mesh, batch split over 'data'.
@@ -366,8 +380,9 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
 
   metadata = {"tokenizer_fingerprint": pair.tokenizer.fingerprint, "slm": config.slm,
               "llm": config.llm}
+  # Selection reads every checkpoint of the second half: keep them all.
   checkpointer = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
-                                       max_to_keep=config.max_to_keep)
+                                       max_to_keep=None if held_out else config.max_to_keep)
   if checkpointer.latest_step() is not None:
     state, extra = checkpointer.restore(target=state)
     tokenizer_lib.check_fingerprint(extra["tokenizer_fingerprint"], pair.tokenizer,
@@ -430,6 +445,11 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
     writer.close()
   state = _host_state(state_r)
   gate_params = state["params"]["gate"]
+  if held_out:
+    if primary:
+      save_gate(workdir, gate_params, config, pair, name="gate_last")
+    gate_params = _select_checkpoint(config, pair, make_setup(config, pair), state, workdir,
+                                     make_episodes(config, pair, select_records), primary)
   if mixture_targets(config):
     mix = calibrate_mixture(config, pair, setup, gate_params, episodes)
     print(f"Mixture: the gate spends {mix['gate_spend']} per problem on {mix['problems']} "
@@ -457,9 +477,28 @@ def _host_state(state_r):
   return jax.device_get(state) if jax.process_count() > 1 else state
 
 
-def save_gate(workdir: str, gate_params, config, pair: Pair) -> str:
-  """Params-only gate export beside the training checkpoints: workdir/gate/."""
-  path = os.path.join(workdir, "gate")
+def _select_checkpoint(config, pair: Pair, setup, state, workdir: str, episodes,
+                       primary: bool):
+  """The gate params of the checkpoint that scores best on the held-out problems
+  (collab/train/selection.py); the scores go to workdir/selection.json."""
+  from collab.train import selection  # pylint: disable=g-import-not-at-top
+  with ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"), max_to_keep=None) as ckpt:
+    params_at = lambda step: ckpt.restore(step, target=state)[0]["params"]["gate"]
+    result = selection.select(
+        config, selection.candidate_steps(ckpt.all_steps(), config), params_at,
+        selection.greedy_runner(config, pair, setup, episodes), price_range(config))
+    params = params_at(result["step"])
+  print(f"Selection: kept step {result['step']} of {result['last_step']}", flush=True)
+  if primary:
+    with open(os.path.join(workdir, "selection.json"), "w") as f:
+      json.dump(result, f, indent=1)
+  return params
+
+
+def save_gate(workdir: str, gate_params, config, pair: Pair, name: str = "gate") -> str:
+  """Params-only gate export beside the training checkpoints: workdir/<name>/ (gate/: the
+  gate that is used; gate_last/: the last step's, when another checkpoint was selected)."""
+  path = os.path.join(workdir, name)
   # On the host: params saved from one device layout must load under any other.
   ckpt_lib.save_params(path, jax.device_get(gate_params), metadata={
       "tokenizer_fingerprint": pair.tokenizer.fingerprint, "slm": config.slm,
@@ -467,6 +506,6 @@ def save_gate(workdir: str, gate_params, config, pair: Pair) -> str:
   return path
 
 
-def load_gate(workdir: str):
-  params, metadata = ckpt_lib.load_params(os.path.join(workdir, "gate"))
+def load_gate(workdir: str, name: str = "gate"):
+  params, metadata = ckpt_lib.load_params(os.path.join(workdir, name))
   return params, metadata

@@ -32,13 +32,16 @@ def base_config(study: str, arg: ml_collections.ConfigDict) -> ml_collections.Co
 
 
 def add_runs(config, setting: str, arg: str, eval_llms=(), *, shared_gate: str = "",
-             call_price: float | None = None) -> None:
+             call_price: float | None = None, gate_dir: str = "gate") -> None:
   """One run per seed of a setting. shared_gate: settings with the same shared_gate evaluate
-  one trained gate per seed (folder <shared_gate>__s<seed>), told `call_price`."""
+  one trained gate per seed (folder <shared_gate>__s<seed>), told `call_price`. gate_dir:
+  which of its saved params ('gate_last': the last step's, beside a selected 'gate')."""
   for seed in config.seeds:
     run = {"name": f"{setting}__s{seed}", "setting": setting,
            "arg": ",".join(a for a in (arg, f"seed={seed}") if a),
            "eval_llms": tuple(eval_llms)}
     if shared_gate:
       run.update(train_name=f"{shared_gate}__s{seed}", call_price=call_price)
+    if gate_dir != "gate":
+      run.update(gate_dir=gate_dir)
     config.runs.append(run)

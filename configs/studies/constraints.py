@@ -13,7 +13,9 @@ default), explore / entropy (the gates' exploration floor and entropy bonus), cr
 ('low:high': also train one price-conditioned gate per seed and evaluate it at each of
 eval_prices: settings 'price=p'), price_offset (that gate's call logits carry -learned scale
 * price, configs/gate.py), draft_prior (its call logits start as the confidence threshold),
-runlocal.
+select (that gate holds out this many training problems and keeps its best checkpoint on them,
+collab/train/selection.py), last (evaluate that gate's last step instead of the selected one:
+the paired control of `select`), runlocal.
 """
 from configs.studies import _common as common
 
@@ -37,7 +39,7 @@ def get_config(arg=None):
   arg = common.parse(arg, slm="slm_s", llm="llm_l", call_costs=CALL_COSTS,
                      token_costs=TOKEN_COSTS, privacy_costs=PRIVACY_COSTS, caps=CAPS, warmup=0,
                      steps=0, explore=0.0, entropy=0.0, credit="", price_range="",
-                     price_offset=False, draft_prior=False,
+                     price_offset=False, draft_prior=False, select=0, last=False,
                      eval_prices=EVAL_PRICES)
   config = common.base_config("constraints", arg)
   pair = "slm=test_tiny,llm=gpt2_tiny" if arg.runlocal else f"slm={arg.slm},llm={arg.llm}"
@@ -45,6 +47,11 @@ def get_config(arg=None):
                   if arg[k])
   head = [(k, tag) for k, tag in HEAD_FLAGS if arg[k]]
   cond = "".join(f",{k}=True" for k, _ in head)
+  if arg.select:
+    head.append(("select", f"sel{arg.select}"))
+    cond += f",select={arg.select}"
+  elif arg.last:
+    raise ValueError("last=True evaluates the last step of a gate trained with select=N")
   calls, tokens, privacy, caps = ((0.0, 0.2), (0.01,), (0.05,), (1,)) if arg.runlocal else (
       _floats(arg.call_costs), _floats(arg.token_costs), _floats(arg.privacy_costs),
       tuple(int(c) for c in _floats(arg.caps)))
@@ -63,7 +70,7 @@ def get_config(arg=None):
     for p in ((0.05,) if arg.runlocal else _floats(arg.eval_prices)):
       common.add_runs(config, f"price={p:g}", f"{pair},price_min={lo},price_max={hi}{cond}",
                       shared_gate=f"cond{lo:g}-{hi:g}" + "".join(f"-{t}" for _, t in head),
-                      call_price=p)
+                      call_price=p, gate_dir="gate_last" if arg.last else "gate")
   if privacy and not arg.runlocal:  # the reference that may only ask plainly (runlocal: no,
     # to keep the test's compiles few; tests/test_studies.py checks the analysis on its own)
     common.add_runs(config, f"plain_ask={PRIVACY_CALL_COST:g}",

@@ -1,0 +1,88 @@
+"""Checkpoint selection on held-out problems: which saved gate to keep, not just the last.
+
+Policy-gradient gates of different seeds end at different points, and a gate's last iterate is
+one noisy draw near where its training ended. With `config.rl.select_problems = N > 0`, the
+last N of the gate's training problems are held out of training; every checkpoint from step
+`select_from * num_steps` on is run greedily on them, and the one with the highest mean
+reward is kept:
+
+  score(ckpt) = mean over prices p, problems n of
+                correct_n - p * calls_n - c_tok * llm_tokens_n - c_priv * exposed_n
+
+with p the gate's fixed call price, or, for a price-conditioned gate, `select_prices` prices
+spaced geometrically over its training range (the log-uniform draw it trained on). The held-out
+problems are never trained on and never the evaluation split, so the test numbers stay clean.
+Ties go to the later step.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import ml_collections
+import numpy as np
+
+from collab import rollout as rollout_lib
+
+
+def prices(config: ml_collections.ConfigDict, price_range) -> tuple[float, ...]:
+  """Call prices the score averages over (price_range: a price-conditioned gate's range)."""
+  if price_range is None:
+    return (float(config.costs.per_call),)
+  low, high = price_range
+  return tuple(float(p) for p in np.geomspace(low, high, config.rl.get("select_prices", 5)))
+
+
+def reward_N(per_problem: dict[str, np.ndarray], price: float,
+             config: ml_collections.ConfigDict) -> np.ndarray:
+  """Each problem's episode reward at call price `price` (the training reward's terms)."""
+  return (per_problem["correct"] - price * per_problem["calls"]
+          - config.costs.per_llm_token * per_problem["llm_tokens"]
+          - config.costs.per_private_token * per_problem["exposed"])
+
+
+def candidate_steps(all_steps: list[int], config: ml_collections.ConfigDict) -> list[int]:
+  start = config.rl.get("select_from", 0.5) * config.rl.num_steps
+  steps = [s for s in all_steps if s >= start]
+  if not steps:
+    raise ValueError(f"No checkpoint at or after step {start:g} to select from (saved: "
+                     f"{all_steps}); lower config.rl.select_from or config.ckpt_every")
+  return steps
+
+
+def select(config: ml_collections.ConfigDict, steps: list[int],
+           gate_params_at: Callable[[int], Any],
+           run_greedy: Callable[[Any, float | None], dict[str, np.ndarray]],
+           price_range) -> dict[str, Any]:
+  """Scores the gate of every step; returns {'step': best, 'scores': {step: score}, ...}.
+
+  gate_params_at(step): that checkpoint's gate params. run_greedy(params, call_price): the
+  per-problem arrays of the greedy gate on the held-out problems (call_price None for a gate
+  that is not told a price)."""
+  ps = prices(config, price_range)
+  scores, accuracy, calls = {}, {}, {}
+  for step in steps:
+    params = gate_params_at(step)
+    runs = [(p, run_greedy(params, p if price_range is not None else None)) for p in ps]
+    scores[step] = float(np.mean([reward_N(per, p, config).mean() for p, per in runs]))
+    accuracy[step] = [float(per["correct"].mean()) for _, per in runs]
+    calls[step] = [float(per["calls"].mean()) for _, per in runs]
+    print(f"Selection: step {step} scores {scores[step]:.4f} (accuracy "
+          f"{', '.join(f'{a:.3f}' for a in accuracy[step])}; calls "
+          f"{', '.join(f'{c:.2f}' for c in calls[step])} at prices "
+          f"{', '.join(f'{p:g}' for p in ps)})", flush=True)
+  best = max(steps, key=lambda s: (scores[s], s))
+  return {"step": best, "last_step": steps[-1], "prices": list(ps), "scores": scores,
+          "accuracy": accuracy, "calls": calls,
+          "problems": int(config.rl.select_problems)}
+
+
+def greedy_runner(config, pair, setup, episodes) -> Callable:
+  """run_greedy for `select`: the greedy gate on `episodes` through collab.evaluate."""
+  from collab import evaluate  # pylint: disable=g-import-not-at-top  (evaluate imports gate)
+
+  def run(params, call_price):
+    return evaluate.run_policy(pair, setup, params, episodes,
+                               rollout_lib.Policy(kind="gate", greedy=True),
+                               batch_size=config.eval.batch_size, rng_seed=config.seed,
+                               call_price=call_price)
+  return run
