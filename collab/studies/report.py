@@ -8,6 +8,11 @@ import platform
 from typing import Any
 
 STUDIES = ("frontier", "scaling", "transfer", "constraints", "granularity", "budget")
+# Further runs of a study, each in its own results/<name>/, shown after the study's section.
+VARIANTS = {"constraints": (
+    ("constraints_tokens", "Constraints: LLM-token cost sweep"),
+    ("constraints_select", "Constraints: price gate with checkpoint selection"),
+    ("constraints_last", "Constraints: the same gates' last steps (selection's control)"))}
 
 
 def machine() -> dict[str, Any]:
@@ -34,10 +39,15 @@ def build_report(results_dir: str = "results", path: str = "REPORT.md",
   if preamble:
     parts += [preamble.rstrip(), ""]
   rel = os.path.relpath(results_dir, os.path.dirname(os.path.abspath(path)) or ".")
-  for study in STUDIES:
+  sections = [(s, s.capitalize(), True) for s in STUDIES]
+  sections = [x for sec in sections
+              for x in [sec] + [(d, t, False) for d, t in VARIANTS.get(sec[0], ())]]
+  for study, title, always in sections:
     d = os.path.join(results_dir, study)
     md, info_path = os.path.join(d, "report.md"), os.path.join(d, "run_info.json")
-    parts += [f"## {study.capitalize()}", ""]
+    if not always and not os.path.exists(md):
+      continue  # a variant not run: no section
+    parts += [f"## {title}", ""]
     if not os.path.exists(md):
       parts += ["Not run yet.", ""]
       continue
