@@ -80,7 +80,8 @@ def analyze_constraints(result: dict[str, Any], out_dir: str) -> dict[str, Any]:
   per_seed["below"] = _paired_shortfalls(call_sets, per_seed, base)
   report = "\n".join([
       "### Constraints: cost sweeps", "", *table, "",
-      _sweep_text("seed means", sweep), "", _sweep_text("each seed", per_seed), "",
+      *([_sweep_text("seed means", sweep), "", _sweep_text("each seed", per_seed), ""]
+        if call_sets else []),  # a token or privacy sweep alone has no call-sweep points
       *[c["text"] for c in capped.values()], "", privacy["text"], "",
       "![constraints](constraints.png)", "", "Each setting against the baselines (a setting "
       "with a hard call budget against the baselines under the same budget):", "",
