@@ -251,6 +251,7 @@ def test_checkpoint_selection_keeps_the_best_step_not_the_last(env, tmp_path):
   """A gate that asks at every step scores -price * calls on problems neither random model
   solves; the earlier checkpoint that never asks scores 0 and is kept."""
   from collab import checkpoint as ckpt_lib
+  from collab.train import selection
   config = ml_collections.ConfigDict(env["config"].to_dict())
   config.rl.update(select_problems=8, num_steps=4)
   config.costs.per_call = 0.1
@@ -264,7 +265,7 @@ def test_checkpoint_selection_keeps_the_best_step_not_the_last(env, tmp_path):
   held = gate_lib.make_episodes(config, pair,
                                 gate_lib.load_records(config, pair, config.rl.split, 8))
   setup = gate_lib.make_setup(config, pair)
-  kept = gate_lib._select_checkpoint(  # pylint: disable=protected-access
+  kept = selection.select_checkpoint(
       config, pair, setup, {"params": {"gate": params}}, str(tmp_path), held, True)
   np.testing.assert_array_equal(kept["out"]["bias"], never["out"]["bias"])
   with open(tmp_path / "selection.json") as f:

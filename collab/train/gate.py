@@ -448,8 +448,10 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
   if held_out:
     if primary:
       save_gate(workdir, gate_params, config, pair, name="gate_last")
-    gate_params = _select_checkpoint(config, pair, make_setup(config, pair), state, workdir,
-                                     make_episodes(config, pair, select_records), primary)
+    from collab.train import selection  # pylint: disable=g-import-not-at-top  (it imports this)
+    gate_params = selection.select_checkpoint(
+        config, pair, make_setup(config, pair), state, workdir,
+        make_episodes(config, pair, select_records), primary)
   if mixture_targets(config):
     mix = calibrate_mixture(config, pair, setup, gate_params, episodes)
     print(f"Mixture: the gate spends {mix['gate_spend']} per problem on {mix['problems']} "
@@ -475,24 +477,6 @@ def _host_state(state_r):
   to the host: orbax then writes it once, from process 0, instead of once per process."""
   state = jax.tree.map(_local_copy, state_r)
   return jax.device_get(state) if jax.process_count() > 1 else state
-
-
-def _select_checkpoint(config, pair: Pair, setup, state, workdir: str, episodes,
-                       primary: bool):
-  """The gate params of the checkpoint that scores best on the held-out problems
-  (collab/train/selection.py); the scores go to workdir/selection.json."""
-  from collab.train import selection  # pylint: disable=g-import-not-at-top
-  with ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"), max_to_keep=None) as ckpt:
-    params_at = lambda step: ckpt.restore(step, target=state)[0]["params"]["gate"]
-    result = selection.select(
-        config, selection.candidate_steps(ckpt.all_steps(), config), params_at,
-        selection.greedy_runner(config, pair, setup, episodes), price_range(config))
-    params = params_at(result["step"])
-  print(f"Selection: kept step {result['step']} of {result['last_step']}", flush=True)
-  if primary:
-    with open(os.path.join(workdir, "selection.json"), "w") as f:
-      json.dump(result, f, indent=1)
-  return params
 
 
 def save_gate(workdir: str, gate_params, config, pair: Pair, name: str = "gate") -> str:

@@ -16,12 +16,16 @@ Ties go to the later step.
 """
 from __future__ import annotations
 
+import json
+import os
 from typing import Any, Callable
 
 import ml_collections
 import numpy as np
 
+from collab import checkpoint as ckpt_lib
 from collab import rollout as rollout_lib
+from collab.train import gate as gate_lib
 
 
 def prices(config: ml_collections.ConfigDict, price_range) -> tuple[float, ...]:
@@ -86,3 +90,20 @@ def greedy_runner(config, pair, setup, episodes) -> Callable:
                                batch_size=config.eval.batch_size, rng_seed=config.seed,
                                call_price=call_price)
   return run
+
+
+def select_checkpoint(config, pair, setup, state, workdir: str, episodes, primary: bool):
+  """The gate params of workdir's checkpoint that scores best on the held-out `episodes`
+  (`state`: the train state's structure, to restore into); the scores go to
+  workdir/selection.json."""
+  with ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"), max_to_keep=None) as ckpt:
+    params_at = lambda step: ckpt.restore(step, target=state)[0]["params"]["gate"]
+    result = select(
+        config, candidate_steps(ckpt.all_steps(), config), params_at,
+        greedy_runner(config, pair, setup, episodes), gate_lib.price_range(config))
+    params = params_at(result["step"])
+  print(f"Selection: kept step {result['step']} of {result['last_step']}", flush=True)
+  if primary:
+    with open(os.path.join(workdir, "selection.json"), "w") as f:
+      json.dump(result, f, indent=1)
+  return params
