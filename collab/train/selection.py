@@ -16,6 +16,7 @@ Ties go to the later step.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from typing import Any, Callable
@@ -24,6 +25,7 @@ import ml_collections
 import numpy as np
 
 from collab import checkpoint as ckpt_lib
+from collab import rl
 from collab import rollout as rollout_lib
 from collab.train import gate as gate_lib
 
@@ -38,10 +40,11 @@ def prices(config: ml_collections.ConfigDict, price_range) -> tuple[float, ...]:
 
 def reward_N(per_problem: dict[str, np.ndarray], price: float,
              config: ml_collections.ConfigDict) -> np.ndarray:
-  """Each problem's episode reward at call price `price` (the training reward's terms)."""
-  return (per_problem["correct"] - price * per_problem["calls"]
-          - config.costs.per_llm_token * per_problem["llm_tokens"]
-          - config.costs.per_private_token * per_problem["exposed"])
+  """Each problem's episode reward (`rl.episode_reward`, the training reward) at call price
+  `price`."""
+  cfg = dataclasses.replace(gate_lib.reward_config(config), cost_per_call=price)
+  return np.asarray(rl.episode_reward(per_problem["correct"], per_problem["calls"],
+                                      per_problem["llm_tokens"], per_problem["exposed"], cfg))
 
 
 def candidate_steps(all_steps: list[int], config: ml_collections.ConfigDict) -> list[int]:
