@@ -50,3 +50,19 @@ def test_constraints_selection_and_its_last_step_control_share_one_gate():
   assert all("select=200" in r.arg for r in picked)
   with pytest.raises(ValueError, match="last=True evaluates the last step"):
     module.get_config("price_range=0.01:1,last=True")
+
+
+def test_budget_price_mode_tells_one_gate_per_seed_a_price_per_target():
+  from collab.studies import runner
+  module = _load(os.path.join(ROOT, "configs", "studies", "budget.py"))
+  runs = runner.runs_of(module.get_config("calls=1:2,tokens=10,mode=price+dual,select=100"))
+  priced = [r for r in runs if r.price_target]
+  assert {r.train_name for r in priced} == {f"cond0.01-1_sel100__s{s}" for s in range(3)}
+  assert {(r.setting, r.price_target) for r in priced} == {
+      ("calls=1_price", ("calls", 1.0)), ("calls=2_price", ("calls", 2.0)),
+      ("tokens=10_price", ("llm_tokens", 10.0))}
+  assert all("price_offset=True" in r.arg and "select=100" in r.arg for r in priced)
+  assert len({r.arg for r in priced}) == 3  # one training config per seed, whatever the target
+  assert sum(1 for r in runs if "target_calls" in r.arg) == 6  # dual: a gate per target and seed
+  with pytest.raises(ValueError, match="mode must be"):
+    module.get_config("mode=dual+bogus")

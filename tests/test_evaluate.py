@@ -215,6 +215,54 @@ def test_a_mixture_target_calibrates_the_share_of_problems_the_gate_decides(env)
     gate_lib.check_config(gate_configs.get_config("runlocal,target_calls=1,target_mode=x"))
 
 
+def test_price_bisection_finds_the_lowest_price_that_meets_the_target():
+  from collab.train import calibration
+  told = []
+
+  def spend_at(price):  # 3 calls up to 0.2, 1.5 up to 0.6, then none
+    told.append(price)
+    calls = 3.0 if price < 0.2 else 1.5 if price < 0.6 else 0.0
+    return {"calls": calls, "llm_tokens": 10 * calls, "accuracy": calls / 3}
+
+  out = calibration.bisect_price(spend_at, "calls", 2.0, 0.01, 1.0, iters=10)
+  step = 100 ** (1 / 2 ** 10)  # the bracket's final width, as a factor
+  assert 0.2 <= out["price"] <= 0.2 * step and out["met"]
+  assert out["spend"] == {"calls": 1.5, "llm_tokens": 15.0, "accuracy": 0.5}
+  assert len(told) == len(set(told)) == 12  # both ends, then one price per halving, no repeats
+  assert [e["price"] for e in out["evaluations"]] == sorted(told)
+  tokens = calibration.bisect_price(spend_at, "llm_tokens", 0.0, 0.01, 1.0)
+  assert 0.6 <= tokens["price"] <= 0.6 * 100 ** (1 / 2 ** 8) and tokens["met"]
+  ends = [calibration.bisect_price(spend_at, "calls", t, 0.01, 1.0) for t in (5.0, -1.0)]
+  assert (ends[0]["price"], ends[0]["met"]) == (0.01, True)   # met at the lowest price
+  assert (ends[1]["price"], ends[1]["met"]) == (1.0, False)   # missed at the highest
+  with pytest.raises(ValueError, match="one of"):
+    calibration.bisect_price(spend_at, "exposed", 1.0, 0.01, 1.0)
+
+
+def test_price_calibration_runs_the_gate_on_held_out_training_problems(env):
+  """A price-offset gate whose only preference is an ask bias of 1 asks while 2 * price < 1:
+  the lowest price at which it spends <= 1 call is 0.5."""
+  from collab.train import calibration
+  config = ml_collections.ConfigDict(env["config"].to_dict())
+  config.gate.update(price_input=True, price_offset=True)
+  config.costs.per_call_range = (0.01, 1.0)
+  config.rl.select_problems = 8
+  gate_cfg = gating.GateConfig(**config.gate.to_dict())
+  params = jax.tree.map(np.asarray, gating.init_gate(gate_cfg, env["pair"].slm_cfg.d_model,
+                                                     jax.random.PRNGKey(3)))
+  params["out"]["bias"] = np.array([0.0, 1.0, 0.0], np.float32)
+  out = calibration.calibrate(config, env["pair"], params, "calls", 1.0, iters=6)
+  assert 0.5 <= out["price"] <= 0.5 * 100 ** (1 / 2 ** 6) and out["met"]
+  assert out["spend"]["calls"] == 0 and out["problems"] == 8
+  assert out["evaluations"][0]["calls"] > 1  # told 0.01, it asks at every step
+  config.rl.select_problems = 0
+  with pytest.raises(ValueError, match="select_problems"):
+    calibration.calibrate(config, env["pair"], params, "calls", 1.0)
+  config.costs.per_call_range = (0.0, 0.0)
+  with pytest.raises(ValueError, match="price_min"):
+    calibration.calibrate(config, env["pair"], params, "calls", 1.0)
+
+
 def test_selection_scores_rewards_by_hand_and_breaks_ties_late():
   """score = mean over prices and problems of correct - p * calls - token and privacy costs."""
   from collab.train import selection

@@ -229,9 +229,11 @@ def analyze_budget(result: dict[str, Any], out_dir: str) -> dict[str, Any]:
                                                                     bt["llm_tokens"]))
     got = s[key]
     pts.append((key, target, got["mean"], got["ci95"]))
-    rows.append(f"| {key} | {bt.get('mode', 'dual')} | {target:g} | "
+    mode = bt.get("mode", "dual")
+    price = (s["costs"]["per_call"] if mode == "mixture" else s["train_price"]["mean"])
+    rows.append(f"| {key} | {mode} | {target:g} | "
                 f"{got['mean']:.2f} ± {got['ci95']:.2f} | "
-                f"{s['train_calls']['mean']:.2f} | "
+                f"{s['train_calls']['mean']:.2f} | {price:.3g} | "
                 f"{sm.pct(s['accuracy']['mean'], s['accuracy']['ci95'])} |")
   plt = sm.pyplot()
   fig, ax = plt.subplots(figsize=(5, 4.5))
@@ -250,11 +252,16 @@ def analyze_budget(result: dict[str, Any], out_dir: str) -> dict[str, Any]:
   plt.close(fig)
   report = "\n".join([
       "### Budget-targeted gates", "",
-      "Mode dual: dual ascent on the price in training. Mode mixture: a gate trained at a "
-      "fixed price, used on a calibrated share of the problems (SLM alone on the rest); its "
-      "last training batch is the gate's own spend, before mixing.", "",
-      "| budget | mode | target per problem | achieved, held-out (± seeds) | achieved, last "
-      "training batch (calls) | accuracy |", "|---|---|---|---|---|---|", *rows, "",
+      "Mode dual: dual ascent on the price in training; 'in training' is the last training "
+      "batch, the price the dual variable's last value. Mode mixture: a gate trained at a "
+      "fixed price, used on a calibrated share of the problems (SLM alone on the rest); 'in "
+      "training' is the gate's own spend, before mixing. Mode price: one gate per seed trained "
+      "over a range of prices it is told, told the price (bisection) at which it meets the "
+      "target on held-out training problems; 'in training' is its spend there. Achieved: on "
+      "the test split.", "",
+      "| budget | mode | target per problem | achieved, test split (± seeds) | achieved in "
+      "training (calls) | call price (mean) | accuracy |", "|---|---|---|---|---|---|---|",
+      *rows, "",
       "![budget](budget.png)"])
   return sm.write(out_dir, {"settings": sets, "points": pts}, report)
 

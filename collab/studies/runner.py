@@ -25,6 +25,7 @@ import numpy as np
 
 from collab import evaluate
 from collab import rollout as rollout_lib
+from collab.train import calibration
 from collab.train import gate as gate_lib
 
 # Baseline policy sweeps: dense enough that a gate can be compared with the best static or
@@ -43,11 +44,15 @@ class Run:
   call_price: float | None = None  # the price a price-conditioned gate is told in evaluation
   gate_dir: str = "gate"          # the trained params to evaluate ('gate_last': the last step's
                                   # when training selected another checkpoint)
+  price_target: tuple[str, float] | None = None  # ('calls' | 'llm_tokens', per problem): the
+                                  # price-conditioned gate is told the price that meets it on
+                                  # held-out training problems (collab/train/calibration.py)
 
 
 def runs_of(config: ml_collections.ConfigDict) -> list[Run]:
   return [Run(r["name"], r["arg"], r.get("setting", r["name"]), tuple(r.get("eval_llms", ())),
-              r.get("train_name", ""), r.get("call_price"), r.get("gate_dir", "gate"))
+              r.get("train_name", ""), r.get("call_price"), r.get("gate_dir", "gate"),
+              tuple(r["price_target"]) if r.get("price_target") else None)
           for r in config.runs]
 
 
@@ -162,11 +167,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, run: Run, workdir: str
           flush=True)
     gate_lib.train(cfg, run_dir)
   gate_params, _ = gate_lib.load_gate(run_dir, run.gate_dir)
+  calibrated = _calibrate(cfg, run, run_dir, gate_params) if run.price_target else None
+  call_price = calibrated["price"] if calibrated else run.call_price
   evals = {}
   for llm in (cfg.llm,) + tuple(l for l in run.eval_llms if l != cfg.llm):
-    price = "" if run.call_price is None else f"_price{run.call_price:g}"
-    which = "" if run.gate_dir == "gate" else f"_{run.gate_dir}"
-    path = os.path.join(run_dir, f"eval_{llm}{price}{which}.json")
+    price = "" if call_price is None else f"_price{call_price:g}"
+    path = os.path.join(run_dir, f"eval_{llm}{price}{_suffix(run.gate_dir)}.json")
     result = _load(path)
     if result is None:
       print(f"=== evaluating gate {run.name} with {llm} ===", flush=True)
@@ -175,11 +181,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, run: Run, workdir: str
       episodes = evaluate._load_eval_episodes(ecfg, pair)  # pylint: disable=protected-access
       result = _run(ecfg, pair, gate_lib.make_setup(ecfg, pair), gate_params, episodes,
                     "gate", "gate", rollout_lib.Policy(kind="gate", greedy=True),
-                    call_price=run.call_price)
+                    call_price=call_price)
       train_metrics = _last_train_metrics(run_dir)
       result.update(llm=llm, trained_with=cfg.llm, train=train_metrics)
       _dump(path, result)
+    if calibrated:  # what the gate spent where its price was set, not its training batch
+      result = dict(result, train={"calls": calibrated["spend"]["calls"],
+                                   "cost/per_call": call_price})
     evals[llm] = result
+  budget_target = cfg.budget_target.to_dict()
+  if calibrated:
+    budget_target.update(calls=0.0, llm_tokens=0.0, mode="price")
+    budget_target[calibrated["key"]] = calibrated["target"]
   base = {llm: evaluate_baselines(_uncapped(_with_llm(cfg, llm)), workdir) for llm in evals}
   # A gate under a hard budget is also compared with the baselines under the same budget
   # (their asks are masked the same way once the budget is spent).
@@ -187,10 +200,27 @@ def train_and_evaluate(config: ml_collections.ConfigDict, run: Run, workdir: str
             if cfg.rollout.budget < cfg.rollout.num_steps else {})
   return {"name": run.name, "setting": run.setting, "arg": run.arg, "slm": cfg.slm,
           "llm": cfg.llm, "seed": cfg.seed,
-          "costs": cfg.costs.to_dict(), "budget_target": cfg.budget_target.to_dict(),
+          "costs": cfg.costs.to_dict(), "budget_target": budget_target,
           "granularity": cfg.rollout.granularity, "step_tokens": cfg.rollout.step_tokens,
           "budget": cfg.rollout.budget, "evals": evals,
           "baselines": {llm: b["key"] for llm, b in base.items()}, "baselines_capped": capped}
+
+
+def _calibrate(cfg, run: Run, run_dir: str, gate_params) -> dict[str, Any]:
+  """The run's price target calibrated on held-out training problems (cached in run_dir)."""
+  key, target = run.price_target
+  path = os.path.join(run_dir, f"calibration_{key}{target:g}{_suffix(run.gate_dir)}.json")
+  out = _load(path)
+  if out is None:
+    print(f"=== calibrating gate {run.name}: price for {target:g} {key} per problem ===",
+          flush=True)
+    out = calibration.calibrate(cfg, gate_lib.load_pair(cfg), gate_params, key, target)
+    _dump(path, out)
+  return out
+
+
+def _suffix(gate_dir: str) -> str:
+  return "" if gate_dir == "gate" else f"_{gate_dir}"
 
 
 def _last_train_metrics(run_dir: str) -> dict[str, float]:

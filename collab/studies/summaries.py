@@ -47,6 +47,9 @@ def settings(result: dict[str, Any], llm: str | None = None) -> dict[str, dict[s
         "exposed": stats.spread([e["exposed"]["mean"] for e in evals]),
         "train_calls": stats.spread([e.get("train", {}).get("calls", float("nan"))
                                      for e in evals]),
+        # The call price at the end: a dual variable's, or a calibrated one (else NaN).
+        "train_price": stats.spread([e.get("train", {}).get("cost/per_call", float("nan"))
+                                     for e in evals]),
         "action_mix": {k: float(np.mean([e["action_mix"][k] for e in evals]))
                        for k in mix_keys},
         "slm_alone": accuracy_of(base["slm_alone"]), "llm_alone": accuracy_of(base["llm_alone"]),

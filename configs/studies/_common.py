@@ -32,16 +32,21 @@ def base_config(study: str, arg: ml_collections.ConfigDict) -> ml_collections.Co
 
 
 def add_runs(config, setting: str, arg: str, eval_llms=(), *, shared_gate: str = "",
-             call_price: float | None = None, gate_dir: str = "gate") -> None:
+             call_price: float | None = None, gate_dir: str = "gate",
+             price_target: tuple[str, float] | None = None) -> None:
   """One run per seed of a setting. shared_gate: settings with the same shared_gate evaluate
-  one trained gate per seed (folder <shared_gate>__s<seed>), told `call_price`. gate_dir:
-  which of its saved params ('gate_last': the last step's, beside a selected 'gate')."""
+  one trained gate per seed (folder <shared_gate>__s<seed>), told `call_price`, or the price
+  that meets `price_target` (('calls' | 'llm_tokens', per problem)) on held-out training
+  problems. gate_dir: which of its saved params ('gate_last': the last step's, beside a
+  selected 'gate')."""
   for seed in config.seeds:
     run = {"name": f"{setting}__s{seed}", "setting": setting,
            "arg": ",".join(a for a in (arg, f"seed={seed}") if a),
            "eval_llms": tuple(eval_llms)}
     if shared_gate:
       run.update(train_name=f"{shared_gate}__s{seed}", call_price=call_price)
+    if price_target:
+      run.update(price_target=tuple(price_target))
     if gate_dir != "gate":
       run.update(gate_dir=gate_dir)
     config.runs.append(run)

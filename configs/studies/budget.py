@@ -1,12 +1,16 @@
 """Budget-targeted gates: a target of calls (or LLM tokens) per problem, met by dual ascent on
-the price during training; evaluation reports what held-out problems get.
+the price during training, or by the price a price-conditioned gate is told; evaluation
+reports what held-out problems get.
 arg keys: slm, llm, seeds, calls / tokens (':'-separated targets per problem), calls_lr (the
 dual step on the call price; 0: configs/gate.py's default), mode ('dual': dual ascent;
 'mixture': a gate trained at call cost mix_cost, used on a calibrated share of the problems,
-SLM alone on the rest, collab/train/gate.py `mixture_targets`; 'both'), mix_cost, runlocal
-(dual only: tests/test_evaluate.py and tests/test_rollout.py test the mixture; with mixture
-gates added, tests/test_studies.py's process crashed in XLA's CPU compiler three CI runs in a
-row).
+SLM alone on the rest, collab/train/gate.py `mixture_targets`; 'price': one gate per seed
+trained over the prices price_range with checkpoint selection on `select` held-out training
+problems, told the price that meets each target on those problems,
+collab/train/calibration.py; modes joined by '+', or 'both' = 'dual+mixture'), mix_cost,
+price_range, select, runlocal (dual only: tests/test_evaluate.py and tests/test_rollout.py
+test the mixture and the calibration; with mixture gates added, tests/test_studies.py's
+process crashed in XLA's CPU compiler three CI runs in a row).
 
   python -m experiments.study --config=configs/studies/budget.py --workdir=runs/studies/budget
 """
@@ -19,7 +23,8 @@ WARMUP = 40
 
 def get_config(arg=None):
   arg = common.parse(arg, slm="slm_s", llm="llm_l", calls=CALL_TARGETS, tokens=TOKEN_TARGETS,
-                     calls_lr=0.0, mode="dual", mix_cost=0.1)
+                     calls_lr=0.0, mode="dual", mix_cost=0.1, price_range="0.01:1.0",
+                     select=200)
   config = common.base_config("budget", arg)
   pair = "slm=test_tiny,llm=gpt2_tiny" if arg.runlocal else f"slm={arg.slm},llm={arg.llm}"
   floats = lambda s: [float(x) for x in s.split(":") if x]  # noqa: E731
@@ -28,10 +33,14 @@ def get_config(arg=None):
   # collapses the gate to never asking, and a collapsed gate no longer explores back.
   lr, lr_name = ((f",calls_lr={arg.calls_lr:g}", f"_lr{arg.calls_lr:g}") if arg.calls_lr
                  else ("", ""))
-  modes = {"dual": ("dual",), "mixture": ("mixture",), "both": ("dual", "mixture")}
-  if arg.mode not in modes:
-    raise ValueError(f"mode must be one of {sorted(modes)}, got {arg.mode!r}")
-  for mode in modes[arg.mode]:
+  modes = arg.mode.replace("both", "dual+mixture").split("+")
+  if not modes or set(modes) - {"dual", "mixture", "price"}:
+    raise ValueError(f"mode must be dual, mixture, price, both or a '+'-join of them, got "
+                     f"{arg.mode!r}")
+  for mode in modes:
+    if mode == "price":
+      _add_price_runs(config, arg, pair, calls, tokens)
+      continue
     mix = mode == "mixture"  # the price stays fixed: nothing to warm up or adapt
     cost = (f"call_cost={arg.mix_cost},target_mode=mixture" if mix
             else f"call_cost=0,cost_warmup={WARMUP}")
@@ -42,3 +51,16 @@ def get_config(arg=None):
       common.add_runs(config, f"tokens={t:g}{'_mix' if mix else ''}",
                       f"{pair},{cost},target_tokens={t}")
   return config
+
+
+def _add_price_runs(config, arg, pair: str, calls, tokens) -> None:
+  """One price-conditioned gate per seed (checkpoint selection on held-out training problems);
+  each target is a setting told the price calibrated on those problems."""
+  lo, hi = (float(x) for x in arg.price_range.split(":"))
+  gate = (f"{pair},price_min={lo:g},price_max={hi:g},price_offset=True,"
+          f"select={8 if arg.runlocal else arg.select}")
+  for key, targets in (("calls", calls), ("llm_tokens", tokens)):
+    for t in targets:
+      common.add_runs(config, f"{'calls' if key == 'calls' else 'tokens'}={t:g}_price", gate,
+                      shared_gate=f"cond{lo:g}-{hi:g}_sel{arg.select}",
+                      price_target=(key, t))
