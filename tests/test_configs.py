@@ -64,5 +64,9 @@ def test_budget_price_mode_tells_one_gate_per_seed_a_price_per_target():
   assert all("price_offset=True" in r.arg and "select=100" in r.arg for r in priced)
   assert len({r.arg for r in priced}) == 3  # one training config per seed, whatever the target
   assert sum(1 for r in runs if "target_calls" in r.arg) == 6  # dual: a gate per target and seed
+  mixed = runner.runs_of(module.get_config("calls=1,tokens=,price_calls=0.5:3,mode=price+dual"))
+  assert sorted({r.price_target for r in mixed if r.price_target}) == [("calls", 0.5),
+                                                                      ("calls", 3.0)]
+  assert {r.setting for r in mixed if not r.price_target} == {"calls=1"}
   with pytest.raises(ValueError, match="mode must be"):
     module.get_config("mode=dual+bogus")

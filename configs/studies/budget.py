@@ -8,7 +8,8 @@ SLM alone on the rest, collab/train/gate.py `mixture_targets`; 'price': one gate
 trained over the prices price_range with checkpoint selection on `select` held-out training
 problems, told the price that meets each target on those problems,
 collab/train/calibration.py; modes joined by '+', or 'both' = 'dual+mixture'), mix_cost,
-price_range, select, runlocal (dual only: tests/test_evaluate.py and tests/test_rollout.py
+price_range, select, price_calls / price_tokens (mode price's targets, when they differ from
+calls / tokens: a target costs it a calibration, not a training run), runlocal (dual only: tests/test_evaluate.py and tests/test_rollout.py
 test the mixture and the calibration; with mixture gates added, tests/test_studies.py's
 process crashed in XLA's CPU compiler three CI runs in a row).
 
@@ -24,7 +25,7 @@ WARMUP = 40
 def get_config(arg=None):
   arg = common.parse(arg, slm="slm_s", llm="llm_l", calls=CALL_TARGETS, tokens=TOKEN_TARGETS,
                      calls_lr=0.0, mode="dual", mix_cost=0.1, price_range="0.01:1.0",
-                     select=200)
+                     select=200, price_calls="", price_tokens="")
   config = common.base_config("budget", arg)
   pair = "slm=test_tiny,llm=gpt2_tiny" if arg.runlocal else f"slm={arg.slm},llm={arg.llm}"
   floats = lambda s: [float(x) for x in s.split(":") if x]  # noqa: E731
@@ -39,7 +40,9 @@ def get_config(arg=None):
                      f"{arg.mode!r}")
   for mode in modes:
     if mode == "price":
-      _add_price_runs(config, arg, pair, calls, tokens)
+      _add_price_runs(config, arg, pair,
+                      floats(arg.price_calls) if arg.price_calls else calls,
+                      floats(arg.price_tokens) if arg.price_tokens else tokens)
       continue
     mix = mode == "mixture"  # the price stays fixed: nothing to warm up or adapt
     cost = (f"call_cost={arg.mix_cost},target_mode=mixture" if mix
