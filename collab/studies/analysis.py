@@ -220,7 +220,8 @@ def analyze_granularity(result: dict[str, Any], out_dir: str) -> dict[str, Any]:
 
 
 def analyze_budget(result: dict[str, Any], out_dir: str) -> dict[str, Any]:
-  """Budget-targeted gates: target calls (or LLM tokens) against what held-out problems get."""
+  """Budget-targeted gates: target calls (or LLM tokens) against what held-out problems get,
+  and the accuracy each mode buys at the calls it spends (beside random and threshold)."""
   sets = sm.settings(result)
   rows, pts = [], []
   for name, s in sets.items():
@@ -228,25 +229,38 @@ def analyze_budget(result: dict[str, Any], out_dir: str) -> dict[str, Any]:
     key, target = (("calls", bt["calls"]) if bt["calls"] > 0 else ("llm_tokens",
                                                                     bt["llm_tokens"]))
     got = s[key]
-    pts.append((key, target, got["mean"], got["ci95"]))
     mode = bt.get("mode", "dual")
+    pts.append((key, target, got["mean"], got["ci95"], mode))
     price = (s["costs"]["per_call"] if mode == "mixture" else s["train_price"]["mean"])
     rows.append(f"| {key} | {mode} | {target:g} | "
                 f"{got['mean']:.2f} ± {got['ci95']:.2f} | "
                 f"{s['train_calls']['mean']:.2f} | {price:.3g} | "
                 f"{sm.pct(s['accuracy']['mean'], s['accuracy']['ci95'])} |")
   plt = sm.pyplot()
-  fig, ax = plt.subplots(figsize=(5, 4.5))
-  for key in sorted({p[0] for p in pts}):
-    sel = sorted(p for p in pts if p[0] == key)
-    ax.errorbar([p[1] for p in sel], [p[2] for p in sel], yerr=[p[3] for p in sel],
-                marker="o", capsize=3, label=key)
-    hi = max(max(p[1], p[2]) for p in sel)
+  keys = sorted({p[0] for p in pts})  # a panel per budget (calls, LLM tokens), then accuracy
+  fig, axes = plt.subplots(1, len(keys) + 1, figsize=(5 * (len(keys) + 1), 4.5))
+  for key, ax in zip(keys, axes):
+    for mode in sorted({p[4] for p in pts if p[0] == key}):
+      sel = sorted(p for p in pts if p[0] == key and p[4] == mode)
+      ax.errorbar([p[1] for p in sel], [p[2] for p in sel], yerr=[p[3] for p in sel],
+                  marker="o", capsize=3, label=mode)
+    hi = max(max(p[1], p[2]) for p in pts if p[0] == key)
     ax.plot([0, hi], [0, hi], "k:", alpha=0.5)
-  ax.set(xlabel="target per problem", ylabel="achieved on held-out problems",
-         title="Budget-targeted gates")
-  ax.grid(alpha=0.3)
-  ax.legend()
+    ax.set(xlabel=f"target {key} per problem", ylabel="achieved on the test split",
+           title=f"Budget-targeted gates: {key}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+  ax_acc = axes[-1]
+  sm.baseline_curves(ax_acc, next(iter(sets.values()))["baselines"], "calls")
+  for mode in sorted({p[4] for p in pts}):
+    sel = sorted((s["calls"]["mean"], 100 * s["accuracy"]["mean"], 100 * s["accuracy"]["ci95"])
+                 for s in sets.values() if s["budget_target"].get("mode", "dual") == mode)
+    ax_acc.errorbar([p[0] for p in sel], [p[1] for p in sel], yerr=[p[2] for p in sel],
+                    marker="*", markersize=10, capsize=3, linestyle="none", label=mode)
+  ax_acc.set(xlabel="LLM calls per problem (test)", ylabel="accuracy (%)",
+             title="What each target buys")
+  ax_acc.grid(alpha=0.3)
+  ax_acc.legend(fontsize=7)
   fig.tight_layout()
   fig.savefig(os.path.join(sm.out_dir_ready(out_dir), "budget.png"), dpi=110)
   plt.close(fig)

@@ -12,7 +12,8 @@ STUDIES = ("frontier", "scaling", "transfer", "constraints", "granularity", "bud
 VARIANTS = {"constraints": (
     ("constraints_tokens", "Constraints: LLM-token cost sweep"),
     ("constraints_select", "Constraints: price gate with checkpoint selection"),
-    ("constraints_last", "Constraints: the same gates' last steps (selection's control)")),
+    ("constraints_last", "Constraints: the same gates' last steps (selection's control)"),
+    ("constraints_privacy", "Constraints: privacy cost, replicated on session 9's pair")),
     "budget": (("budget_causal", "Budget: causal credit, dual ascent against price calibration"),)}
 
 
