@@ -70,3 +70,11 @@ def test_budget_price_mode_tells_one_gate_per_seed_a_price_per_target():
   assert {r.setting for r in mixed if not r.price_target} == {"calls=1"}
   with pytest.raises(ValueError, match="mode must be"):
     module.get_config("mode=dual+bogus")
+
+
+def test_first_seed_adds_new_seeds_beside_a_finished_run():
+  module = _load(os.path.join(ROOT, "configs", "studies", "granularity.py"))
+  config = module.get_config("seeds=2,first_seed=3,step_tokens=8")
+  assert config.seeds == (3, 4)
+  assert [r["name"] for r in config.runs] == ["line__s3", "line__s4", "tokens8__s3", "tokens8__s4"]
+  assert all(r["arg"].endswith(f",seed={r['name'][-1]}") for r in config.runs)

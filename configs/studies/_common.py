@@ -15,7 +15,8 @@ LOCAL_BASE = "runlocal,steps=2,eval_problems=8"
 
 
 def parse(arg, **defaults) -> ml_collections.ConfigDict:
-  return config_args.parse_arg(arg, seeds=3, runlocal=False, **defaults)
+  # first_seed: seeds first_seed .. first_seed + seeds - 1 (new seeds beside a finished run).
+  return config_args.parse_arg(arg, seeds=3, first_seed=0, runlocal=False, **defaults)
 
 
 def base_config(study: str, arg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -26,7 +27,8 @@ def base_config(study: str, arg: ml_collections.ConfigDict) -> ml_collections.Co
   # Pretrained models of the grid and their shared data + tokenizer (built when missing).
   config.pretrain_dir = "runs/studies_local/pretrain" if arg.runlocal else "runs/grid"
   config.assets_dir = "runs/studies_local/assets" if arg.runlocal else "runs/qs2/assets"
-  config.seeds = tuple(range(1 if arg.runlocal and arg.seeds == 3 else arg.seeds))
+  count = 1 if arg.runlocal and arg.seeds == 3 else arg.seeds
+  config.seeds = tuple(range(arg.first_seed, arg.first_seed + count))
   config.runs = []
   return config
 
