@@ -219,6 +219,9 @@ def analyze_granularity(result: dict[str, Any], out_dir: str) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------- budget
 
 
+MODE_COLORS = {"dual": "tab:green", "mixture": "tab:purple", "price": "tab:red"}
+
+
 def analyze_budget(result: dict[str, Any], out_dir: str) -> dict[str, Any]:
   """Budget-targeted gates: target calls (or LLM tokens) against what held-out problems get,
   and the accuracy each mode buys at the calls it spends (beside random and threshold)."""
@@ -243,7 +246,7 @@ def analyze_budget(result: dict[str, Any], out_dir: str) -> dict[str, Any]:
     for mode in sorted({p[4] for p in pts if p[0] == key}):
       sel = sorted(p for p in pts if p[0] == key and p[4] == mode)
       ax.errorbar([p[1] for p in sel], [p[2] for p in sel], yerr=[p[3] for p in sel],
-                  marker="o", capsize=3, label=mode)
+                  marker="o", capsize=3, label=mode, color=MODE_COLORS.get(mode))
     hi = max(max(p[1], p[2]) for p in pts if p[0] == key)
     ax.plot([0, hi], [0, hi], "k:", alpha=0.5)
     ax.set(xlabel=f"target {key} per problem", ylabel="achieved on the test split",
@@ -256,9 +259,10 @@ def analyze_budget(result: dict[str, Any], out_dir: str) -> dict[str, Any]:
     sel = sorted((s["calls"]["mean"], 100 * s["accuracy"]["mean"], 100 * s["accuracy"]["ci95"])
                  for s in sets.values() if s["budget_target"].get("mode", "dual") == mode)
     ax_acc.errorbar([p[0] for p in sel], [p[1] for p in sel], yerr=[p[2] for p in sel],
-                    marker="*", markersize=10, capsize=3, linestyle="none", label=mode)
+                    marker="*", markersize=10, capsize=3, linestyle="none", label=mode,
+                    color=MODE_COLORS.get(mode))
   ax_acc.set(xlabel="LLM calls per problem (test)", ylabel="accuracy (%)",
-             title="What each target buys")
+             title="What each target buys", ylim=(-2, 105))
   ax_acc.grid(alpha=0.3)
   ax_acc.legend(fontsize=7)
   fig.tight_layout()
