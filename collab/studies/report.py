@@ -13,7 +13,7 @@ VARIANTS = {"constraints": (
     ("constraints_tokens", "Constraints: LLM-token cost sweep"),
     ("constraints_select", "Constraints: price gate with checkpoint selection"),
     ("constraints_last", "Constraints: the same gates' last steps (selection's control)"),
-    ("constraints_privacy", "Constraints: privacy cost, replicated on session 9's pair")),
+    ("constraints_privacy", "Constraints: privacy cost, seeds 3-5")),
     "budget": (("budget_causal", "Budget: causal credit, dual ascent against price calibration"),)}
 
 
