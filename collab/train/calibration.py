@@ -50,13 +50,12 @@ def bisect_price(spend_at: Callable[[float], dict[str, float]], key: str, target
     price = low
   elif spend(high) > target:
     price = high
-  else:  # spend(exp(lo)) > target >= spend(exp(hi)) throughout
-    lo, hi = math.log(low), math.log(high)
+  else:  # spend(lo) > target >= spend(hi) throughout; halving on a log scale
+    lo, hi = low, high
     for _ in range(iters):
-      mid = (lo + hi) / 2
-      lo, hi = (lo, mid) if spend(math.exp(mid)) <= target else (mid, hi)
-    price = math.exp(hi)
-  spend(price)
+      mid = math.sqrt(lo * hi)
+      lo, hi = (lo, mid) if spend(mid) <= target else (mid, hi)
+    price = hi
   return {"key": key, "target": target, "price": price, "met": seen[price][key] <= target,
           "spend": seen[price], "evaluations": [dict(v, price=p) for p, v in sorted(seen.items())]}
 
@@ -68,13 +67,13 @@ def calibrate(config: ml_collections.ConfigDict, pair: gate_lib.Pair, gate_param
   if price_range is None:
     raise ValueError("A price target needs a gate told its price: set costs.per_call_range "
                      "(configs/gate.py price_min / price_max)")
-  held_out = config.rl.get("select_problems", 0)
-  if not held_out:
+  if not config.rl.get("select_problems", 0):
     raise ValueError("A price target is calibrated on held-out training problems: set "
                      "config.rl.select_problems (configs/gate.py select=N)")
   from collab.train import selection  # pylint: disable=g-import-not-at-top  (imports gate)
-  records = gate_lib.load_records(config, pair, config.rl.split, config.rl.num_train_problems)
-  episodes = gate_lib.make_episodes(config, pair, records[-held_out:])
+  _, held = selection.split_held_out(config, gate_lib.load_records(
+      config, pair, config.rl.split, config.rl.num_train_problems))
+  episodes = gate_lib.make_episodes(config, pair, held)
   run = selection.greedy_runner(config, pair, gate_lib.make_setup(config, pair), episodes)
 
   def spend_at(price):
@@ -83,4 +82,4 @@ def calibrate(config: ml_collections.ConfigDict, pair: gate_lib.Pair, gate_param
         "accuracy": float(np.mean(per["correct"]))}
 
   out = bisect_price(spend_at, key, target, *price_range, iters=iters)
-  return dict(out, problems=int(held_out), split=config.rl.split)
+  return dict(out, problems=len(held), split=config.rl.split)

@@ -351,13 +351,10 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
   if primary:
     pretrain.check_workdir_config(workdir, config, workdir_mode)
   pair = load_pair(config)
-  records = load_records(config, pair, config.rl.split, config.rl.num_train_problems)
-  held_out = config.rl.get("select_problems", 0)  # the last N: checkpoint selection's
-  if held_out:
-    if held_out >= len(records):
-      raise ValueError(f"config.rl.select_problems={held_out} leaves no training problems "
-                       f"of the {len(records)} in split {config.rl.split!r}")
-    records, select_records = records[:-held_out], records[-held_out:]
+  from collab.train import selection  # pylint: disable=g-import-not-at-top  (it imports this)
+  records, select_records = selection.split_held_out(config, load_records(
+      config, pair, config.rl.split, config.rl.num_train_problems))
+  held_out = len(select_records)
   episodes = make_episodes(config, pair, records)
   # Several processes: each feeds its local devices its own slice of the global batch.
   # Model-sharded (config.mesh.model > 1): one program over the mesh, batch split over 'data'.
@@ -448,7 +445,6 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
   if held_out:
     if primary:
       save_gate(workdir, gate_params, config, pair, name="gate_last")
-    from collab.train import selection  # pylint: disable=g-import-not-at-top  (it imports this)
     gate_params = selection.select_checkpoint(
         config, pair, make_setup(config, pair), state, workdir,
         make_episodes(config, pair, select_records), primary)

@@ -30,6 +30,18 @@ from collab import rollout as rollout_lib
 from collab.train import gate as gate_lib
 
 
+def split_held_out(config: ml_collections.ConfigDict, records):
+  """(problems to train on, held-out problems): the last config.rl.select_problems of the
+  training problems are held out (checkpoint selection, price calibration)."""
+  held_out = config.rl.get("select_problems", 0)
+  if not held_out:
+    return records, records[:0]
+  if held_out >= len(records):
+    raise ValueError(f"config.rl.select_problems={held_out} leaves no training problems "
+                     f"of the {len(records)} in split {config.rl.split!r}")
+  return records[:-held_out], records[-held_out:]
+
+
 def prices(config: ml_collections.ConfigDict, price_range) -> tuple[float, ...]:
   """Call prices the score averages over (price_range: a price-conditioned gate's range)."""
   if price_range is None:
