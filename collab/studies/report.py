@@ -9,11 +9,14 @@ from typing import Any
 
 STUDIES = ("frontier", "scaling", "transfer", "constraints", "granularity", "budget")
 # Further runs of a study, each in its own results/<name>/, shown after the study's section.
-VARIANTS = {"constraints": (
-    ("constraints_tokens", "Constraints: LLM-token cost sweep"),
-    ("constraints_select", "Constraints: price gate with checkpoint selection"),
-    ("constraints_last", "Constraints: the same gates' last steps (selection's control)"),
-    ("constraints_privacy", "Constraints: privacy cost, seeds 3-5")),
+VARIANTS = {
+    "scaling": (("scaling_causal", "Scaling: causal credit"),),
+    "constraints": (
+        ("constraints_tokens", "Constraints: LLM-token cost sweep"),
+        ("constraints_select", "Constraints: price gate with checkpoint selection"),
+        ("constraints_last", "Constraints: the same gates' last steps (selection's control)"),
+        ("constraints_privacy", "Constraints: privacy cost, seeds 3-5")),
+    "granularity": (("granularity_causal", "Granularity: causal credit, 3 seeds"),),
     "budget": (("budget_causal", "Budget: causal credit, dual ascent against price calibration"),)}
 
 
