@@ -114,11 +114,7 @@ def analyze_scaling(result: dict[str, Any], out_dir: str) -> dict[str, Any]:
       "of the SLM-to-LLM accuracy gap the gate closes.", "", *table, "",
       "Trend tests (OLS slope over seeds; x = standalone accuracy of the model that varies):",
       "", *trend_md, "", "![scaling](scaling.png)", "",
-      "### Dynamic against static, every pair", "",
-      "'no: X' names the static baselines that no gate point beats at equal or fewer calls. "
-      "One call cost gives one operating point per pair, so a baseline that spends fewer "
-      "calls than the gate is never beaten here, however low its accuracy; the "
-      "price sweeps of Constraints and Budget compare at every call rate.", "", static_md])
+      "### Dynamic against static, every pair", "", static_md])
   summary = {"pairs": {f"{k[0]}__{k[1]}": v for k, v in by_pair.items()}, "claims": claims,
              "verdict": verdict, "dominance": static, "slm_strength": slm_strength,
              "llm_strength": llm_strength}

@@ -125,7 +125,11 @@ def baseline_curves(ax, policies: dict, x: str = "calls"):
 
 def static_table(sets: dict[str, dict]) -> tuple[str, dict]:
   """Per setting: the gate against every static baseline and the random/threshold curves."""
-  lines = ["| setting | gate accuracy | calls | beats every static baseline | on or above "
+  lines = ["'no: X' names the static baselines that no gate point beats at equal or fewer "
+           "calls. A setting's gate is one operating point, so a baseline that spends fewer "
+           "calls than it is never beaten here, however low its accuracy; price sweeps compare "
+           "at every call rate.", "",
+           "| setting | gate accuracy | calls | beats every static baseline | on or above "
            "random | on or above threshold | gain vs LLM alone | gain vs SLM alone |",
            "|---|---|---|---|---|---|---|---|"]
   out = {}
