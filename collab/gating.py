@@ -38,7 +38,7 @@ class GateConfig:
   # A price-conditioned gate whose call-kind logits also carry -scale * price (scale learned,
   # starting at price_scale_init): a call costs the episode `price`, so the best rule asks
   # where its gain beats the price. Built in, the gate cannot settle on a price-blind rule,
-  # which 1 of 3 seeds of a plain price-input gate did (README, "What made the gate learn").
+  # which a plain price input allows (docs/design.md, "Training the gate").
   price_offset: bool = False
   price_scale_init: float = 2.0
   # Call-kind logits also carry scale * (surprise of the draft's least likely token - centre),

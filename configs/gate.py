@@ -68,9 +68,9 @@ def get_config(arg=None):
       llm_tokens_lr=0.0002, mode=arg.target_mode))
   config.rl = ml_collections.ConfigDict(dict(
       num_steps=arg.steps or 300, problems_per_step=16, group_size=4, learning_rate=5e-3,
-      # An entropy bonus of 0.01 let the gate turn deterministic within ~40 steps, asking at
-      # steps it never needed (4.3 calls at call cost 0.1); 0.05 kept it exploring (2.7 calls,
-      # same accuracy; README, "What made the gate learn").
+      # With an entropy bonus of 0.01 the gate turns deterministic early and keeps asking at
+      # steps it does not need; 0.05 keeps it exploring long enough to drop those asks
+      # (docs/design.md, "Training the gate").
       entropy_coef=arg.entropy, ppo_epochs=arg.ppo, clip_eps=0.2, grad_clip=1.0,
       # Dividing by the group's reward std (GRPO) blows the cost noise of groups where no
       # sample succeeds up to full-size advantages, which drove the gate to never ask.

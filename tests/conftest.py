@@ -15,7 +15,7 @@ jax.config.update("jax_threefry_partitionable", True)
 # garbage cycle collected while `ast.parse` runs (orbax leaves one with a raising __del__ after
 # a failed restore) makes the assertion rewriter's parse fail with "SystemError: AST
 # constructor recursion depth mismatch", and the whole pytest process exits 1 after its tests
-# passed (CI of session 3, tests/test_checkpoint.py).
+# passed (seen with tests/test_checkpoint.py).
 import hypothesis  # noqa: E402,F401
 
 # tensorboardX imports torch when it is installed, and XLA compilation crashed in processes

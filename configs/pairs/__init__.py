@@ -1,5 +1,5 @@
-"""Configs of real SLM x LLM pairs imported from Hugging Face checkpoints (see README, "Real
-model pairs"). Each file lists its family's published architectures; `pair_config` builds the
+"""Configs of real SLM x LLM pairs imported from Hugging Face checkpoints (see
+docs/real_models.md). Each file lists its family's published architectures; `pair_config` builds the
 gate config plus the checkpoint directories, the data directory and the TPU mesh."""
 import ml_collections
 
