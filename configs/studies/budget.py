@@ -10,9 +10,8 @@ problems, told the price that meets each target on those problems,
 collab/train/calibration.py; modes joined by '+', or 'both' = 'dual+mixture'), mix_cost,
 price_range, select, price_calls / price_tokens (mode price's targets, when they differ from
 calls / tokens: a target costs it a calibration, not a training run), runlocal (dual only:
-tests/test_evaluate.py and tests/test_rollout.py test the mixture and the calibration; with
-mixture gates added, tests/test_studies.py's process crashed in XLA's CPU compiler three CI
-runs in a row).
+tests/test_evaluate.py and tests/test_rollout.py test the mixture and the calibration, which
+keeps the compiles of tests/test_studies.py's process few).
 
   python -m experiments.study --config=configs/studies/budget.py --workdir=runs/studies/budget
 """
