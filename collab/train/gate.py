@@ -25,6 +25,7 @@ import optax
 
 from collab import checkpoint as ckpt_lib
 from collab import config_args
+from collab import config_check
 from collab import gating
 from collab import hf_pair
 from collab import parallel
@@ -345,6 +346,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
   """Trains the gate of config.slm x config.llm; resumes from workdir/checkpoints.
 
   workdir_mode, NaN/inf (config.on_nonfinite) and SIGTERM: as in `pretrain.train`."""
+  config_check.check_gate_training(config, workdir)  # before anything is written
   check_config(config)
   primary = jax.process_index() == 0  # with several processes, the one that writes files
   os.makedirs(workdir, exist_ok=True)

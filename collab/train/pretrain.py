@@ -20,6 +20,8 @@ import optax
 
 from collab import checkpoint as ckpt_lib
 from collab import config_args
+from collab import config_check
+from collab import errors
 from collab.data import assets as assets_lib
 from collab.data import pipeline
 from collab.data import task as task_lib
@@ -138,9 +140,10 @@ def check_workdir_config(workdir: str, config: ml_collections.ConfigDict,
     diff = sorted(k for k in set(previous) | set(flat)
                   if k not in ignore and previous.get(k) != flat.get(k))
     if diff and mode == "refuse":
-      raise ValueError(f"Workdir {workdir} holds a run with another config (differs in {diff}); "
-                       "use a fresh --workdir, or pass --resume to go on with that run under "
-                       "this config, or --overwrite to delete it and start over.")
+      raise errors.ConfigError(
+          f"Workdir {workdir} holds a run with another config (differs in {diff}); "
+          "use a fresh --workdir, or pass --resume to go on with that run under "
+          "this config, or --overwrite to delete it and start over.")
     if diff:
       print(f"Resuming the run in {workdir} under a config that differs in {diff}", flush=True)
   with open(path, "w") as f:
@@ -191,6 +194,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
   A non-finite loss stops the run or skips the step (`nonfinite_policy`).
   """
   # Check the config before touching the workdir: a typo must leave nothing behind.
+  config_check.check_pretraining(config, workdir)
   task_cfg = task_config(config)
   presets.get_model_config(config.get("preset", config.model), config.vocab_size)
   on_nonfinite = nonfinite_policy(config)

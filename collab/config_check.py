@@ -1,0 +1,435 @@
+"""Range checks of every number in the gate, pretraining, pair and study configs, run before
+anything is written.
+
+Each numeric field has a `Range` (`GATE`, `PRETRAIN`, `TASK`, `MESH`); an out-of-range value
+raises `errors.ConfigError` naming the key, the value and the valid range, e.g.
+
+  config.rl.num_steps=-3 is out of range: expected an integer >= 1
+
+The entry points call these through the trainers (`check_gate_training`, `check_pretraining`
+at the top of `gate.train` and `pretrain.train`) and `check_study` (experiments/study.py), so a
+bad config stops before its workdir is created or its config.json is written, and a corrected
+rerun into the same workdir is not taken for another run.
+
+A gate run also needs its rollouts to split over the devices: each device takes whole problems
+(all `group_size` rollouts of a problem, so their group baseline is computed in one place), so
+rl.problems_per_step must be a multiple of the data-parallel device count. A batch that does
+not split is refused, with the values that would, rather than padded: padding rows would cost a
+full rollout each and take no part in the update, and the update would no longer match the
+problems_per_step the config names.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from typing import Any, Iterable, Mapping
+
+import ml_collections
+
+from collab import errors
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+  """Valid values of a numeric field: an interval, integers only when `integer`.
+
+  `each`: the field is a tuple of such numbers (nested tuples too, e.g. eval.fixed_steps)."""
+  low: float | None = None
+  high: float | None = None
+  low_open: bool = False   # low itself is excluded
+  high_open: bool = False  # high itself is excluded
+  integer: bool = False
+  each: bool = False
+  why: str = ""            # added to the message: why the range is what it is
+
+  def contains(self, x: Any) -> bool:
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+      return False
+    if self.integer and (not isinstance(x, int) and not float(x).is_integer()):
+      return False
+    if not math.isfinite(x):
+      return False
+    if self.low is not None and (x < self.low or (self.low_open and x == self.low)):
+      return False
+    if self.high is not None and (x > self.high or (self.high_open and x == self.high)):
+      return False
+    return True
+
+  def describe(self) -> str:
+    kind = ("integers" if self.integer else "numbers") if self.each else (
+        "an integer" if self.integer else "a number")
+    lo = None if self.low is None else _fmt(self.low)
+    hi = None if self.high is None else _fmt(self.high)
+    if lo is not None and hi is not None:
+      text = (f"{kind} in {'(' if self.low_open else '['}{lo}, {hi}"
+              f"{')' if self.high_open else ']'}")
+    elif lo is not None:
+      text = f"{kind} {'>' if self.low_open else '>='} {lo}"
+    elif hi is not None:
+      text = f"{kind} {'<' if self.high_open else '<='} {hi}"
+    else:
+      text = f"finite {kind}" if self.each else f"a finite {kind[2:]}"
+    if self.each:
+      text = "a tuple of " + text
+    return text + (f" ({self.why})" if self.why else "")
+
+  def bad_value(self) -> float:
+    """A value outside the range (for tests)."""
+    if self.low is not None:
+      return self.low if self.low_open else self.low - 1
+    if self.high is not None:
+      return self.high if self.high_open else self.high + 1
+    return float("nan")
+
+
+def _fmt(x: float) -> str:
+  return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def count(low: int = 1, why: str = "") -> Range:
+  return Range(low=low, integer=True, why=why)
+
+
+POSITIVE = Range(low=0, low_open=True)
+NON_NEGATIVE = Range(low=0)
+PROBABILITY = Range(low=0, high=1)
+FINITE = Range()
+SEED = count(0)
+
+TASK = {
+    "world_seed": SEED,
+    "num_entities": count(1),
+    "price_max": count(1),
+    "min_items": count(1),
+    "max_items": count(1),
+    "qty_max": count(1),
+    "balance_digits": count(1),
+    "private_prob": PROBABILITY,
+    "arith_width": count(0),
+    "num_train": count(1),
+    "num_validation": count(1),
+    "num_test": count(1),
+}
+
+_LOOP = {
+    "log_every": count(1),
+    "ckpt_every": count(1),
+    "max_to_keep": count(1),
+}
+
+PRETRAIN = {
+    "seed": SEED,
+    "vocab_size": count(1),
+    "seq_len": count(1),
+    "fact_coverage": PROBABILITY,
+    "coverage_seed": SEED,
+    "redact_prob": PROBABILITY,
+    "num_steps": count(1),
+    "batch_size": count(1),
+    "learning_rate": POSITIVE,
+    "warmup_steps": count(0),
+    "weight_decay": NON_NEGATIVE,
+    "grad_clip": POSITIVE,
+    "eval.num_problems": count(1),
+    "eval.batch_size": count(1),
+    **_LOOP,
+    **{f"task.{k}": r for k, r in TASK.items()},
+}
+
+GATE = {
+    "seed": SEED,
+    "vocab_size": count(1),
+    "prompt_len": count(1),
+    "rollout.num_steps": count(1),
+    "rollout.step_tokens": count(1),
+    "rollout.budget": count(0),
+    "rollout.llm_capacity": count(0, "0: every row"),
+    "rollout.llm_sizes": count(1),
+    "rollout.kv_buckets": count(1),
+    "rollout.slm_temperature": NON_NEGATIVE,
+    "rollout.llm_temperature": NON_NEGATIVE,
+    "gate.hidden_dim": count(1),
+    "gate.explore": PROBABILITY,
+    "gate.price_scale_init": FINITE,
+    "gate.draft_scale_init": FINITE,
+    "gate.draft_center_logp": Range(high=0, why="a log-probability"),
+    "costs.per_call": NON_NEGATIVE,
+    "costs.per_llm_token": NON_NEGATIVE,
+    "costs.per_private_token": NON_NEGATIVE,
+    "costs.per_call_range": Range(low=0, each=True),
+    "budget_target.calls": NON_NEGATIVE,
+    "budget_target.calls_lr": NON_NEGATIVE,
+    "budget_target.llm_tokens": NON_NEGATIVE,
+    "budget_target.llm_tokens_lr": NON_NEGATIVE,
+    "rl.num_steps": count(1),
+    "rl.problems_per_step": count(1),
+    "rl.group_size": count(2, "advantages are rewards minus their group's mean: a group of "
+                              "1 has none"),
+    "rl.learning_rate": POSITIVE,
+    "rl.entropy_coef": NON_NEGATIVE,
+    "rl.ppo_epochs": count(0, "0: REINFORCE"),
+    "rl.clip_eps": POSITIVE,
+    "rl.grad_clip": POSITIVE,
+    "rl.num_train_problems": count(1),
+    "rl.llm_capacity": count(0, "0: every row"),
+    "rl.cost_warmup_steps": count(0),
+    "rl.select_problems": count(0, "0: keep the last checkpoint"),
+    "rl.select_from": PROBABILITY,
+    "rl.select_prices": count(1),
+    "eval.num_problems": count(1),
+    "eval.batch_size": count(1),
+    "eval.random_rates": Range(low=0, high=1, each=True),
+    "eval.thresholds": Range(each=True),
+    "eval.every_k": Range(low=1, integer=True, each=True),
+    "eval.fixed_steps": Range(low=0, integer=True, each=True),
+    "eval.call_prices": Range(low=0, each=True),
+    **_LOOP,
+    **{f"task.{k}": r for k, r in TASK.items()},
+}
+
+# Imported pairs (configs/pairs/): the device mesh. (config.models holds published
+# architectures, checked against each checkpoint's config.json when it loads.)
+MESH = {
+    "mesh.num_devices": count(1),
+    "mesh.hbm_gib": POSITIVE,
+    "mesh.data": count(1),
+    "mesh.model": count(1),
+    "mesh.slm_model_axis": count(1),
+    "mesh.llm_model_axis": count(1),
+}
+GATE.update(MESH)
+
+STUDY = {
+    "seeds": Range(low=0, integer=True, each=True),
+}
+
+
+def numeric_leaves(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+  """{dotted key: value} of every number (or tuple holding numbers) in a config."""
+  out = {}
+  for key, value in dict(config).items():
+    name = f"{prefix}{key}"
+    if isinstance(value, (ml_collections.ConfigDict, dict)):
+      out.update(numeric_leaves(value, name + "."))
+    elif _numbers(value):
+      out[name] = value
+  return out
+
+
+def _numbers(value) -> list:
+  """The numbers in value (a number, or nested tuples/lists of them); bools are not numbers."""
+  if isinstance(value, bool):
+    return []
+  if isinstance(value, (int, float)):
+    return [value]
+  if isinstance(value, (tuple, list)):
+    return [x for v in value for x in _numbers(v)]
+  return []
+
+
+def _get(config, key: str):
+  node = config
+  for part in key.split("."):
+    if not hasattr(node, "get") or part not in node:
+      return None
+    node = node[part]
+  return node
+
+
+def check_ranges(config: Mapping[str, Any], ranges: Mapping[str, Range],
+                 skip: Iterable[str] = ()) -> None:
+  """ConfigError for the first field of `ranges` that `config` holds outside its range.
+
+  Fields the config lacks are skipped (a config may leave a field at the code's default)."""
+  skip = tuple(skip)
+  for key, rng in ranges.items():
+    value = _get(config, key)
+    if value is None or key.startswith(skip):
+      continue
+    if rng.each:
+      if not isinstance(value, (tuple, list)):
+        raise errors.ConfigError(f"config.{key}={value!r} is out of range: expected "
+                                 f"{rng.describe()}")
+      bad = [x for x in _flat(value) if not rng.contains(x)]
+    else:
+      bad = [] if rng.contains(value) else [value]
+    if bad:
+      raise errors.ConfigError(f"config.{key}={value!r} is out of range: expected "
+                               f"{rng.describe()}")
+
+
+def _flat(value):
+  if isinstance(value, (tuple, list)):
+    return [x for v in value for x in _flat(v)]
+  return [value]
+
+
+def _config_errors(fn, *args):
+  """fn(*args), its ValueError / TypeError turned into ConfigError (the trainers' own config
+  checks raise plain ValueError)."""
+  try:
+    return fn(*args)
+  except errors.UserError:
+    raise
+  except (ValueError, TypeError, KeyError) as err:
+    raise errors.ConfigError(str(err)) from err
+
+
+def _check_task(config) -> None:
+  task = config.get("task")
+  if task is not None and task.get("min_items", 1) > task.get("max_items", 1):
+    raise errors.ConfigError(
+        f"config.task.min_items={task.min_items} is above config.task.max_items="
+        f"{task.max_items}: expected min_items <= max_items")
+
+
+def check_workdir(path: str, flag: str = "--workdir") -> None:
+  """A path that exists must be a directory (os.makedirs would say only 'File exists')."""
+  if path and os.path.exists(path) and not os.path.isdir(path):
+    raise errors.ConfigError(f"{flag}={path} is a file, not a directory: give a directory "
+                             "(it is created when missing)")
+
+
+# ---------------------------------------------------------------------------- gate
+
+
+def check_gate(config: ml_collections.ConfigDict) -> None:
+  """Ranges, then the gate trainer's own consistency checks (gate.check_config)."""
+  check_ranges(config, GATE)
+  _check_task(config)
+  rl = config.rl
+  if rl.select_problems:
+    available = rl.num_train_problems
+    if not config.get("data_dir") and config.get("task") is not None:
+      split = config.task.get(f"num_{rl.split}")
+      available = min(available, split) if split else available
+    if rl.select_problems >= available:
+      raise errors.ConfigError(
+          f"config.rl.select_problems={rl.select_problems} is out of range: expected an "
+          f"integer in [0, {available}) (it holds out that many of the {available} training "
+          "problems)")
+  from collab.train import gate  # pylint: disable=g-import-not-at-top  (it imports this)
+  _config_errors(gate.check_config, config)
+
+
+def data_devices(config: ml_collections.ConfigDict) -> tuple[int, str]:
+  """(data-parallel device count, what it is) for a gate config on this machine."""
+  import jax  # pylint: disable=g-import-not-at-top
+  mesh = config.get("mesh")
+  model = int(mesh.get("model", 1)) if mesh else 1
+  n = jax.device_count()
+  if model > 1:
+    if n % model:
+      raise errors.ConfigError(f"config.mesh.model={model} must divide the {n} devices; "
+                               f"divisors of {n}: {_divisors(n)}")
+    return n // model, f"{n // model} data shards ({n} devices / mesh.model={model})"
+  return n, f"{n} device{'s' if n > 1 else ''}"
+
+
+def _divisors(n: int) -> list[int]:
+  return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def _join(values: list[int]) -> str:
+  values = [str(v) for v in values]
+  return values[0] if len(values) == 1 else ", ".join(values[:-1]) + " or " + values[-1]
+
+
+def check_device_split(config: ml_collections.ConfigDict) -> None:
+  """Each device takes whole problems: rl.problems_per_step must be a multiple of the
+  data-parallel device count; with a mesh, eval.batch_size too."""
+  n, what = data_devices(config)
+  problems, group = config.rl.problems_per_step, config.rl.group_size
+  if problems % n:
+    below, above = problems // n * n, (problems // n + 1) * n
+    options = [v for v in (below, above) if v > 0]
+    fits = _divisors(problems)
+    raise errors.ConfigError(
+        f"config.rl.problems_per_step={problems} ({problems * group} rollouts) does not split "
+        f"over {what}: each device takes whole problems (all group_size={group} rollouts of "
+        f"one), so problems_per_step must be a multiple of {n}: set "
+        f"config.rl.problems_per_step={_join(options)}; or run on a device count that divides "
+        f"{problems}: {_join(fits)}")
+  if config.get("mesh") and config.mesh.get("model", 1) > 1 and config.eval.batch_size % n:
+    raise errors.ConfigError(
+        f"config.eval.batch_size={config.eval.batch_size} does not split over {what}: set it "
+        f"to a multiple of {n}")
+
+
+def check_data(config: ml_collections.ConfigDict) -> None:
+  """An imported pair's checkpoint and data directories exist, and its JSONL files parse."""
+  from collab import hf_pair  # pylint: disable=g-import-not-at-top
+  if hf_pair.uses_hf_models(config):
+    for key in ("slm_hf_dir", "llm_hf_dir"):
+      path = config.get(key)
+      if not path:
+        raise errors.ConfigError(f"config.{key} is unset: an imported pair needs both "
+                                 "slm_hf_dir and llm_hf_dir")
+      if not os.path.isdir(path):
+        raise errors.ConfigError(f"config.{key}={path}: no such directory (a Hugging Face "
+                                 "checkpoint directory: config.json, safetensors, tokenizer)")
+    if not config.get("data_dir"):
+      raise errors.ConfigError("config.data_dir is unset: imported models need GSM8K-style "
+                               "JSONL data (the generated task comes with its own tokenizer)")
+  data_dir = config.get("data_dir")
+  if data_dir:
+    from collab.data import tfds_gsm8k  # pylint: disable=g-import-not-at-top
+    tfds_gsm8k.check_source_dir(data_dir)
+
+
+def check_gate_training(config: ml_collections.ConfigDict, workdir: str | None = None) -> None:
+  """Everything a gate training run can check before it writes: ranges, consistency, the
+  device split, an imported pair's directories and data, and the workdir."""
+  check_gate(config)
+  check_device_split(config)
+  check_data(config)
+  if workdir is not None:
+    check_workdir(workdir)
+
+
+# ---------------------------------------------------------------------------- pretraining
+
+
+def check_pretraining(config: ml_collections.ConfigDict, workdir: str | None = None) -> None:
+  """Ranges, then the pretraining trainer's own checks (task keys, preset, NaN policy)."""
+  check_ranges(config, PRETRAIN)
+  _check_task(config)
+  from collab.models import presets  # pylint: disable=g-import-not-at-top
+  from collab.train import pretrain  # pylint: disable=g-import-not-at-top  (it imports this)
+  _config_errors(pretrain.task_config, config)
+  _config_errors(presets.get_model_config, config.get("preset", config.model),
+                 config.vocab_size)
+  _config_errors(pretrain.nonfinite_policy, config)
+  if workdir is not None:
+    check_workdir(workdir)
+
+
+# ---------------------------------------------------------------------------- studies
+
+
+def check_study(config: ml_collections.ConfigDict, workdir: str | None = None) -> None:
+  """The study's own numbers, and every run's gate config (built as the runner builds it)."""
+  check_ranges(config, STUDY)
+  from collab.studies import runner  # pylint: disable=g-import-not-at-top
+  for run in runner.runs_of(config):
+    where = f"study run {run.name!r} (arg {run.arg!r})"
+    if run.call_price is not None and not NON_NEGATIVE.contains(run.call_price):
+      raise errors.ConfigError(f"{where}: call_price={run.call_price!r} is out of range: "
+                               f"expected {NON_NEGATIVE.describe()}")
+    if run.price_target is not None:
+      kind, target = run.price_target
+      if kind not in ("calls", "llm_tokens"):
+        raise errors.ConfigError(f"{where}: price_target kind {kind!r}; valid: 'calls', "
+                                 "'llm_tokens'")
+      if not POSITIVE.contains(target):
+        raise errors.ConfigError(f"{where}: price_target={target!r} is out of range: "
+                                 f"expected {POSITIVE.describe()}")
+    try:
+      cfg = runner.gate_config(config, run.arg)
+      check_gate(cfg)
+      check_device_split(cfg)
+    except (errors.UserError, ValueError, TypeError) as err:
+      raise errors.ConfigError(f"{where}: {err}") from err
+  if workdir is not None:
+    check_workdir(workdir)
