@@ -1,4 +1,4 @@
-"""The verdict table that opens REPORT.md (collab/studies/verdicts.py), on small hand-made
+"""The verdict table that opens REPORT.md (collab/studies/report.py, verdicts.py), on hand-made
 summaries with known answers and on the committed results/. No JAX training."""
 import json
 import os
@@ -111,7 +111,7 @@ def _by_claim(rows):
 
 
 def test_verdicts_of_known_summaries(results):
-  rows = _by_claim(verdicts.build_rows(results, report.section_titles()))
+  rows = _by_claim(report.verdict_rows(results))
   static = rows["1. A learned gate beats static pipelines and standalone models"]
   assert static["verdict"] == "holds"  # every_2 and SLM alone beaten, LLM alone matched
   assert "beats 2 of 3" in static["effect"] and "matches llm_alone" in static["effect"]
@@ -151,7 +151,7 @@ def test_missing_studies_and_pooled_privacy_seeds(results):
       "privacy=0.05": _setting([0.99] * 3, [3.0] * 3, exposed=(2.0, 2.0, 2.0),
                                privacy=0.05, seeds=(3, 4, 5))}})
   os.remove(os.path.join(results, "transfer", "summary.json"))
-  rows = _by_claim(verdicts.build_rows(results, report.section_titles()))
+  rows = _by_claim(report.verdict_rows(results))
   privacy = rows["4a. A privacy cost steers requests to redaction"]
   assert privacy["seeds"] == "6 (0-5)" and "7.00 -> 2.00" in privacy["effect"]
   assert "#constraints-privacy-cost-seeds-3-5" in privacy["section"]
@@ -168,7 +168,7 @@ def test_report_opens_with_the_verdict_table(results, tmp_path):
 
 
 def test_helpers():
-  assert verdicts.anchor("Budget: causal credit, dual ascent") == "budget-causal-credit-dual-ascent"
+  assert report.anchor("Budget: causal credit, dual ascent") == "budget-causal-credit-dual-ascent"
   w = verdicts.welch([1.0, 2.0, 3.0], [1.0, 1.0, 1.0])
   assert w["mean"] == pytest.approx(1.0) and w["ci95"] == pytest.approx(2.484, abs=1e-3)
   assert verdicts.welch([1.0, 1.0], [0.0, 0.0]) == {"mean": 1.0, "ci95": 0.0}
@@ -183,7 +183,7 @@ def test_helpers():
 @pytest.mark.skipif(not os.path.exists(os.path.join(REPO, "results", "scaling")),
                     reason="no committed results")
 def test_committed_results_give_a_verdict_per_claim():
-  rows = verdicts.build_rows(os.path.join(REPO, "results"), report.section_titles())
+  rows = report.verdict_rows(os.path.join(REPO, "results"))
   claims = {r["claim"].split(" ")[0] for r in rows}
   assert {"1.", "2a.", "2b.", "3.", "4a.", "4b."} <= claims
   assert all(r["verdict"] in ("holds", "fails", "inconclusive") for r in rows)

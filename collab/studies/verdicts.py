@@ -1,5 +1,5 @@
-"""The verdict table that opens REPORT.md: one row per claim of the paper, from
-results/<study>/summary.json.
+"""The verdicts of the table that opens REPORT.md (collab/studies/report.py): one row per
+claim of the paper, from results/<study>/summary.json.
 
 Each row gives the setting, the measured effect, its 95% CI, the seeds, and a verdict:
 'holds', 'fails' or 'inconclusive' (or 'not run' when its study has no results). The rules:
@@ -33,8 +33,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from scipy import stats as scipy_stats
@@ -44,14 +43,6 @@ from collab.studies import stats
 HOLDS, FAILS, INCONCLUSIVE, NOT_RUN = "holds", "fails", "inconclusive", "not run"
 BUDGET_TOLERANCE = 0.10  # relative distance of the achieved spend to a budget target
 ACCURACY_SLACK = 0.05    # accuracy a privacy cost may cost (4a)
-
-Row = dict[str, str]
-
-
-def anchor(title: str) -> str:
-  """The GitHub anchor of a markdown heading."""
-  return re.sub(r"[^a-z0-9 _-]", "", title.lower()).replace(" ", "-")
-
 
 def welch(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
   """Mean of a minus mean of b with a Welch 95% CI (independent seeds)."""
@@ -425,143 +416,8 @@ def claim_budget(points: list[dict[str, Any]]) -> dict[str, Any]:
   return {"verdict": verdict, "effect": effect, "ci": ci}
 
 
-# ------------------------------------------------------------------------------ the table
-
-
-def build_rows(results_dir: str, titles: dict[str, str]) -> list[Row]:
-  """Rows of the verdict table; titles: results/<dir> name -> its REPORT.md section title."""
-  rows: list[Row] = []
-
-  def link(study: str) -> str:
-    t = titles.get(study, study)
-    return f"[{t}](#{anchor(t)})"
-
-  def add(claim: str, study: str, setting: str | Callable[[dict], str],
-          compute: Callable[[dict], dict], seeds: Callable[[dict], str] | None = None,
-          also: Sequence[str] = ()) -> None:
-    summary = load(results_dir, study)
-    if summary is None:
-      rows.append({"claim": claim, "setting": setting if isinstance(setting, str) else "-",
-                   "effect": "-", "ci": "-", "seeds": "-", "verdict": NOT_RUN,
-                   "section": f"results/{study}"})
-      return
-    r = compute(summary)
-    setting = setting if isinstance(setting, str) else setting(summary)
-    # Other runs of the same claim: their verdicts beside the setting.
-    others = []
-    for other in also:
-      s = load(results_dir, other)
-      if s is not None:
-        others.append(f"{link(other)}: {compute(s)['verdict']}")
-    rows.append({"claim": claim,
-                 "setting": setting + (f" (also {'; '.join(others)})" if others else ""),
-                 "effect": r["effect"], "ci": r["ci"],
-                 "seeds": seeds(summary) if seeds else seeds_text(seeds_of(summary)),
-                 "verdict": r["verdict"], "section": link(study)})
-
-  pair = _pair_name(load(results_dir, "constraints"))
-  add("1. A learned gate beats static pipelines and standalone models", "constraints",
-      f"{pair}, call-cost gates and a price-conditioned gate told each price",
-      claim_static)
-  add("1. ... and matches or beats the strongest rivals: a confidence threshold, random "
-      "asking",
-      "constraints", f"{pair}, every seed's gate point at equal or fewer calls",
-      claim_rivals, also=("constraints_select",))
-  add("2a. A stronger SLM asks less", "scaling", scaling_setting,
-      lambda s: claim_trend(s, "slm_more_self_reliant"), scaling_seeds,
-      also=("scaling_causal",))
-  add("2b. A stronger LLM is asked less", "scaling", scaling_setting,
-      lambda s: claim_trend(s, "llm_sparser"), scaling_seeds, also=("scaling_causal",))
-  add("2b. A stronger LLM's calls are more informative (gain per call)", "scaling",
-      scaling_setting, lambda s: claim_trend(s, "llm_more_informative"),
-      scaling_seeds, also=("scaling_causal",))
-  add("3. The policy transfers to unseen LLMs and lineages", "transfer",
-      "a gate trained with one LLM, run unchanged with others", claim_transfer,
-      transfer_seeds)
-
-  privacy_sources = [s for s in (load(results_dir, "constraints"),
-                                 load(results_dir, "constraints_privacy")) if s is not None]
-  if privacy_sources:
-    r = claim_privacy(pool_settings(privacy_sources))
-    used = [st for st in ("constraints", "constraints_privacy")
-            if load(results_dir, st) is not None]
-    rows.append({"claim": "4a. A privacy cost steers requests to redaction", "setting":
-                 f"{pair}, seeds pooled over {', '.join(f'results/{u}' for u in used)}",
-                 "effect": r["effect"], "ci": r["ci"], "seeds": seeds_text(r["seeds"]),
-                 "verdict": r["verdict"], "section": ", ".join(link(u) for u in used)})
-  else:
-    rows.append({"claim": "4a. A privacy cost steers requests to redaction", "setting": pair,
-                 "effect": "-", "ci": "-", "seeds": "-", "verdict": NOT_RUN,
-                 "section": "results/constraints"})
-
-  found, sections, seeds = [], [], []
-  for study, prefix, label, unit, metric in (
-      ("constraints", "price", "call price told", "calls", "calls"),
-      ("constraints_tokens", "token", "LLM-token price", "LLM tokens", "llm_tokens")):
-    summary = load(results_dir, study)
-    t = price_trend(summary["settings"], prefix, metric) if summary else None
-    if t is not None:
-      found.append((label, unit, t))
-      sections.append(link(study))
-      seeds += t["seeds"]
-  setting = f"{pair}, one price-conditioned gate per seed; gates per LLM-token price"
-  if found:
-    r = claim_prices(found)
-    rows.append({"claim": "4b. Prices shape the strategy", "setting": setting,
-                 "effect": r["effect"], "ci": r["ci"] + " per tenfold price",
-                 "seeds": seeds_text(seeds), "verdict": r["verdict"],
-                 "section": ", ".join(sections)})
-  else:
-    rows.append({"claim": "4b. Prices shape the strategy", "setting": setting,
-                 "effect": "fewer than two prices swept", "ci": "-", "seeds": "-",
-                 "verdict": NOT_RUN if load(results_dir, "constraints") is None
-                 else INCONCLUSIVE, "section": link("constraints")})
-
-  budget = load(results_dir, "budget_causal")
-  budget_study = "budget_causal" if budget is not None else "budget"
-  budget = budget or load(results_dir, "budget")
-  names = {"price": "a price-conditioned gate told a calibrated price",
-           "dual": "dual ascent on the price in training",
-           "mixture": "a gate used on a calibrated share of the problems"}
-  if budget is not None:
-    for mode, points in sorted(budget_modes(budget["settings"]).items(),
-                               key=lambda kv: ("price", "dual", "mixture").index(kv[0])
-                               if kv[0] in ("price", "dual", "mixture") else 9):
-      r = claim_budget(points)
-      rows.append({"claim": f"4b. Budget targets are met: {mode}",
-                   "setting": f"{pair}, {names.get(mode, mode)}", "effect": r["effect"],
-                   "ci": r["ci"], "seeds": seeds_text([x for p in points for x in p["seeds"]]),
-                   "verdict": r["verdict"], "section": link(budget_study)})
-  else:
-    rows.append({"claim": "4b. Budget targets are met", "setting": pair, "effect": "-",
-                 "ci": "-", "seeds": "-", "verdict": NOT_RUN, "section": "results/budget"})
-  return rows
-
-
-def _pair_name(summary: dict[str, Any] | None) -> str:
+def pair_name(summary: dict[str, Any] | None) -> str:
   if not summary or not summary.get("settings"):
     return "one pair"
   s = next(iter(summary["settings"].values()))
   return f"{s['slm']} x {s['llm']}"
-
-
-def _cell(text: str) -> str:
-  return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def verdict_table(results_dir: str, titles: dict[str, str]) -> str:
-  """The markdown of the verdict table, with a sentence on how verdicts are decided."""
-  rows = build_rows(results_dir, titles)
-  lines = [
-      "| claim | setting | measured effect | 95% CI | seeds | verdict | section |",
-      "|---|---|---|---|---|---|---|"]
-  for r in rows:
-    lines.append("| " + " | ".join(_cell(r[k]) for k in (
-        "claim", "setting", "effect", "ci", "seeds", "verdict", "section")) + " |")
-  counts = {v: sum(r["verdict"] == v for r in rows) for v in (HOLDS, FAILS, INCONCLUSIVE)}
-  return "\n".join([
-      f"{counts[HOLDS]} hold, {counts[FAILS]} fail, {counts[INCONCLUSIVE]} inconclusive. "
-      "Accuracies on held-out test problems. A verdict holds when the effect is in the "
-      "claimed direction with 95% confidence, fails when it is absent or reversed, and is "
-      "inconclusive otherwise; the exact rules are in `collab/studies/verdicts.py`. "
-      "'also' gives the verdict of another run of the same claim.", "", *lines])
