@@ -39,13 +39,15 @@ import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as ocp_policies
 
+from collab import errors
+
 PyTree = Any
 
 _STATE, _EXTRA = "state", "extra"
 _PARAMS, _METADATA = "params", "metadata"
 
 
-class CheckpointRestoreError(RuntimeError):
+class CheckpointRestoreError(errors.UserError, RuntimeError):
   """A checkpoint exists but cannot be read (corrupt, partial, or wrong target)."""
 
 

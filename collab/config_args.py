@@ -10,6 +10,8 @@ from typing import Any, Mapping, TypeVar
 
 import ml_collections
 
+from collab import errors
+
 T = TypeVar("T")
 
 
@@ -24,16 +26,16 @@ def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
       continue
     key, sep, value = item.partition("=")
     if key not in defaults:
-      raise ValueError(
+      raise errors.ConfigError(
           f"Unknown config argument {key!r} in {arg!r}; valid: {sorted(defaults)}")
     default = defaults[key]
     if not sep:  # bare flag
       if not isinstance(default, bool):
-        raise ValueError(f"Config argument {key!r} needs a value ({key}=...)")
+        raise errors.ConfigError(f"Config argument {key!r} needs a value ({key}=...)")
       parsed[key] = True
     elif isinstance(default, bool):
       if value.lower() not in ("true", "false", "1", "0"):
-        raise ValueError(f"Config argument {key!r} expects true/false, got {value!r}")
+        raise errors.ConfigError(f"Config argument {key!r} expects true/false, got {value!r}")
       parsed[key] = value.lower() in ("true", "1")
     elif default is None:
       parsed[key] = value
@@ -41,8 +43,8 @@ def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
       try:
         parsed[key] = type(default)(value)
       except ValueError:
-        raise ValueError(f"Config argument {key!r} expects a {type(default).__name__}, got "
-                         f"{value!r} in {arg!r}") from None
+        raise errors.ConfigError(f"Config argument {key!r} expects a {type(default).__name__}, "
+                                 f"got {value!r} in {arg!r}") from None
   return parsed
 
 
@@ -53,5 +55,5 @@ def to_dataclass(cls: type[T], section: Mapping[str, Any] | None, where: str) ->
   valid = [f.name for f in dataclasses.fields(cls)]
   unknown = sorted(set(values) - set(valid))
   if unknown:
-    raise ValueError(f"Unknown key(s) {unknown} in {where}; valid: {valid}")
+    raise errors.ConfigError(f"Unknown key(s) {unknown} in {where}; valid: {valid}")
   return cls(**values)

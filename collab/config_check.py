@@ -381,11 +381,11 @@ def check_data(config: ml_collections.ConfigDict) -> None:
 def check_gate_training(config: ml_collections.ConfigDict, workdir: str | None = None) -> None:
   """Everything a gate training run can check before it writes: ranges, consistency, the
   device split, an imported pair's directories and data, and the workdir."""
+  if workdir is not None:
+    check_workdir(workdir)
   check_gate(config)
   check_device_split(config)
   check_data(config)
-  if workdir is not None:
-    check_workdir(workdir)
 
 
 # ---------------------------------------------------------------------------- pretraining
@@ -393,6 +393,8 @@ def check_gate_training(config: ml_collections.ConfigDict, workdir: str | None =
 
 def check_pretraining(config: ml_collections.ConfigDict, workdir: str | None = None) -> None:
   """Ranges, then the pretraining trainer's own checks (task keys, preset, NaN policy)."""
+  if workdir is not None:
+    check_workdir(workdir)
   check_ranges(config, PRETRAIN)
   _check_task(config)
   from collab.models import presets  # pylint: disable=g-import-not-at-top
@@ -410,6 +412,8 @@ def check_pretraining(config: ml_collections.ConfigDict, workdir: str | None = N
 
 def check_study(config: ml_collections.ConfigDict, workdir: str | None = None) -> None:
   """The study's own numbers, and every run's gate config (built as the runner builds it)."""
+  if workdir is not None:
+    check_workdir(workdir)
   check_ranges(config, STUDY)
   from collab.studies import runner  # pylint: disable=g-import-not-at-top
   for run in runner.runs_of(config):
@@ -431,5 +435,3 @@ def check_study(config: ml_collections.ConfigDict, workdir: str | None = None) -
       check_device_split(cfg)
     except (errors.UserError, ValueError, TypeError) as err:
       raise errors.ConfigError(f"{where}: {err}") from err
-  if workdir is not None:
-    check_workdir(workdir)

@@ -6,9 +6,9 @@ wrong and where; a traceback would only bury it. So `run(main)`, the entry point
 prints such an error as one message on stderr and exits with status 2; with `--verbose` it
 prints the traceback too. Any other exception is a bug: it keeps its full traceback (status 1).
 
-Expected: `UserError` and its subclasses (ConfigError, DataError, and the library's own
-ExportError, CheckpointRestoreError, TokenizerMismatchError, HFImportError derive from it), bad
-flags (absl's flag errors, a config file whose get_config raises ValueError or TypeError, and
+Expected: `UserError` and its subclasses (ConfigError, DataError, CheckpointError, and the
+library's own ExportError, CheckpointRestoreError, TokenizerMismatchError, HFImportError),
+bad flags (absl's flag errors, a config file whose get_config raises ValueError or TypeError,
 app.UsageError), missing or misplaced files (FileNotFoundError, FileExistsError,
 NotADirectoryError, IsADirectoryError, PermissionError), and a training run stopped by a
 non-finite loss (FloatingPointError, whose message says what was kept and what to change).
@@ -36,6 +36,10 @@ class ConfigError(UserError, ValueError):
 
 class DataError(UserError, ValueError):
   """Malformed input data (a ValueError, as data errors were before)."""
+
+
+class CheckpointError(UserError, ValueError):
+  """A model directory or checkpoint this code cannot use as it stands (a ValueError)."""
 
 
 _EXPECTED_BUILTINS = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,

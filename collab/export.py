@@ -31,6 +31,7 @@ import jax
 import ml_collections
 
 from collab import checkpoint as ckpt_lib
+from collab import errors
 from collab import gating
 from collab.data import hf_tokenizer
 from collab.data import tokenizer as tokenizer_lib
@@ -43,7 +44,7 @@ MANIFEST, VERSION, INFO, CONFIG, TOKENIZER = (
 GATE, SLM, LLM = "gate", "slm", "llm"
 
 
-class ExportError(ValueError):
+class ExportError(errors.UserError, ValueError):
   """An export is missing, incomplete, tampered with, or of an unknown format."""
 
 
@@ -120,7 +121,11 @@ def verify_export(export_dir: str) -> dict:
     elif _sha256(full) != want["sha256"]:
       problems.append(f"sha256 mismatch in {rel}: its content changed since export")
   if problems:
-    raise ExportError(f"Export {export_dir} fails verification: " + "; ".join(problems))
+    hint = ""
+    if any(rel.startswith("eval/") for rel in present - set(listed)):
+      hint = (" (eval/ looks like evaluation results written inside the export: move it out; "
+              "experiments.evaluate writes them to EXPORT_eval beside the export)")
+    raise ExportError(f"Export {export_dir} fails verification: " + "; ".join(problems) + hint)
   with open(os.path.join(export_dir, VERSION)) as f:
     if f.read().strip() != str(FORMAT_VERSION):  # listed, so only a writer bug gets here
       raise ExportError(f"{export_dir}: {VERSION} disagrees with the manifest's format version")

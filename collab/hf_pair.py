@@ -12,6 +12,7 @@ from typing import Any
 
 import ml_collections
 
+from collab import errors
 from collab.data import assets as assets_lib
 from collab.data import hf_tokenizer
 from collab.data import tfds_gsm8k
@@ -33,7 +34,8 @@ def load_models(config: ml_collections.ConfigDict) -> tuple[Any, Any, ModelConfi
   dirs = {"SLM": config.get("slm_hf_dir"), "LLM": config.get("llm_hf_dir")}
   missing = [role for role, d in dirs.items() if not d]
   if missing:
-    raise ValueError(f"An imported pair needs both slm_hf_dir and llm_hf_dir; {missing} unset")
+    raise errors.ConfigError(f"An imported pair needs both slm_hf_dir and llm_hf_dir; {missing} "
+                             "unset")
   names = {"SLM": config.slm, "LLM": config.llm}
   loaded, toks = {}, {}
   for role, d in dirs.items():
@@ -62,8 +64,8 @@ def _check_architecture(got: ModelConfig, want: ModelConfig, where: str) -> None
   diff = {f: (getattr(got, f), getattr(want, f)) for f in fields
           if getattr(got, f) != getattr(want, f)}
   if diff:
-    raise ValueError(f"{where}: config.json differs from the pair config's architecture "
-                     f"(field: checkpoint vs config): {diff}")
+    raise errors.CheckpointError(f"{where}: config.json differs from the pair config's "
+                                 f"architecture (field: checkpoint vs config): {diff}")
 
 
 def gsm8k_records(config: ml_collections.ConfigDict, split: str,

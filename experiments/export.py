@@ -4,6 +4,8 @@
   python -m experiments.export --workdir=DIR --export_dir=OUT --config=configs/gate.py:ARGS
 
 Without --config, the config the gate training wrote to WORKDIR/config.json names the pair.
+Exit status 2: an expected error (no trained gate, an export in the way), printed as one
+message; --verbose adds its traceback.
 """
 import os
 
@@ -11,6 +13,8 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from collab import config_check
+from collab import errors
 from collab import export
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -22,10 +26,17 @@ flags.mark_flags_as_required(["workdir", "export_dir"])
 
 
 def main(argv):
-  del argv
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  config_check.check_workdir(_WORKDIR.value)
+  config_check.check_workdir(_EXPORT_DIR.value, "--export_dir")
   config = _CONFIG.value
   if config is None:
-    with open(os.path.join(_WORKDIR.value, "config.json")) as f:
+    path = os.path.join(_WORKDIR.value, "config.json")
+    if not os.path.exists(path):
+      raise FileNotFoundError(f"No {path}: --workdir must be a gate training workdir (or pass "
+                              "--config, the config the gate was trained with)")
+    with open(path) as f:
       config = export.config_from_json(f.read())
   path = export.write_export(config, _WORKDIR.value, _EXPORT_DIR.value,
                              overwrite=_OVERWRITE.value)
@@ -33,4 +44,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  errors.run(main)

@@ -1,7 +1,7 @@
 """`make quickstart`: the whole pipeline on its built-in default config."""
-from absl import app
 from absl import flags
 
+from collab import errors
 from collab.train import quickstart
 
 _WORKDIR = flags.DEFINE_string("workdir", "runs/quickstart", "Where everything is written.")
@@ -13,4 +13,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  errors.run(main)

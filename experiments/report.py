@@ -1,7 +1,7 @@
 """Rebuilds REPORT.md from results/<study>/ (see collab/studies/report.py)."""
-from absl import app
 from absl import flags
 
+from collab import errors
 from collab.studies import analysis
 from collab.studies import report
 
@@ -19,4 +19,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  errors.run(main)

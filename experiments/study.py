@@ -6,6 +6,8 @@
 Results (summary.json, figures, report.md, run_info.json) go to --results_dir, by default
 results/<study> (results_local/<study> with runlocal); then `python -m experiments.report`
 rebuilds REPORT.md.
+Every run's config is checked before the first one starts (collab/config_check.py). Exit
+status 2: an expected error, printed as one message; --verbose adds its traceback.
 """
 import sys
 import time
@@ -14,6 +16,8 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from collab import config_check
+from collab import errors
 from collab.studies import analysis
 from collab.studies import report
 from collab.studies import runner
@@ -35,6 +39,7 @@ def main(argv):
   config = _CONFIG.value
   if config.study not in analysis.ANALYSES:
     raise app.UsageError(f"Unknown study {config.study!r}; valid: {sorted(analysis.ANALYSES)}")
+  config_check.check_study(config, _WORKDIR.value)
   t0 = time.time()
   result = runner.run_study(config, _WORKDIR.value)
   out_dir = _RESULTS.value or (f"results_local/{config.study}" if config.runlocal
@@ -47,4 +52,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  errors.run(main)

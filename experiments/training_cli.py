@@ -3,6 +3,9 @@
 --resume / --overwrite: what to do when --workdir holds a run of another config (refused
 otherwise). Exit status 143: preempted by SIGTERM after checkpointing; run it again to resume.
 COLLAB_DISTRIBUTED / COLLAB_COORDINATOR...: multi-process start-up (collab/distributed.py).
+Exit status 2: an expected error (a config value out of range, a workdir of another run, a
+missing checkpoint, bad data), printed as one message; --verbose adds its traceback
+(collab/errors.py). The config is checked before anything is written (collab/config_check.py).
 """
 from typing import Callable
 
@@ -11,6 +14,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from collab import distributed
+from collab import errors
 
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.", lock_config=True)
@@ -32,4 +36,4 @@ def run(train: Callable[..., object]) -> None:
     mode = "resume" if _RESUME.value else "overwrite" if _OVERWRITE.value else "refuse"
     train(_CONFIG.value, _WORKDIR.value, workdir_mode=mode)
 
-  app.run(main)
+  errors.run(main)

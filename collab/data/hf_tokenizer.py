@@ -34,6 +34,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from collab import errors
 from collab.data import tokenizer as tokenizer_lib
 
 FORMAT = "collab-hf-tokenizer/1"
@@ -231,10 +232,11 @@ def _resolve(declared: Mapping[str, Any], piece_to_id, pieces_by_id: Mapping[int
 
   ids = {k: lookup(declared.get(k)) for k in ("bos", "eos", "pad", "unk")}
   if ids["eos"] is None:
-    raise ValueError("The tokenizer has no eos token (tokenizer_config.json eos_token or "
-                     "config.json eos_token_id)")
+    raise errors.CheckpointError("The tokenizer has no eos token (tokenizer_config.json "
+                                 "eos_token or config.json eos_token_id)")
   if newline is None:
-    raise ValueError("The newline does not encode to a single token: steps cannot be lines")
+    raise errors.CheckpointError("The newline does not encode to a single token: steps cannot "
+                                 "be lines")
   if ids["bos"] is None:
     ids["bos"] = ids["eos"]
   if ids["unk"] is None:
@@ -337,8 +339,9 @@ def check_same_tokenizer(a, b, a_name: str, b_name: str) -> None:
 
 
 def check_fits(tok, vocab_size: int, where: str) -> None:
-  """Raises ValueError when the tokenizer uses ids past a model's embedding table."""
+  """Raises CheckpointError (a ValueError) when the tokenizer uses ids past a model's
+  embedding table."""
   if tok.vocab_size > vocab_size:
-    raise ValueError(
+    raise errors.CheckpointError(
         f"{where}: the tokenizer uses {tok.vocab_size} ids (its vocabulary plus the task's "
         f"markup tokens) but the model's embedding has only {vocab_size} rows")

@@ -4,7 +4,9 @@ Each line of `{split}.jsonl` (train and test; validation optional) is a JSON obj
 `question` and `answer`, the worked solution whose last line is `#### <number>`. Examples get
 the task builder's feature names: `question`, `steps` (the worked lines with `<<...>>`
 calculator annotations removed, then the line `answer <number>`, so the last step is the
-answer line as in the generated task), `answer` (the number as text, commas stripped), `text`.
+answer line as in the generated task), `answer` (the number as plain text: `#### $1,234` gives
+1234; a final line that is not a number, such as `#### 42 apples`, is refused), `text`.
+Malformed lines are reported together, each by file and line number (`read_jsonl`).
 """
 from __future__ import annotations
 
@@ -16,20 +18,41 @@ import re
 
 import tensorflow_datasets as tfds
 
+from collab import errors
+
 REQUIRED_SPLITS = ("train", "test")
 OPTIONAL_SPLITS = ("validation",)
 _CALC_RE = re.compile(r"<<[^>]*>>")
 
 
+# A final answer as GSM8K-style files write it: an optional sign and currency symbol, digits
+# with optional thousands commas, an optional decimal part ("#### $1,234" -> "1234").
+_NUMBER_RE = re.compile(r"^([-+]?)[$€£]?\s*(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?$")
+MAX_REPORTED = 20  # bad lines listed in one error
+
+
+def normalize_answer(text: str) -> str:
+  """The number of a '####' line as plain digits ('-3', '1234', '2.5'); DataError if it is
+  anything else ('42 apples', '1/2', '')."""
+  text = text.strip()
+  match = _NUMBER_RE.match(text)
+  if not match:
+    raise errors.DataError(f"the '####' answer {text!r} is not a number (expected digits, "
+                           "optionally with a sign, a currency symbol, thousands commas or a "
+                           "decimal part, e.g. '#### 1,234')")
+  sign, digits, decimals = match.groups()
+  return ("-" if sign == "-" else "") + digits.replace(",", "") + (decimals or "")
+
+
 def parse_solution(solution: str) -> tuple[list[str], str]:
-  """(worked lines without annotations, final number) of a GSM8K answer; ValueError if none."""
+  """(worked lines without annotations, final number) of a GSM8K answer; DataError if none."""
   lines = solution.split("\n")
   final = [i for i, line in enumerate(lines) if line.strip().startswith("####")]
   if not final:
-    raise ValueError("the answer has no '#### <number>' line")
-  number = lines[final[-1]].strip()[4:].strip().replace(",", "")
-  if not number:
-    raise ValueError("the '####' line has no number")
+    raise errors.DataError("the answer has no '#### <number>' line")
+  if not lines[final[-1]].strip()[4:].strip():
+    raise errors.DataError("the '####' line has no number")
+  number = normalize_answer(lines[final[-1]].strip()[4:])
   steps = [_CALC_RE.sub("", line).strip() for line in lines[:final[-1]]]
   return [s for s in steps if s], number
 
@@ -42,24 +65,51 @@ def to_example(question: str, solution: str) -> dict:
           "text": "\n".join([question] + steps)}
 
 
+def _parse_line(line: str) -> dict:
+  try:
+    record = json.loads(line)
+  except json.JSONDecodeError as e:  # each line is parsed alone: its column, not its line
+    raise errors.DataError(f"not valid JSON ({e.msg} at column {e.colno})") from None
+  if not isinstance(record, dict):
+    raise errors.DataError(f"not a JSON object (a {type(record).__name__})")
+  missing = [k for k in ("question", "answer") if not isinstance(record.get(k), str)]
+  if missing:
+    raise errors.DataError(f"missing or non-string keys {missing}")
+  return to_example(record["question"], record["answer"])
+
+
 def read_jsonl(path: str) -> list[dict]:
-  """Examples of one JSONL file; a malformed line raises ValueError naming file and line."""
-  examples = []
+  """Examples of one JSONL file. Malformed lines raise one DataError that lists them all (up
+  to MAX_REPORTED), each as `path:line: malformed GSM8K line: reason`."""
+  examples, bad, num_bad = [], [], 0
   with open(path, encoding="utf-8") as f:
     for lineno, line in enumerate(f, start=1):
       if not line.strip():
         continue
       try:
-        record = json.loads(line)
-        if not isinstance(record, dict):
-          raise ValueError("not a JSON object")
-        missing = [k for k in ("question", "answer") if not isinstance(record.get(k), str)]
-        if missing:
-          raise ValueError(f"missing or non-string keys {missing}")
-        examples.append(to_example(record["question"], record["answer"]))
-      except ValueError as e:  # json.JSONDecodeError is a ValueError
-        raise ValueError(f"{path}:{lineno}: malformed GSM8K line: {e}") from e
+        examples.append(_parse_line(line))
+      except errors.DataError as e:
+        num_bad += 1
+        if len(bad) < MAX_REPORTED:
+          bad.append(f"{path}:{lineno}: malformed GSM8K line: {e}")
+  if num_bad:
+    more = f"\n  ... and {num_bad - len(bad)} more" if num_bad > len(bad) else ""
+    raise errors.DataError(f"{num_bad} malformed line{'s' if num_bad > 1 else ''} in {path}:\n  "
+                           + "\n  ".join(bad) + more)
   return examples
+
+
+def check_source_dir(source_dir: str) -> None:
+  """The JSONL files of a data directory exist and parse (before a run writes anything)."""
+  if not os.path.isdir(source_dir):
+    raise errors.DataError(f"GSM8K-style data directory {source_dir} does not exist (it needs "
+                           f"{', '.join(s + '.jsonl' for s in REQUIRED_SPLITS)})")
+  for split in REQUIRED_SPLITS + OPTIONAL_SPLITS:
+    path = os.path.join(source_dir, f"{split}.jsonl")
+    if os.path.exists(path):
+      read_jsonl(path)
+    elif split in REQUIRED_SPLITS:
+      raise FileNotFoundError(f"GSM8K-style data needs {path}")
 
 
 def _files_digest(source_dir: str) -> str:

@@ -13,13 +13,15 @@ from typing import Iterable, Sequence
 import numpy as np
 import sentencepiece as spm
 
+from collab import errors
+
 PAD_ID, BOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
 SEP, ASK, ASK_REDACTED, REDACTED, PRIV_OPEN, PRIV_CLOSE = (
     "<sep>", "<ask>", "<ask_redacted>", "<redacted>", "<priv>", "</priv>")
 SPECIAL_TOKENS = (SEP, ASK, ASK_REDACTED, REDACTED, PRIV_OPEN, PRIV_CLOSE)
 
 
-class TokenizerMismatchError(ValueError):
+class TokenizerMismatchError(errors.UserError, ValueError):
   """A checkpoint was written with another tokenizer than the one being used."""
 
 

@@ -25,6 +25,7 @@ from typing import Any, Iterable, Mapping
 import ml_dtypes
 import numpy as np
 
+from collab import errors
 from collab.models.config import ModelConfig
 
 CONFIG = "config.json"
@@ -46,7 +47,7 @@ _TORCH_DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float
 _IGNORED = re.compile(r".*rotary_emb\.inv_freq$")
 
 
-class HFImportError(ValueError):
+class HFImportError(errors.UserError, ValueError):
   """A Hugging Face checkpoint this importer cannot represent exactly."""
 
 
@@ -54,10 +55,21 @@ class HFImportError(ValueError):
 
 
 def read_safetensors(path: str) -> dict[str, np.ndarray]:
-  """All tensors of one .safetensors file, memory-mapped (read-only views, no copy)."""
+  """All tensors of one .safetensors file, memory-mapped (read-only views, no copy).
+
+  HFImportError, naming the file (and the tensor), for a truncated or malformed file."""
+  size = os.path.getsize(path)
   with open(path, "rb") as f:
     n = int.from_bytes(f.read(8), "little")
-    header = json.loads(f.read(n))
+    if size < 8 or 8 + n > size:
+      raise HFImportError(f"{path}: truncated safetensors file ({size} bytes; its header "
+                          f"alone would need {8 + n})")
+    try:
+      header = json.loads(f.read(n))
+    except ValueError as err:
+      raise HFImportError(f"{path}: unreadable safetensors header ({err})") from None
+  if not isinstance(header, dict):
+    raise HFImportError(f"{path}: unreadable safetensors header (not a JSON object)")
   header.pop("__metadata__", None)
   start = 8 + n
   buf = np.memmap(path, dtype=np.uint8, mode="r") if header else np.zeros(0, np.uint8)
@@ -67,7 +79,15 @@ def read_safetensors(path: str) -> dict[str, np.ndarray]:
       raise HFImportError(f"{path}: tensor {name} has unsupported dtype {info['dtype']}")
     b, e = info["data_offsets"]
     dtype = _ST_DTYPES[info["dtype"]]
-    out[name] = buf[start + b:start + e].view(dtype).reshape(info["shape"])
+    shape = tuple(info["shape"])
+    need = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+    if e - b != need:
+      raise HFImportError(f"{path}: tensor {name} of shape {shape} and dtype {info['dtype']} "
+                          f"needs {need} bytes, its header gives it {e - b}")
+    if start + e > size:
+      raise HFImportError(f"{path}: truncated: tensor {name} of shape {shape} needs bytes "
+                          f"{start + b}..{start + e} of the file, which has {size} bytes")
+    out[name] = buf[start + b:start + e].view(dtype).reshape(shape)
   return out
 
 
