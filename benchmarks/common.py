@@ -43,6 +43,7 @@ PROMPT_LEN = 32       # configs/gate.py
 class Env:
   tok: Any
   setup: rollout_lib.Setup
+  policy: rollout_lib.Policy
   slm: Any
   llm: Any
   gate: Any
@@ -89,31 +90,33 @@ def make_env(*, slm: str = "slm_s", llm: str = "llm_s", batch_size: int = 64,
                                         granularity=granularity, budget=num_steps,
                                         llm_capacity=llm_capacity, llm_sizes=llm_sizes,
                                         kv_buckets=kv_buckets),
-      specials=rollout_lib.Specials.from_tokenizer(tok), policy=policy)
-  return Env(tok, setup, slm_params, llm_params, gate_params, batch, records)
+      specials=rollout_lib.Specials.from_tokenizer(tok))
+  return Env(tok, setup, policy, slm_params, llm_params, gate_params, batch, records)
 
 
 def with_setup(env: Env, *, policy: rollout_lib.Policy | None = None, **rollout_kw) -> Env:
   setup = env.setup
-  if policy is not None:
-    setup = dataclasses.replace(setup, policy=policy)
   if rollout_kw:
     setup = dataclasses.replace(setup, rollout=dataclasses.replace(setup.rollout, **rollout_kw))
-  return dataclasses.replace(env, setup=setup)
+  return dataclasses.replace(env, setup=setup, policy=env.policy if policy is None else policy)
+
+
+def policy_args(env: Env, policy_value: float = 0.0) -> rollout_lib.PolicyArgs:
+  return env.policy.args(env.setup.rollout.num_steps, env.setup.gate.actions, policy_value)
 
 
 def jitted_rollout(env: Env, policy_value: float = 0.0, rng=None):
   """The rollout under test; returns (steps, final) with results on the device."""
   rng = jax.random.PRNGKey(0) if rng is None else rng
-  return rollout_lib.rollout(env.slm, env.llm, env.gate, env.batch, rng, policy_value,
-                             setup=env.setup)
+  return rollout_lib.rollout(env.slm, env.llm, env.gate, env.batch, rng,
+                             policy_args(env, policy_value), setup=env.setup)
 
 
 def compile_rollout(env: Env, policy_value: float = 0.0):
   """(compiled executable, seconds to lower and compile)."""
   t0 = time.perf_counter()
   compiled = rollout_lib.rollout.lower(env.slm, env.llm, env.gate, env.batch,
-                                       jax.random.PRNGKey(0), policy_value,
+                                       jax.random.PRNGKey(0), policy_args(env, policy_value),
                                        setup=env.setup).compile()
   return compiled, time.perf_counter() - t0
 

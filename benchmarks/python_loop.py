@@ -129,13 +129,13 @@ def _bucket(n: int, cap: int) -> int:
   return min(cap, 1 << max(0, int(n) - 1).bit_length())
 
 
-def decide(setup: rollout_lib.Setup, s: int, active, calls, draft, draft_logp, draft_len,
+def decide(setup: rollout_lib.Setup, policy: rollout_lib.Policy, s: int, active, calls, draft, draft_logp, draft_len,
            batch, policy_value, gate_rng, gate_logits_fn) -> np.ndarray:
   """The policy's request kinds for step s, decided on the host as the rollout decides them.
 
   gate_logits_fn() -> BxA gate logits (numpy or convertible), called for the learned gate only.
   """
-  cfg, policy, actions = setup.rollout, setup.policy, setup.gate.actions
+  cfg, actions = setup.rollout, setup.gate.actions
   B, K = draft.shape
   asks_A = np.array([a != "self" for a in actions])
   mask = ~asks_A[None, :] | (calls < cfg.budget)[:, None]
@@ -227,7 +227,7 @@ class HostEpisodes:
 
 
 def python_loop_rollout(slm_params, llm_params, gate_params, batch, rng, policy_value=0.0, *,
-                        setup: rollout_lib.Setup) -> dict:
+                        setup: rollout_lib.Setup, policy: rollout_lib.Policy) -> dict:
   """Runs the batch to the end; returns numpy arrays named like `rollout.Final`'s fields, plus
   actions_SxB and routed_SxB."""
   cfg, sp = setup.rollout, setup.specials
@@ -274,7 +274,7 @@ def python_loop_rollout(slm_params, llm_params, gate_params, batch, rng, policy_
       running &= ~np.isin(tok, ends)
 
     # 2. The decision, on the host.
-    action = decide(setup, s, active, calls, draft, draft_logp, draft_len, batch, policy_value,
+    action = decide(setup, policy, s, active, calls, draft, draft_logp, draft_len, batch, policy_value,
                     gate_rng, lambda: _gate_logits(
                         gate_params, gate_hidden, draft_logp, draft_len, s, calls,
                         gate_cfg=setup.gate, num_steps=S, budget=cfg.budget))

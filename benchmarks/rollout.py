@@ -56,19 +56,21 @@ def run(*, slm: str, llm: str, batch_size: int, num_steps: int, step_tokens: int
   _, compile_s = common.compile_rollout(env, policy_value)
   impls = {"jitted": lambda: common.block(common.jitted_rollout(env, policy_value, rng)),
            "python_loop": lambda: python_loop.python_loop_rollout(
-               env.slm, env.llm, env.gate, env.batch, rng, policy_value, setup=env.setup)}
+               env.slm, env.llm, env.gate, env.batch, rng, policy_value, setup=env.setup,
+               policy=env.policy)}
   if kv_buckets > 1:
     whole = common.with_setup(env, kv_buckets=1)
     impls["jitted_whole_cache"] = lambda: common.block(
         common.jitted_rollout(whole, policy_value, rng))
-  reason = "--skip_torch" if skip_torch else torch_rollout.unavailable_reason(env.setup)
+  reason = ("--skip_torch" if skip_torch
+            else torch_rollout.unavailable_reason(env.setup, env.policy))
   if not reason:
     torch_rollout.set_threads(torch_threads)
     slm_t = torch_rollout.to_torch_model(env.slm, env.setup.slm)
     llm_t = torch_rollout.to_torch_model(env.llm, env.setup.llm)
     gate_t = torch_rollout.TorchGate(env.gate, env.setup.gate)
     impls["torch"] = lambda: torch_rollout.torch_rollout(
-        slm_t, llm_t, gate_t, env.batch, rng, policy_value, setup=env.setup)
+        slm_t, llm_t, gate_t, env.batch, rng, policy_value, setup=env.setup, policy=env.policy)
 
   outputs, first_s = {}, {}
   for name, fn in impls.items():  # warm-up: compiles the jitted pieces, loads torch kernels

@@ -34,7 +34,7 @@ except ImportError as e:  # pragma: no cover - depends on the environment
   IMPORT_ERROR = f"{type(e).__name__}: {e}"
 
 
-def unavailable_reason(setup: rollout_lib.Setup) -> str | None:
+def unavailable_reason(setup: rollout_lib.Setup, policy: rollout_lib.Policy) -> str | None:
   """Why the torch baseline cannot run here (None when it can)."""
   if IMPORT_ERROR:
     return f"torch/transformers not importable ({IMPORT_ERROR}); install the 'parity' extra"
@@ -43,7 +43,7 @@ def unavailable_reason(setup: rollout_lib.Setup) -> str | None:
       return f"the {name} is arch={cfg.arch!r}; only llama-arch models load into transformers"
   if setup.rollout.slm_temperature or setup.rollout.llm_temperature:
     return "the torch baseline decodes greedily"
-  if setup.policy.kind == "gate" and not setup.policy.greedy:
+  if policy.kind == "gate" and not policy.greedy:
     return "the torch baseline takes greedy gate decisions"
   return None
 
@@ -160,7 +160,7 @@ def _decode(stream: _Stream, active_B: np.ndarray, K: int, ends, pad: int):
 
 @torch.no_grad() if torch is not None else (lambda f: f)
 def torch_rollout(slm_model, llm_model, gate: TorchGate, batch, rng, policy_value=0.0, *,
-                  setup: rollout_lib.Setup) -> dict:
+                  setup: rollout_lib.Setup, policy: rollout_lib.Policy) -> dict:
   """Runs the batch to the end; returns numpy arrays named like `rollout.Final`'s fields."""
   cfg, sp = setup.rollout, setup.specials
   ep = python_loop.HostEpisodes(setup, batch)
@@ -179,7 +179,7 @@ def torch_rollout(slm_model, llm_model, gate: TorchGate, batch, rng, policy_valu
     draft, draft_len, draft_logp = _decode(slm, active, K, ends, sp.pad)
     draft_to = slm.mask_BxT.shape[1]
     action = python_loop.decide(
-        setup, s, active, calls, draft, draft_logp.cpu().numpy(), draft_len, batch,
+        setup, policy, s, active, calls, draft, draft_logp.cpu().numpy(), draft_len, batch,
         policy_value, gate_rng, lambda: gate(gate_hidden, _scalar_features(
             draft_logp, draft_len, s, S, calls, cfg.budget)).cpu().numpy())
     _, routed, idx = ep.route(action)

@@ -57,7 +57,7 @@ def _per_problem(steps_action, steps_valid, final: rollout_lib.Final, actions) -
   return out
 
 
-def run_policy(pair: gate_lib.Pair, setup_base: rollout_lib.Setup, gate_params,
+def run_policy(pair: gate_lib.Pair, setup: rollout_lib.Setup, gate_params,
                episodes: dict[str, np.ndarray], policy: rollout_lib.Policy, *,
                batch_size: int, value: float = 0.0, rng_seed: int = 0,
                call_price: float | None = None,
@@ -65,14 +65,14 @@ def run_policy(pair: gate_lib.Pair, setup_base: rollout_lib.Setup, gate_params,
   """Runs `policy` on every episode row; returns per-problem arrays (length N each).
 
   Keys: correct, calls, llm_tokens, context_tokens, exposed, overflow, decisions (valid steps)
-  and action_<kind> (decisions that chose each request kind). Batches have a fixed size (one
-  compile per policy; `value` is a traced argument, so sweeping it does not recompile); with
+  and action_<kind> (decisions that chose each request kind). Batches have a fixed size and the
+  policy and `value` are traced, so one compile serves every policy of a setup; with
   several local devices and a batch that splits evenly, batches are pmapped. Rows keep their
   global row_id, so sampled policies give the same result however the rows are batched.
   call_price: the call price a price-conditioned gate is told (every row).
   mesh: run model-sharded on it (`parallel.model_mesh`) instead of pmapped.
   """
-  setup = dataclasses.replace(setup_base, policy=policy)
+  policy_args = policy.args(setup.rollout.num_steps, setup.gate.actions, value)
   if call_price is not None:
     episodes = dict(episodes, call_price_B=np.full(len(episodes["row_id_B"]), call_price,
                                                    np.float32))
@@ -105,7 +105,7 @@ def run_policy(pair: gate_lib.Pair, setup_base: rollout_lib.Setup, gate_params,
       batch = mesh.shard_batch(batch)
     elif use_pmap:
       batch = parallel.shard(batch, n_dev)
-    steps, final = fn(*models, batch, rng, value)
+    steps, final = fn(*models, batch, rng, policy_args)
     part = _per_problem(steps.action, steps.valid, final, setup.gate.actions)
     parts.append({k: v[:num_real] for k, v in part.items()})
   out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
@@ -232,7 +232,7 @@ def evaluate(config: ml_collections.ConfigDict, pair: gate_lib.Pair, gate_params
                                    batch_size=config.eval.batch_size, value=value,
                                    rng_seed=config.seed, call_price=call_price, mesh=mesh)
     policies[name] = dict(summarize(per_problem[name]), family=family, value=value,
-                          seconds=time.time() - t0)  # compile included
+                          seconds=time.time() - t0)  # the first includes the compile
 
   greedy = rollout_lib.Policy(kind="gate", greedy=True)
   if setup.gate.price_input:  # one gate, a point per price it is told

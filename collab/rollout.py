@@ -39,7 +39,8 @@ from collab import privacy
 from collab.models import decode
 from collab.models import transformer
 from collab.rollout_types import (  # noqa: F401  (re-exported: the rollout's public types)
-    REDACTED_KINDS, Final, Policy, RolloutConfig, Setup, Specials, Step, step_end_ids)
+    POLICY_KINDS, REDACTED_KINDS, Final, Policy, PolicyArgs, RolloutConfig, Setup, Specials,
+    Step, step_end_ids)
 
 def _write_rows(buf_BxL, start_B, new_BxK, keep_BxK):
   """buf[b, start[b] + j] = new[b, j] where keep[b, j]; writes past the end are dropped."""
@@ -50,48 +51,53 @@ def _write_rows(buf_BxL, start_B, new_BxK, keep_BxK):
   return buf_BxL.at[rows_BxK, cols_BxK].set(new_BxK.astype(buf_BxL.dtype), mode="drop")
 
 
-def _choose(setup: Setup, gate_params, hidden_BxD, scalars_BxF, mask_BxA, draft_min_logp_B,
-            draft_differs_B, step, policy_value, rng):
+def _choose(setup: Setup, policy: PolicyArgs, gate_params, hidden_BxD, scalars_BxF, mask_BxA,
+            draft_min_logp_B, draft_differs_B, step, rng):
   """The policy's request kinds (within mask_BxA); returns (action_B, logp_B).
 
+  Every policy kind is computed and `policy.kind` selects one (jnp.select), so the policy is
+  data: one compiled rollout serves the gate and every baseline. The gate's head is tiny next
+  to a decode step, so computing it for a baseline costs nothing measurable.
   rng: one key per row (B keys), so a row's sample does not depend on how the batch is split.
   """
-  policy, actions = setup.policy, setup.gate.actions
+  actions = setup.gate.actions
   B = hidden_BxD.shape[0]
-  if policy.kind == "gate":
-    logits_BxA = gating.gate_logits(gate_params, setup.gate, hidden_BxD, scalars_BxF)
-    logits_BxA = jnp.where(mask_BxA, logits_BxA, -jnp.inf)
-    if policy.greedy:
-      action_B = jnp.argmax(logits_BxA, -1)
-    else:
-      logits_BxA = gating.explore_logits(logits_BxA, mask_BxA, setup.gate.explore)
-      action_B = jax.vmap(jax.random.categorical)(rng, logits_BxA)
-    logp_B = jnp.take_along_axis(jax.nn.log_softmax(logits_BxA), action_B[:, None], -1)[:, 0]
-    return action_B.astype(jnp.int32), logp_B
-  ask_B = {
-      "self": lambda: jnp.zeros((B,), bool),
-      "always": lambda: jnp.ones((B,), bool),
-      "every_k": lambda: jnp.full((B,), step % policy.k == policy.k - 1),
-      "fixed": lambda: jnp.full((B,), jnp.isin(step, jnp.asarray(policy.steps or (-1,)))),
-      "random": lambda: jax.vmap(jax.random.uniform)(rng) < policy_value,
-      "threshold": lambda: draft_min_logp_B < policy_value,
-      "oracle": lambda: draft_differs_B,
-  }[policy.kind]()
-  action_B = jnp.where(ask_B, actions.index(policy.ask_kind), 0)
-  action_B = jnp.where(mask_BxA[jnp.arange(B), action_B], action_B, 0)
-  return action_B.astype(jnp.int32), jnp.zeros((B,), jnp.float32)
+  logits_BxA = gating.gate_logits(gate_params, setup.gate, hidden_BxD, scalars_BxF)
+  logits_BxA = jnp.where(mask_BxA, logits_BxA, -jnp.inf)
+  explore_BxA = gating.explore_logits(logits_BxA, mask_BxA, setup.gate.explore)
+  sampled_B = jax.vmap(jax.random.categorical)(rng, explore_BxA)
+  gate_B = jnp.where(policy.greedy, jnp.argmax(logits_BxA, -1), sampled_B)
+  logp_BxA = jax.nn.log_softmax(jnp.where(policy.greedy, logits_BxA, explore_BxA))
+  gate_logp_B = jnp.take_along_axis(logp_BxA, gate_B[:, None], -1)[:, 0]
+
+  kind = lambda name: policy.kind == POLICY_KINDS.index(name)
+  ask_B = jnp.select(
+      [kind("self"), kind("always"), kind("every_k"), kind("fixed"), kind("random"),
+       kind("threshold"), kind("oracle")],
+      [jnp.zeros((B,), bool), jnp.ones((B,), bool),
+       jnp.full((B,), step % policy.k == policy.k - 1),
+       jnp.full((B,), policy.fixed_S[step]),
+       jax.vmap(jax.random.uniform)(rng) < policy.value,
+       draft_min_logp_B < policy.value,
+       draft_differs_B],
+      jnp.zeros((B,), bool))
+  base_B = jnp.where(ask_B, policy.ask_action, 0)
+  base_B = jnp.where(mask_BxA[jnp.arange(B), base_B], base_B, 0)
+  is_gate = kind("gate")
+  action_B = jnp.where(is_gate, gate_B, base_B)
+  return action_B.astype(jnp.int32), jnp.where(is_gate, gate_logp_B, 0.0)
 
 
-def _gate_on(policy: Policy, gate_params, rng, row_id_B):
+def _gate_on(policy: PolicyArgs, gate_params, rng, row_id_B):
   """Rows the gate decides for, under a gate whose params carry a mixture probability p
   (gating.MIX_KEY): each problem is the gate's with probability p and the SLM's alone
-  otherwise (one draw per row id, fixed over the episode). None (every row) otherwise, so
-  the rollout without a mixture is traced exactly as before."""
-  if policy.kind != "gate" or gating.MIX_KEY not in gate_params:
+  otherwise (one draw per row id, fixed over the episode); a baseline decides for every row.
+  None (every row) for a gate without a mixture, so that rollout is traced as before."""
+  if gating.MIX_KEY not in gate_params:
     return None
   key = jax.random.fold_in(rng, 0x6d6978)  # 'mix': independent of the per-step streams
   u_B = jax.vmap(lambda r: jax.random.uniform(jax.random.fold_in(key, r)))(row_id_B)
-  return u_B < gate_params[gating.MIX_KEY]
+  return (u_B < gate_params[gating.MIX_KEY]) | (policy.kind != POLICY_KINDS.index("gate"))
 
 
 def _final_line_correct(ctx_BxL, len_B, answer_BxA, sp: Specials):
@@ -108,9 +114,12 @@ def _final_line_correct(ctx_BxL, len_B, answer_BxA, sp: Specials):
 
 
 @functools.partial(jax.jit, static_argnames=("setup",))
-def rollout(slm_params, llm_params, gate_params, batch, rng, policy_value=0.0, *, setup: Setup):
+def rollout(slm_params, llm_params, gate_params, batch, rng, policy: PolicyArgs, *,
+            setup: Setup):
   """Runs a batch of problems to the end. Returns (Step records SxB..., Final).
 
+  policy: who decides (`Policy(...).args(S, actions, value)`), traced: changing it does not
+  recompile.
   batch: prompt_BxP / prompt_len_B (bos question <sep>), redacted_prompt_BxP /
   redacted_prompt_len_B, ref_steps_BxSxK / ref_len_BxS (reference steps, for the oracle),
   answer_BxA (reference answer line with <eos>, pad after), row_id_B (a global row index:
@@ -149,7 +158,7 @@ def rollout(slm_params, llm_params, gate_params, batch, rng, policy_value=0.0, *
                logits_BxV=jnp.zeros((B, setup.llm.vocab_size), jnp.float32),
                hidden_BxD=jnp.zeros((B, setup.llm.d_model), setup.llm.activation_dtype)))
   sizes = llm_calls.llm_call_sizes(C, cfg.llm_sizes)
-  gate_on_B = _gate_on(setup.policy, gate_params, rng, batch["row_id_B"])
+  gate_on_B = _gate_on(policy, gate_params, rng, batch["row_id_B"])
 
   def step_fn(state, s):
     rng, draft_rng, gate_rng, llm_rng = jax.random.split(state["rng"], 4)
@@ -170,8 +179,8 @@ def rollout(slm_params, llm_params, gate_params, batch, rng, policy_value=0.0, *
                                          cfg.budget, batch.get("call_price_B"))
     mask_BxA = ~asks_A[None, :] | (state["calls"] < cfg.budget)[:, None]
     row_rngs_B = jax.vmap(jax.random.fold_in, (None, 0))(gate_rng, batch["row_id_B"])
-    action_B, logp_B = _choose(setup, gate_params, state["hidden"], scalars_BxF, mask_BxA,
-                               draft_min_B, differs_B, s, policy_value, row_rngs_B)
+    action_B, logp_B = _choose(setup, policy, gate_params, state["hidden"], scalars_BxF,
+                               mask_BxA, draft_min_B, differs_B, s, row_rngs_B)
     action_B = jnp.where(active_B, action_B, 0)
     if gate_on_B is not None:
       action_B = jnp.where(gate_on_B, action_B, 0)

@@ -6,6 +6,7 @@ import dataclasses
 from typing import NamedTuple
 
 import jax
+import numpy as np
 
 from collab import gating
 from collab.models.config import ModelConfig
@@ -51,6 +52,9 @@ class RolloutConfig:
       raise ValueError("kv_buckets must be >= 1")
 
 
+POLICY_KINDS = ("gate", "self", "always", "every_k", "fixed", "random", "threshold", "oracle")
+
+
 @dataclasses.dataclass(frozen=True)
 class Policy:
   """Who decides: the learned gate, or a baseline of the same rollout.
@@ -60,6 +64,9 @@ class Policy:
   k - 1), 'fixed' (ask at `steps`), 'random' (ask with probability `value`), 'threshold' (ask
   when the draft's min token log-prob < `value`, BiLD-style), 'oracle' (ask when the draft
   differs from the reference step: hindsight). Baselines ask with request kind `ask_kind`.
+
+  A policy is data, not part of the compiled program: `args` turns it into arrays that the
+  rollout reads, so one compile of a rollout serves every policy and every value.
   """
   kind: str = "gate"
   greedy: bool = False
@@ -68,20 +75,44 @@ class Policy:
   steps: tuple[int, ...] = ()
 
   def __post_init__(self):
-    kinds = ("gate", "self", "always", "every_k", "fixed", "random", "threshold", "oracle")
-    if self.kind not in kinds:
-      raise ValueError(f"Unknown policy {self.kind!r}; valid: {kinds}")
+    if self.kind not in POLICY_KINDS:
+      raise ValueError(f"Unknown policy {self.kind!r}; valid: {POLICY_KINDS}")
+    if self.k < 1:
+      raise ValueError(f"Policy k must be >= 1, got {self.k}")
+
+  def args(self, num_steps: int, actions: tuple[str, ...], value: float = 0.0) -> PolicyArgs:
+    """The traced form of this policy for a rollout of `num_steps` decisions over `actions`."""
+    if self.ask_kind not in actions[1:]:
+      raise ValueError(f"Policy ask_kind {self.ask_kind!r} is not a request kind of the gate "
+                       f"{actions}")
+    fixed_S = np.zeros((num_steps,), bool)
+    fixed_S[[s for s in self.steps if 0 <= s < num_steps]] = True
+    return PolicyArgs(kind=np.int32(POLICY_KINDS.index(self.kind)),
+                      greedy=np.bool_(self.greedy),
+                      ask_action=np.int32(actions.index(self.ask_kind)),
+                      k=np.int32(self.k), fixed_S=fixed_S, value=np.float32(value))
+
+
+class PolicyArgs(NamedTuple):
+  """A policy as traced data (see Policy.args): the rollout picks by `kind` with jnp.select,
+  so every baseline and the gate share one compiled program."""
+  kind: jax.Array        # index into POLICY_KINDS
+  greedy: jax.Array      # the gate takes its argmax instead of sampling
+  ask_action: jax.Array  # request kind a baseline asks with
+  k: jax.Array           # every_k's period
+  fixed_S: jax.Array     # fixed: the decision steps to ask at
+  value: jax.Array       # random: ask probability; threshold: min log-prob cut-off
 
 
 @dataclasses.dataclass(frozen=True)
 class Setup:
-  """Everything static about a rollout (hashable: one compile per Setup)."""
+  """Everything static about a rollout (hashable: one compile per Setup and batch shape; the
+  policy is traced data, see Policy)."""
   slm: ModelConfig
   llm: ModelConfig
   gate: gating.GateConfig
   rollout: RolloutConfig
   specials: Specials
-  policy: Policy = Policy()
 
 
 class Step(NamedTuple):

@@ -34,7 +34,7 @@ def test_python_loop_writes_what_the_jitted_rollout_writes(env, policy, value, c
   e = common.with_setup(env, policy=policy, llm_capacity=capacity, llm_sizes=2)
   steps, final = jax.device_get(common.jitted_rollout(e, value))
   out = python_loop.python_loop_rollout(e.slm, e.llm, e.gate, e.batch, jax.random.PRNGKey(0),
-                                        value, setup=e.setup)
+                                        value, setup=e.setup, policy=e.policy)
   for field in final._fields:
     np.testing.assert_array_equal(out[field], np.asarray(getattr(final, field)), err_msg=field)
   np.testing.assert_array_equal(out["actions_SxB"], steps.action)

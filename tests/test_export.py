@@ -63,8 +63,10 @@ def test_rollout_from_export(trained):
   assets = assets_lib.prepare_assets(pretrain.task_config(config), config.assets_dir,
                                      config.vocab_size)
   batch = gate.make_episodes(config, pair, assets_lib.load_records(assets, "test", 2))
+  setup = gate.make_setup(config, pair)
+  policy = rollout_lib.Policy(kind="gate").args(setup.rollout.num_steps, setup.gate.actions)
   steps, final = rollout_lib.rollout(pair.slm_params, pair.llm_params, gate_params, batch,
-                                     jax.random.PRNGKey(0), setup=gate.make_setup(config, pair))
+                                     jax.random.PRNGKey(0), policy, setup=setup)
   assert steps.action.shape == (config.rollout.num_steps, 2)
   assert final.correct_B.shape == (2,)
 

@@ -141,7 +141,6 @@ def test_llm_input_and_exposure_counter(env, captured, name):
   spec = SETUPS[name]
   setup = rollout_lib.Setup(
       slm=env["slm"], llm=env["llm"], gate=gating.GateConfig(), specials=sp,
-      policy=spec["policy"],
       rollout=rollout_lib.RolloutConfig(
           num_steps=S, step_tokens=spec["K"], granularity=spec["granularity"], budget=S,
           llm_capacity=CAPACITY, slm_temperature=1.0, llm_temperature=1.0))
@@ -166,7 +165,7 @@ def test_llm_input_and_exposure_counter(env, captured, name):
     gate = gating.init_gate(setup.gate, setup.slm.d_model, jax.random.PRNGKey(seeds[2]))
     calls.clear()
     steps, final = rollout_lib.rollout(slm, llm, gate, batch, jax.random.PRNGKey(seeds[3]),
-                                       rate, setup=setup)
+                                       spec["policy"].args(S, actions, rate), setup=setup)
     jax.effects_barrier()
     compiled.append(rollout_lib.rollout._cache_size())  # pylint: disable=protected-access
 

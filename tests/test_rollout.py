@@ -38,13 +38,16 @@ def env():
   return dict(tok=tok, slm=slm, llm=llm, gate=gate, batch=batch, setup=setup)
 
 
-def _run(env, policy=rollout_lib.Policy(), batch=None, value=0.0, **rollout_kw):
+def _args(env, policy, value=0.0):
+  return policy.args(S, env["setup"].gate.actions, value)
+
+
+def _run(env, policy=rollout_lib.Policy(), batch=None, value=0.0, gate=None, **rollout_kw):
   setup = env["setup"]
-  setup = dataclasses.replace(
-      setup, policy=policy, rollout=dataclasses.replace(setup.rollout, **rollout_kw))
-  return rollout_lib.rollout(env["slm"], env["llm"], env["gate"],
+  setup = dataclasses.replace(setup, rollout=dataclasses.replace(setup.rollout, **rollout_kw))
+  return rollout_lib.rollout(env["slm"], env["llm"], env["gate"] if gate is None else gate,
                              batch if batch is not None else env["batch"],
-                             jax.random.PRNGKey(0), value, setup=setup)
+                             jax.random.PRNGKey(0), _args(env, policy, value), setup=setup)
 
 
 def _written(final, batch, b):
@@ -88,11 +91,12 @@ def test_rows_that_do_not_ask_cost_the_llm_nothing(env):
 
 def test_llm_compute_scales_with_capacity_not_batch(env):
   def flops(capacity):
-    setup = dataclasses.replace(env["setup"], policy=rollout_lib.Policy(kind="always"),
-                                rollout=dataclasses.replace(env["setup"].rollout,
-                                                            llm_capacity=capacity))
+    setup = dataclasses.replace(env["setup"], rollout=dataclasses.replace(
+        env["setup"].rollout, llm_capacity=capacity))
     lowered = rollout_lib.rollout.lower(env["slm"], env["llm"], env["gate"], env["batch"],
-                                        jax.random.PRNGKey(0), 0.0, setup=setup)
+                                        jax.random.PRNGKey(0),
+                                        _args(env, rollout_lib.Policy(kind="always")),
+                                        setup=setup)
     return lowered.compile().cost_analysis()["flops"]
   f_self = flops(1)
   f_half, f_full = flops(4), flops(8)
@@ -158,10 +162,7 @@ def test_gate_mixture_routes_each_problem_by_the_gate_or_by_the_slm_alone(env):
   assert int(gate_final.calls_B.sum()) > 0  # the untrained gate asks: the two differ
 
   def mixed(p):
-    gate = dict(env["gate"], **{gating.MIX_KEY: jnp.float32(p)})
-    setup = dataclasses.replace(env["setup"], policy=sampled)
-    return rollout_lib.rollout(env["slm"], env["llm"], gate, env["batch"],
-                               jax.random.PRNGKey(0), setup=setup)[1]
+    return _run(env, sampled, gate=dict(env["gate"], **{gating.MIX_KEY: jnp.float32(p)}))[1]
 
   def same(a, b, rows):
     return all(np.array_equal(_written(a, env["batch"], r), _written(b, env["batch"], r))

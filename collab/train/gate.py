@@ -92,14 +92,13 @@ def load_records(config: ml_collections.ConfigDict, pair: Pair, split: str,
   return assets_lib.load_records(assets, split, limit)
 
 
-def make_setup(config: ml_collections.ConfigDict, pair: Pair,
-               policy: rollout_lib.Policy = rollout_lib.Policy()) -> rollout_lib.Setup:
+def make_setup(config: ml_collections.ConfigDict, pair: Pair) -> rollout_lib.Setup:
   return rollout_lib.Setup(
       slm=pair.slm_cfg, llm=pair.llm_cfg,
       gate=config_args.to_dataclass(gating.GateConfig, config.gate, "config.gate"),
       rollout=config_args.to_dataclass(rollout_lib.RolloutConfig, config.rollout,
                                        "config.rollout"),
-      specials=rollout_lib.Specials.from_tokenizer(pair.tokenizer), policy=policy)
+      specials=rollout_lib.Specials.from_tokenizer(pair.tokenizer))
 
 
 def price_range(config: ml_collections.ConfigDict) -> tuple[float, float] | None:
@@ -225,9 +224,11 @@ def make_train_step(setup: rollout_lib.Setup, tx: optax.GradientTransformation,
                                                 (state["params"], state["opt_state"]))
     return dict(state, params=params, opt_state=opt_state), dict(aux, finite=finite)
 
+  sampled = rollout_lib.Policy(kind="gate").args(setup.rollout.num_steps, setup.gate.actions)
+
   def train_step(state, slm_params, llm_params, batch, rng):
     steps, final = rollout_lib.rollout(slm_params, llm_params, state["params"]["gate"], batch,
-                                       rng, setup=setup)
+                                       rng, sampled, setup=setup)
     # The call and LLM-token prices live in the state: budget targets adapt them (dual ascent).
     # A cost warm-up ramps every price in from 0: high prices from the first step collapse an
     # untrained gate to never asking (random asks rarely pay before it learns where to ask).
