@@ -1,4 +1,4 @@
-"""Studies (issue 4): statistics on hand-made cases, and the scaling and transfer studies'
+"""Studies: statistics on hand-made cases, and the scaling and transfer studies'
 runlocal variants end to end (gates, baselines, analysis, figures, report) on tiny models.
 The constraints, granularity and budget studies run in tests/test_studies_sweeps.py."""
 import os

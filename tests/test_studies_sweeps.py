@@ -1,4 +1,4 @@
-"""Studies (issue 4), second half: the constraints, granularity and budget studies' runlocal
+"""Studies, second half: the constraints, granularity and budget studies' runlocal
 variants end to end, the frontier that pools them, and REPORT.md. Apart from
 tests/test_studies.py so that each pytest process compiles fewer XLA programs (a long one
 crashed in XLA's CPU compiler, see tests/run_by_file.sh)."""

@@ -154,7 +154,7 @@ def _sweep_text(what: str, d: dict[str, Any]) -> str:
 
 
 def _privacy_check(sets: dict[str, dict]) -> dict[str, Any]:
-  """Done-means of issue 3: a privacy cost halves exposure for < 5 points of accuracy.
+  """The privacy target: a privacy cost halves exposure for < 5 points of accuracy.
 
   Two references at the nearest call cost without a privacy cost: a gate that may redact
   (the check's verdict), and, when the study has one, a gate that may only ask plainly. The
