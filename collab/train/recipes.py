@@ -30,9 +30,8 @@ RECIPES: dict[str, Recipe] = {
     "slm_m": Recipe("slm_m", 0.55, 1200, role="slm"),
     "slm_l": Recipe("slm_l", 0.7, 1500, role="slm"),
     # Large language models: know the whole world, growing in training compute (and size for
-    # llm_l). Three-digit subtraction with borrows is what extra compute buys: llm_s at 1400
-    # steps leaves it at ~8% per step; the same model passes 99.9% token accuracy by ~1600
-    # steps of a 3000-step schedule (runs/exp, 2026-11-27).
+    # llm_l). Three-digit subtraction with borrows is what extra compute buys: at 1400 steps
+    # llm_s rarely gets it right, while a 3000-step schedule learns it.
     "llm_s": Recipe("llm_s", 1.0, 1400, batch_size=32, role="llm"),
     "llm_m": Recipe("llm_s", 1.0, 2200, batch_size=32, role="llm"),
     "llm_l": Recipe("llm_m", 1.0, 3000, batch_size=32, role="llm"),
