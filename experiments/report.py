@@ -1,4 +1,5 @@
-"""Rebuilds REPORT.md from results/<study>/ (see collab/studies/report.py)."""
+"""Rebuilds REPORT.md from results/<study>/: the verdict table, then every study's section
+(collab/studies/report.py, collab/studies/verdicts.py)."""
 from absl import flags
 
 from collab import errors
