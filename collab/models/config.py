@@ -7,7 +7,10 @@ import math
 import jax
 import jax.numpy as jnp
 
-ARCHS = ("llama", "gpt2")
+ARCHS = ("llama", "gpt2", "gemma3")
+LAYER_TYPES = ("full_attention", "sliding_attention")
+# Gemma 3 interleaves five sliding-window layers with one global layer.
+GEMMA3_SLIDING_PATTERN = 6
 _DTYPES = ("float32", "bfloat16", "float16")
 
 
@@ -15,8 +18,10 @@ _DTYPES = ("float32", "bfloat16", "float16")
 class ModelConfig:
   """Size and architecture of a decoder-only transformer.
 
-  arch: 'llama' (RMSNorm, RoPE, SwiGLU, grouped-query attention) or 'gpt2' (LayerNorm, learned
-    absolute positions, GELU MLP, biases everywhere).
+  arch: 'llama' (RMSNorm, RoPE, SwiGLU, grouped-query attention), 'gpt2' (LayerNorm, learned
+    absolute positions, GELU MLP, biases everywhere) or 'gemma3' (llama's attention plus RMSNorm
+    of q and k per head, four zero-centred RMSNorms per block (x * (1 + w)), embeddings scaled by
+    sqrt(d_model), GeGLU MLP, sliding-window layers interleaved with global ones).
   num_kv_heads: defaults to num_heads (plain multi-head attention); must divide num_heads.
   head_dim: defaults to d_model // num_heads (resolved in __post_init__, so it is always an int).
   d_ff: MLP hidden width; defaults to 4 * d_model (gpt2) or ~8/3 * d_model rounded up to a
@@ -30,6 +35,15 @@ class ModelConfig:
     'high_freq_factor': 4.0, 'original_max_position_embeddings': 8192} or {'rope_type':
     'linear', 'factor': 4.0}); stored as a sorted tuple of (key, value) pairs (hashable).
   dtype / param_dtype: activation and parameter dtypes (names, so the config stays hashable).
+
+  Gemma 3 only (errors on other archs when set):
+  sliding_window: a query at position p of a sliding layer sees keys at positions p-W+1..p.
+  layer_types: per layer 'sliding_attention' or 'full_attention' (tuple); defaults to Gemma 3's
+    pattern, every 6th layer global, when sliding_window is set, else all global.
+  rope_local_theta: the RoPE base of sliding layers (rope_theta and rope_scaling are the global
+    layers').
+  query_pre_attn_scalar: attention scores are scaled by its inverse square root; defaults to
+    head_dim (the scale of the other archs).
   """
   arch: str
   vocab_size: int
@@ -47,6 +61,10 @@ class ModelConfig:
   rope_scaling: tuple[tuple[str, float | int | str], ...] | None = None
   dtype: str = "float32"
   param_dtype: str = "float32"
+  sliding_window: int | None = None
+  layer_types: tuple[str, ...] | None = None
+  rope_local_theta: float = 10000.0
+  query_pre_attn_scalar: float | None = None
 
   def __post_init__(self):
     if self.arch not in ARCHS:
@@ -70,7 +88,7 @@ class ModelConfig:
                        f"num_kv_heads={self.num_kv_heads} (grouped-query attention)")
     if self.head_dim <= 0 or self.d_ff <= 0:
       raise ValueError(f"head_dim and d_ff must be positive, got {self.head_dim}, {self.d_ff}")
-    if self.arch == "llama" and self.head_dim % 2:
+    if self.arch != "gpt2" and self.head_dim % 2:
       raise ValueError(f"RoPE needs an even head_dim, got {self.head_dim}")
     for name in ("dtype", "param_dtype"):
       if getattr(self, name) not in _DTYPES:
@@ -79,7 +97,53 @@ class ModelConfig:
       raise ValueError("norm_eps and rope_theta must be positive")
     if self.rope_scaling is not None:
       object.__setattr__(self, "rope_scaling", _freeze_rope_scaling(self.rope_scaling))
+    self._resolve_gemma3()
 
+  def _resolve_gemma3(self):
+    gemma_only = dict(sliding_window=None, layer_types=None, rope_local_theta=10000.0,
+                      query_pre_attn_scalar=None)
+    if self.arch != "gemma3":
+      changed = [k for k, v in gemma_only.items() if getattr(self, k) != v]
+      if changed:
+        raise ValueError(f"{changed} only apply to arch='gemma3', got arch={self.arch!r}")
+      return
+    if self.sliding_window is not None and int(self.sliding_window) <= 0:
+      raise ValueError(f"sliding_window must be positive, got {self.sliding_window}")
+    if self.layer_types is None:
+      types = ["full_attention"] * self.num_layers
+      if self.sliding_window is not None:
+        types = ["sliding_attention" if (i + 1) % GEMMA3_SLIDING_PATTERN else "full_attention"
+                 for i in range(self.num_layers)]
+      object.__setattr__(self, "layer_types", tuple(types))
+    object.__setattr__(self, "layer_types", tuple(self.layer_types))
+    if len(self.layer_types) != self.num_layers or set(self.layer_types) - set(LAYER_TYPES):
+      raise ValueError(f"layer_types must give one of {LAYER_TYPES} per layer "
+                       f"({self.num_layers}), got {self.layer_types}")
+    if "sliding_attention" in self.layer_types and self.sliding_window is None:
+      raise ValueError("sliding_attention layers need a sliding_window")
+    if self.query_pre_attn_scalar is None:
+      object.__setattr__(self, "query_pre_attn_scalar", float(self.head_dim))
+    if self.query_pre_attn_scalar <= 0 or self.rope_local_theta <= 0:
+      raise ValueError("query_pre_attn_scalar and rope_local_theta must be positive")
+
+  def layer_window(self, i: int) -> int | None:
+    """The sliding window of layer i (None: the layer attends to every earlier position)."""
+    if self.layer_types is not None and self.layer_types[i] == "sliding_attention":
+      return int(self.sliding_window)
+    return None
+
+  def layer_rope(self, i: int) -> tuple[float, tuple | None]:
+    """(theta, scaling) of layer i's RoPE: Gemma 3's sliding layers have their own base and no
+    scaling."""
+    if self.layer_window(i) is not None:
+      return float(self.rope_local_theta), None
+    return float(self.rope_theta), self.rope_scaling
+
+  @property
+  def attn_scale(self) -> float:
+    """The factor on q.k attention scores."""
+    scalar = self.head_dim if self.query_pre_attn_scalar is None else self.query_pre_attn_scalar
+    return float(scalar) ** -0.5
   @property
   def num_groups(self) -> int:
     """Query heads per key/value head."""
@@ -109,6 +173,13 @@ class ModelConfig:
         kw["d_ff"] = None
     if "num_heads" in kw and "num_kv_heads" not in kw and self.num_kv_heads == self.num_heads:
       kw["num_kv_heads"] = None
+    if self.arch == "gemma3":
+      if ("num_layers" in kw or "sliding_window" in kw) and "layer_types" not in kw:
+        default = dataclasses.replace(self, layer_types=None).layer_types
+        if self.layer_types == default:
+          kw["layer_types"] = None
+      if "query_pre_attn_scalar" not in kw and self.query_pre_attn_scalar == self.head_dim:
+        kw["query_pre_attn_scalar"] = None
     return dataclasses.replace(self, **kw)
 
 

@@ -1,4 +1,4 @@
-"""Hugging Face Llama / Qwen2 checkpoints <-> the project's pure Flax models.
+"""Hugging Face Llama / Qwen2 / Gemma 3 checkpoints <-> the project's pure Flax models.
 
     params, cfg = load_hf("path/to/Qwen2.5-0.5B")        # config.json + *.safetensors
     save_hf("out/", params, cfg)                           # loadable by transformers again
@@ -6,9 +6,11 @@
 A model directory holds `config.json` and either `model.safetensors` or shards listed in
 `model.safetensors.index.json`. Supported: model_type 'llama' (Llama 2/3/3.1/3.2, incl.
 grouped-query attention, tied embeddings, an explicit head_dim, 'linear' and 'llama3' RoPE
-scaling) and 'qwen2' (Qwen2/2.5: biases on q/k/v). Anything that would change the maths and is
-not implemented (other RoPE types, sliding windows, o_proj or MLP biases, other activations) is
-an error, never silently dropped.
+scaling), 'qwen2' (Qwen2/2.5: biases on q/k/v) and 'gemma3_text' (Gemma 3 text models, e.g.
+gemma-3-270m and gemma-3-1b: arch 'gemma3', sliding windows and per-layer-type RoPE, linear
+RoPE scaling on the global layers). Anything that would change the maths and is not implemented
+(other RoPE types, Qwen2 sliding windows, o_proj or MLP biases, other activations, logit
+soft-capping) is an error, never silently dropped.
 
 Weights map with a flat renaming (transformer.py names its params after HF): torch Linear
 weights are (out, in), Flax Dense kernels (in, out), so every projection is transposed.
@@ -31,7 +33,8 @@ from collab.models.config import ModelConfig
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 INDEX = "model.safetensors.index.json"
-MODEL_TYPES = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM"}
+MODEL_TYPES = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM",
+               "gemma3_text": "Gemma3ForCausalLM"}
 
 _ST_DTYPES = {
     "F64": np.dtype(np.float64), "F32": np.dtype(np.float32), "F16": np.dtype(np.float16),
@@ -138,7 +141,30 @@ def _rope(hf: Mapping[str, Any]) -> tuple[float, dict | None]:
   params = dict(hf.get("rope_parameters") or {})
   theta = hf.get("rope_theta", params.pop("rope_theta", 10000.0))
   params.pop("rope_theta", None)
-  scaling = hf.get("rope_scaling") or params or None
+  return float(theta), _rope_scaling(hf.get("rope_scaling") or params or None)
+
+
+def _gemma3_rope(hf: Mapping[str, Any]) -> tuple[float, dict | None, float]:
+  """(global theta, global scaling, local theta) of a Gemma 3 config: rope_parameters per layer
+  type (transformers 5), or rope_theta, rope_scaling and rope_local_base_freq (4.x)."""
+  params = dict(hf.get("rope_parameters") or {})
+  if "full_attention" in params or "sliding_attention" in params:
+    full = dict(params.get("full_attention") or {})
+    local = dict(params.get("sliding_attention") or {})
+    theta = float(full.pop("rope_theta", 1_000_000.0))
+    local_theta = float(local.pop("rope_theta", 10_000.0))
+    if _rope_scaling(local or None) is not None:
+      raise HFImportError(f"RoPE scaling on sliding layers is not supported: {local}")
+    return theta, _rope_scaling(full or None), local_theta
+  theta = float(hf.get("rope_theta", params.pop("rope_theta", 1_000_000.0)))
+  params.pop("rope_theta", None)
+  return (theta, _rope_scaling(hf.get("rope_scaling") or params or None),
+          float(hf.get("rope_local_base_freq", 10_000.0)))
+
+
+def _rope_scaling(scaling: Mapping[str, Any] | None) -> dict | None:
+  """A RoPE scaling dict reduced to the keys that enter the maths (None: default RoPE);
+  unsupported types are errors."""
   if scaling:
     scaling = dict(scaling)
     if float(scaling.pop("partial_rotary_factor", 1.0)) != 1.0:
@@ -156,15 +182,20 @@ def _rope(hf: Mapping[str, Any]) -> tuple[float, dict | None]:
     else:
       raise HFImportError(f"Unsupported RoPE scaling {kind!r} ({scaling}); supported: "
                           "'default', 'linear', 'llama3'")
-  return float(theta), scaling
+  return scaling or None
 
 
 def config_from_hf(hf: Mapping[str, Any], *, dtype: str | None = None,
                    param_dtype: str | None = None) -> ModelConfig:
   """ModelConfig of a Hugging Face config.json dict (dtypes default to the checkpoint's)."""
   model_type = hf.get("model_type")
+  if model_type == "gemma3":
+    raise HFImportError("model_type 'gemma3' is the multimodal Gemma 3 (weights under "
+                        "language_model.*); only text checkpoints ('gemma3_text') are supported")
   if model_type not in MODEL_TYPES:
     raise HFImportError(f"Unsupported model_type {model_type!r}; supported: {sorted(MODEL_TYPES)}")
+  if model_type == "gemma3_text":
+    return _gemma3_config(hf, dtype=dtype, param_dtype=param_dtype)
   if hf.get("hidden_act", "silu") != "silu":
     raise HFImportError(f"Unsupported hidden_act {hf['hidden_act']!r} (SwiGLU needs 'silu')")
   if hf.get("mlp_bias"):
@@ -177,8 +208,7 @@ def config_from_hf(hf: Mapping[str, Any], *, dtype: str | None = None,
     if any(t != "full_attention" for t in hf.get("layer_types") or ()):
       raise HFImportError(f"Only full-attention layers are supported: {hf['layer_types']}")
   theta, scaling = _rope(hf)
-  ckpt_dtype = _TORCH_DTYPES.get(str(hf.get("dtype") or hf.get("torch_dtype") or "float32"),
-                                 "float32")
+  ckpt_dtype = _ckpt_dtype(hf)
   heads = int(hf["num_attention_heads"])
   return ModelConfig(
       arch="llama", vocab_size=int(hf["vocab_size"]), d_model=int(hf["hidden_size"]),
@@ -192,13 +222,77 @@ def config_from_hf(hf: Mapping[str, Any], *, dtype: str | None = None,
       param_dtype=param_dtype or ckpt_dtype)
 
 
+def _ckpt_dtype(hf: Mapping[str, Any]) -> str:
+  return _TORCH_DTYPES.get(str(hf.get("dtype") or hf.get("torch_dtype") or "float32"), "float32")
+
+
+def _gemma3_config(hf: Mapping[str, Any], *, dtype: str | None,
+                   param_dtype: str | None) -> ModelConfig:
+  act = hf.get("hidden_activation", hf.get("hidden_act", "gelu_pytorch_tanh"))
+  if act not in ("gelu_pytorch_tanh", "gelu_tanh"):
+    raise HFImportError(f"Unsupported Gemma 3 activation {act!r} (GeGLU needs tanh GELU)")
+  for key in ("final_logit_softcapping", "attn_logit_softcapping"):
+    if hf.get(key) is not None:
+      raise HFImportError(f"{key}={hf[key]} is not supported")
+  if hf.get("attention_bias"):
+    raise HFImportError("Gemma 3 attention_bias=True is not supported")
+  if hf.get("use_bidirectional_attention"):
+    raise HFImportError("use_bidirectional_attention=True is not supported (causal only)")
+  heads, layers = int(hf["num_attention_heads"]), int(hf["num_hidden_layers"])
+  layer_types = hf.get("layer_types")
+  if layer_types is None:  # the older spelling: every `pattern`-th layer is global
+    pattern = int(hf.get("sliding_window_pattern") or hf.get("_sliding_window_pattern") or 6)
+    layer_types = ["sliding_attention" if (i + 1) % pattern else "full_attention"
+                   for i in range(layers)]
+  theta, scaling, local_theta = _gemma3_rope(hf)
+  ckpt_dtype = _ckpt_dtype(hf)
+  return ModelConfig(
+      arch="gemma3", vocab_size=int(hf["vocab_size"]), d_model=int(hf["hidden_size"]),
+      num_layers=layers, num_heads=heads,
+      num_kv_heads=int(hf.get("num_key_value_heads") or heads),
+      head_dim=int(hf.get("head_dim") or 256), d_ff=int(hf["intermediate_size"]),
+      max_len=int(hf.get("max_position_embeddings", 131072)), rope_theta=theta,
+      rope_scaling=scaling, rope_local_theta=local_theta,
+      norm_eps=float(hf.get("rms_norm_eps", 1e-6)),
+      tie_embeddings=bool(hf.get("tie_word_embeddings", True)),
+      sliding_window=(int(hf["sliding_window"]) if "sliding_attention" in layer_types
+                      else None),
+      layer_types=tuple(layer_types),
+      query_pre_attn_scalar=float(hf.get("query_pre_attn_scalar", 256)),
+      dtype=dtype or ckpt_dtype, param_dtype=param_dtype or ckpt_dtype)
+
+
+def _gemma3_config_dict(cfg: ModelConfig) -> dict[str, Any]:
+  """config.json of a gemma3 cfg (Gemma3ForCausalLM), in the 4.x spelling 5.x reads too."""
+  return {
+      "architectures": [MODEL_TYPES["gemma3_text"]], "model_type": "gemma3_text",
+      "vocab_size": cfg.vocab_size, "hidden_size": cfg.d_model,
+      "intermediate_size": cfg.d_ff, "num_hidden_layers": cfg.num_layers,
+      "num_attention_heads": cfg.num_heads, "num_key_value_heads": cfg.num_kv_heads,
+      "head_dim": cfg.head_dim, "hidden_activation": "gelu_pytorch_tanh",
+      "max_position_embeddings": cfg.max_len, "rms_norm_eps": cfg.norm_eps,
+      "rope_theta": cfg.rope_theta, "rope_local_base_freq": cfg.rope_local_theta,
+      "rope_scaling": cfg.rope_scaling_dict, "sliding_window": cfg.sliding_window or 4096,
+      "layer_types": list(cfg.layer_types),
+      "query_pre_attn_scalar": (int(cfg.query_pre_attn_scalar)  # transformers wants an int
+                                if float(cfg.query_pre_attn_scalar).is_integer()
+                                else cfg.query_pre_attn_scalar),
+      "final_logit_softcapping": None, "attn_logit_softcapping": None,
+      "attention_bias": False, "tie_word_embeddings": cfg.tie_embeddings,
+      "torch_dtype": cfg.param_dtype, "attention_dropout": 0.0, "use_cache": True,
+  }
+
+
 def hf_config_dict(cfg: ModelConfig) -> dict[str, Any]:
   """config.json of cfg: Qwen2ForCausalLM when it has q/k/v biases, else LlamaForCausalLM.
 
   RoPE is written with the top-level rope_theta/rope_scaling keys that both transformers 4.x
   and 5.x read."""
+  if cfg.arch == "gemma3":
+    return _gemma3_config_dict(cfg)
   if cfg.arch != "llama":
-    raise ValueError(f"Only llama-arch models export to Hugging Face, got arch={cfg.arch!r}")
+    raise ValueError(f"Only llama-arch and gemma3 models export to Hugging Face, got "
+                     f"arch={cfg.arch!r}")
   model_type = "qwen2" if cfg.qkv_bias else "llama"
   scaling = cfg.rope_scaling_dict
   if scaling and "original_max_position_embeddings" in scaling:
@@ -233,10 +327,16 @@ def load_hf_config(model_dir: str, **dtypes) -> ModelConfig:
 def _names(cfg: ModelConfig) -> Iterable[tuple[tuple[str, ...], str, bool]]:
   """(our param path, HF tensor name, transpose) for every parameter of cfg."""
   yield ("embed", "embedding"), "model.embed_tokens.weight", False
+  norms = ("input_layernorm", "post_attention_layernorm")
+  if cfg.arch == "gemma3":
+    norms += ("pre_feedforward_layernorm", "post_feedforward_layernorm")
   for i in range(cfg.num_layers):
     ours, hf = f"layer_{i}", f"model.layers.{i}"
-    for norm in ("input_layernorm", "post_attention_layernorm"):
+    for norm in norms:
       yield (ours, norm, "scale"), f"{hf}.{norm}.weight", False
+    if cfg.arch == "gemma3":
+      for norm in ("q_norm", "k_norm"):
+        yield (ours, "self_attn", norm, "scale"), f"{hf}.self_attn.{norm}.weight", False
     for proj in ("q_proj", "k_proj", "v_proj", "o_proj"):
       yield (ours, "self_attn", proj, "kernel"), f"{hf}.self_attn.{proj}.weight", True
       if cfg.qkv_bias and proj != "o_proj":
@@ -251,8 +351,9 @@ def _names(cfg: ModelConfig) -> Iterable[tuple[tuple[str, ...], str, bool]]:
 def from_hf_state_dict(state: Mapping[str, np.ndarray], cfg: ModelConfig) -> dict[str, Any]:
   """Our params tree (numpy, cfg.param_dtype) of an HF state dict; missing, unexpected or
   misshapen tensors are errors."""
-  if cfg.arch != "llama":
-    raise ValueError(f"Only llama-arch models import from Hugging Face, got arch={cfg.arch!r}")
+  if cfg.arch not in ("llama", "gemma3"):
+    raise ValueError(f"Only llama-arch and gemma3 models import from Hugging Face, got "
+                     f"arch={cfg.arch!r}")
   dtype = np.dtype(cfg.weight_dtype)
   params: dict[str, Any] = {}
   used = set()
@@ -284,8 +385,9 @@ def to_hf_state_dict(params, cfg: ModelConfig, *, tied_lm_head: bool = False
   """HF tensor name -> numpy array (torch layout, param dtype). With tied embeddings
   lm_head.weight is left out, as transformers saves it; tied_lm_head=True adds it (a torch
   `load_state_dict(strict=True)` wants it)."""
-  if cfg.arch != "llama":
-    raise ValueError(f"Only llama-arch models export to Hugging Face, got arch={cfg.arch!r}")
+  if cfg.arch not in ("llama", "gemma3"):
+    raise ValueError(f"Only llama-arch and gemma3 models export to Hugging Face, got "
+                     f"arch={cfg.arch!r}")
   out = {}
   for path, name, transpose in _names(cfg):
     x = params

@@ -41,12 +41,15 @@ _BIAS_DIM = {"q_proj": 0, "k_proj": 0, "v_proj": 0}
 
 
 def param_count(cfg: ModelConfig) -> int:
-  """Parameters of a llama-arch cfg, in closed form (no tracing: for 8B configs too)."""
-  if cfg.arch != "llama":
-    raise ValueError("param_count covers llama-arch models")
+  """Parameters of a llama-arch or gemma3 cfg, in closed form (no tracing: for 8B configs
+  too)."""
+  if cfg.arch not in ("llama", "gemma3"):
+    raise ValueError("param_count covers llama-arch and gemma3 models")
   D, F, V = cfg.d_model, cfg.d_ff, cfg.vocab_size
   q, kv = cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim
   layer = 2 * D + D * q + 2 * D * kv + q * D + 3 * D * F + (q + 2 * kv) * cfg.qkv_bias
+  if cfg.arch == "gemma3":  # pre/post feed-forward norms, q and k norms
+    layer += 2 * D + 2 * cfg.head_dim
   return V * D * (1 if cfg.tie_embeddings else 2) + cfg.num_layers * layer + D
 
 

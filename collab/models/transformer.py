@@ -4,11 +4,20 @@
     cache = init_cache(cfg, batch_size, cache_len)
     logits_BxTxV, hidden_BxTxD, cache = apply(params, cfg, tokens_BxT, positions_BxT, cache)
 
-Two lineages share the interface: 'llama' (RMSNorm, RoPE, SwiGLU, grouped-query attention) and
-'gpt2' (LayerNorm, learned positions, GELU, biases). Parameter names follow Hugging Face
-(layer_i/{input_layernorm, self_attn/{q,k,v,o}_proj, post_attention_layernorm,
-mlp/{gate,up,down}_proj}, embed, final_norm, lm_head; Dense kernels are the transposes of torch
-Linear weights) so HF checkpoints map with a flat renaming.
+Three lineages share the interface: 'llama' (RMSNorm, RoPE, SwiGLU, grouped-query attention),
+'gpt2' (LayerNorm, learned positions, GELU, biases) and 'gemma3' (llama's attention with q/k
+RMSNorm per head, sliding-window layers interleaved with global ones, each kind with its own
+RoPE base; four zero-centred RMSNorms per block, x * (1 + w), computed in float32; embeddings
+scaled by sqrt(d_model); GeGLU). Parameter names follow Hugging Face (layer_i/{input_layernorm,
+self_attn/{q,k,v,o}_proj, self_attn/{q,k}_norm, post_attention_layernorm,
+pre_feedforward_layernorm, post_feedforward_layernorm, mlp/{gate,up,down}_proj}, embed,
+final_norm, lm_head; Dense kernels are the transposes of torch Linear weights, a norm's `scale`
+is HF's weight) so HF checkpoints map with a flat renaming.
+
+Sliding windows. A sliding layer's query at position p sees keys at positions p-W+1..p. Its
+cache is the same full-length, slot == position cache as a global layer's (so the right-padding
+invariant below holds unchanged), and cached attention reads only a bucketed slice of it that
+covers every row's window (`attend_cached`), never the whole prefix.
 
 KV cache and positions. The cache holds k and v as BxKxSxH (kv heads before slots: the layout
 the attention contractions read without a transpose; on CPU, transposing a BxSxKxH cache at
@@ -92,15 +101,21 @@ def write_cache(cache_BxKxSxH: jax.Array, new_BxTxKxH: jax.Array,
       new_BxTxKxH.astype(cache_BxKxSxH.dtype), mode="drop")
 
 
-def attend(q_BxTxNxH, k_BxKxSxH, v_BxKxSxH, q_pos_BxT, k_pos_BxS) -> jax.Array:
-  """Grouped-query attention; key at position s is visible to query at p iff s <= p."""
+def attend(q_BxTxNxH, k_BxKxSxH, v_BxKxSxH, q_pos_BxT, k_pos_BxS, *,
+           window: int | None = None, scale: float | None = None) -> jax.Array:
+  """Grouped-query attention; key at position s is visible to query at p iff s <= p (and
+  s > p - window with a sliding window). Scores are scaled by `scale`, default H ** -0.5."""
   B, T, N, H = q_BxTxNxH.shape
   K = k_BxKxSxH.shape[1]
+  scale = H ** -0.5 if scale is None else scale
   # Query head n reads kv head n // G (the layout of HF repeat_kv).
   q_BxTxKxGxH = q_BxTxNxH.reshape(B, T, K, N // K, H)
   scores_BxKxGxTxS = jnp.einsum("btkgh,bksh->bkgts", q_BxTxKxGxH, k_BxKxSxH,
-                                preferred_element_type=jnp.float32) * (H ** -0.5)
-  mask_Bx1x1xTxS = (k_pos_BxS[:, None, :] <= q_pos_BxT[:, :, None])[:, None, None]
+                                preferred_element_type=jnp.float32) * scale
+  visible_BxTxS = k_pos_BxS[:, None, :] <= q_pos_BxT[:, :, None]
+  if window is not None:
+    visible_BxTxS &= k_pos_BxS[:, None, :] > q_pos_BxT[:, :, None] - window
+  mask_Bx1x1xTxS = visible_BxTxS[:, None, None]
   scores_BxKxGxTxS = jnp.where(mask_Bx1x1xTxS, scores_BxKxGxTxS, _NEG_INF)
   probs_BxKxGxTxS = jax.nn.softmax(scores_BxKxGxTxS, axis=-1).astype(v_BxKxSxH.dtype)
   out_BxTxKxGxH = jnp.einsum("bkgts,bksh->btkgh", probs_BxKxGxTxS, v_BxKxSxH)
@@ -114,28 +129,39 @@ def kv_bucket_lengths(cache_len: int, buckets: int) -> tuple[int, ...]:
   return tuple(sorted(lens | {cache_len}))
 
 
-def attend_cached(q_BxTxNxH, k_BxKxSxH, v_BxKxSxH, q_pos_BxT, buckets: int = 1) -> jax.Array:
-  """`attend` over the cache, reading only the shortest prefix of `kv_bucket_lengths` that
-  holds every slot a query can see (slots <= the batch's largest query position).
+def attend_cached(q_BxTxNxH, k_BxKxSxH, v_BxKxSxH, q_pos_BxT, buckets: int = 1, *,
+                  window: int | None = None, scale: float | None = None) -> jax.Array:
+  """`attend` over the cache, reading only the shortest slice among `kv_bucket_lengths` that
+  holds every slot a query can see.
 
-  The cache has a fixed length (one compile), but early in a rollout most of it is unwritten:
-  at batch 64 on a CPU, a decode step over 64 of 160 slots took half the time. The skipped
-  slots are masked for every query anyway, so the output is that of full attention (the
-  softmax sums the same terms). `lax.switch` runs one branch per call; under `vmap` with a
-  batched index it would run all of them, so such callers keep buckets=1.
+  Without a window that slice is a prefix (slots <= the batch's largest query position). The
+  cache has a fixed length (one compile), but early in a rollout most of it is unwritten: at
+  batch 64 on a CPU, a decode step over 64 of 160 slots took half the time. The skipped slots
+  are masked for every query anyway, so the output is that of full attention (the softmax sums
+  the same terms). With a sliding window the slice ends at the largest query position and
+  starts at the earliest slot any row's window reaches, so a sliding layer reads about a window
+  however long the cache. `lax.switch` runs one branch per call; under `vmap` with a batched
+  index it would run all of them, so such callers keep buckets=1.
   """
   B, S = k_BxKxSxH.shape[0], k_BxKxSxH.shape[2]
   lens = kv_bucket_lengths(S, buckets) if buckets > 1 else (S,)
+  kw = dict(window=window, scale=scale)
+  hi = jnp.clip(jnp.max(q_pos_BxT) + 1, 1, S)  # slots [lo, hi) hold every visible key
+  lo = jnp.int32(0) if window is None else jnp.clip(jnp.min(q_pos_BxT) - window + 1, 0, hi - 1)
 
-  def prefix(n, q, k, v, q_pos):
-    k_pos_BxN = jnp.broadcast_to(jnp.arange(n, dtype=q_pos.dtype), (B, n))
-    return attend(q, k[:, :, :n], v[:, :, :n], q_pos, k_pos_BxN)
+  def piece(n, q, k, v, q_pos):
+    start = jnp.clip(hi - n, 0, S - n) if window is not None else 0
+    k_pos_BxN = jnp.broadcast_to(start + jnp.arange(n, dtype=q_pos.dtype), (B, n))
+    if window is None:
+      return attend(q, k[:, :, :n], v[:, :, :n], q_pos, k_pos_BxN, **kw)
+    k = jax.lax.dynamic_slice_in_dim(k, start, n, axis=2)
+    v = jax.lax.dynamic_slice_in_dim(v, start, n, axis=2)
+    return attend(q, k, v, q_pos, k_pos_BxN, **kw)
 
   if len(lens) == 1:
-    return prefix(S, q_BxTxNxH, k_BxKxSxH, v_BxKxSxH, q_pos_BxT)
-  need = jnp.clip(jnp.max(q_pos_BxT) + 1, 1, S)
-  which = jnp.sum(need > jnp.asarray(lens[:-1])).astype(jnp.int32)
-  branches = [functools.partial(prefix, n) for n in lens]
+    return piece(S, q_BxTxNxH, k_BxKxSxH, v_BxKxSxH, q_pos_BxT)
+  which = jnp.sum(hi - lo > jnp.asarray(lens[:-1])).astype(jnp.int32)
+  branches = [functools.partial(piece, n) for n in lens]
   return jax.lax.switch(which, branches, q_BxTxNxH, k_BxKxSxH, v_BxKxSxH, q_pos_BxT)
 
 
@@ -144,15 +170,32 @@ def _dense(cfg: ModelConfig, features: int, name: str, use_bias: bool) -> nn.Den
                   param_dtype=cfg.weight_dtype, name=name)
 
 
+class GemmaRMSNorm(nn.Module):
+  """RMSNorm with a zero-centred scale, x * (1 + w), computed in float32 (HF Gemma3RMSNorm)."""
+  epsilon: float
+  dtype: Any
+  param_dtype: Any
+
+  @nn.compact
+  def __call__(self, x):
+    scale = self.param("scale", nn.initializers.zeros_init(), (x.shape[-1],), self.param_dtype)
+    x32 = x.astype(jnp.float32)
+    y = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.epsilon)
+    return (y * (1.0 + scale.astype(jnp.float32))).astype(self.dtype)
+
+
 def _norm(cfg: ModelConfig, name: str) -> nn.Module:
   kw = dict(epsilon=cfg.norm_eps, dtype=cfg.activation_dtype, param_dtype=cfg.weight_dtype,
             name=name)
+  if cfg.arch == "gemma3":
+    return GemmaRMSNorm(**kw)
   return nn.RMSNorm(**kw) if cfg.arch == "llama" else nn.LayerNorm(**kw)
 
 
 class Attention(nn.Module):
   cfg: ModelConfig
   kv_buckets: int = 1  # cached attention reads a bucketed prefix of the cache (attend_cached)
+  layer: int = 0  # which layer: Gemma 3's layers differ in window and RoPE base
 
   @nn.compact
   def __call__(self, x_BxTxD, positions_BxT, kv_cache: dict[str, jax.Array] | None):
@@ -164,13 +207,20 @@ class Attention(nn.Module):
     q_BxTxNxH = _dense(cfg, N * H, "q_proj", qkv_bias)(x_BxTxD).reshape(B, T, N, H)
     k_BxTxKxH = _dense(cfg, K * H, "k_proj", qkv_bias)(x_BxTxD).reshape(B, T, K, H)
     v_BxTxKxH = _dense(cfg, K * H, "v_proj", qkv_bias)(x_BxTxD).reshape(B, T, K, H)
+    window, scale = None, None
+    if cfg.arch == "gemma3":
+      q_BxTxNxH = _norm(cfg, "q_norm")(q_BxTxNxH)
+      k_BxTxKxH = _norm(cfg, "k_norm")(k_BxTxKxH)
+      window, scale = cfg.layer_window(self.layer), cfg.attn_scale
     if not gpt2:
-      q_BxTxNxH = rope(q_BxTxNxH, positions_BxT, cfg.rope_theta, cfg.rope_scaling)
-      k_BxTxKxH = rope(k_BxTxKxH, positions_BxT, cfg.rope_theta, cfg.rope_scaling)
+      theta, scaling = cfg.layer_rope(self.layer)
+      q_BxTxNxH = rope(q_BxTxNxH, positions_BxT, theta, scaling)
+      k_BxTxKxH = rope(k_BxTxKxH, positions_BxT, theta, scaling)
 
     if kv_cache is None:  # training: attend among the T tokens of the chunk
       out_BxTxNxH = attend(q_BxTxNxH, k_BxTxKxH.transpose(0, 2, 1, 3),
-                           v_BxTxKxH.transpose(0, 2, 1, 3), positions_BxT, positions_BxT)
+                           v_BxTxKxH.transpose(0, 2, 1, 3), positions_BxT, positions_BxT,
+                           window=window, scale=scale)
       new_cache = None
     else:
       k_BxKxSxH = write_cache(kv_cache["k"], k_BxTxKxH, positions_BxT)
@@ -178,7 +228,7 @@ class Attention(nn.Module):
       new_cache = {"k": k_BxKxSxH, "v": v_BxKxSxH}
       out_BxTxNxH = attend_cached(q_BxTxNxH, k_BxKxSxH.astype(q_BxTxNxH.dtype),
                                   v_BxKxSxH.astype(q_BxTxNxH.dtype), positions_BxT,
-                                  self.kv_buckets)
+                                  self.kv_buckets, window=window, scale=scale)
     out_BxTxD = _dense(cfg, cfg.d_model, "o_proj", gpt2)(out_BxTxNxH.reshape(B, T, N * H))
     return out_BxTxD, new_cache
 
@@ -189,26 +239,34 @@ class Mlp(nn.Module):
   @nn.compact
   def __call__(self, x_BxTxD):
     cfg = self.cfg
-    if cfg.arch == "llama":  # SwiGLU
+    if cfg.arch in ("llama", "gemma3"):  # SwiGLU; GeGLU (tanh GELU) for gemma3
       gate_BxTxF = _dense(cfg, cfg.d_ff, "gate_proj", False)(x_BxTxD)
       up_BxTxF = _dense(cfg, cfg.d_ff, "up_proj", False)(x_BxTxD)
-      return _dense(cfg, cfg.d_model, "down_proj", False)(nn.silu(gate_BxTxF) * up_BxTxF)
+      act_BxTxF = (nn.gelu(gate_BxTxF, approximate=True) if cfg.arch == "gemma3"
+                   else nn.silu(gate_BxTxF))
+      return _dense(cfg, cfg.d_model, "down_proj", False)(act_BxTxF * up_BxTxF)
     up_BxTxF = _dense(cfg, cfg.d_ff, "up_proj", True)(x_BxTxD)
     return _dense(cfg, cfg.d_model, "down_proj", True)(nn.gelu(up_BxTxF, approximate=True))
 
 
 class Block(nn.Module):
-  """Pre-norm residual block."""
+  """Pre-norm residual block (gemma3: the attention and MLP outputs are normed too)."""
   cfg: ModelConfig
   kv_buckets: int = 1
+  layer: int = 0
 
   @nn.compact
   def __call__(self, x_BxTxD, positions_BxT, kv_cache):
-    attn_BxTxD, new_cache = Attention(self.cfg, self.kv_buckets, name="self_attn")(
-        _norm(self.cfg, "input_layernorm")(x_BxTxD), positions_BxT, kv_cache)
+    cfg = self.cfg
+    attn_BxTxD, new_cache = Attention(cfg, self.kv_buckets, self.layer, name="self_attn")(
+        _norm(cfg, "input_layernorm")(x_BxTxD), positions_BxT, kv_cache)
+    if cfg.arch == "gemma3":
+      x_BxTxD = x_BxTxD + _norm(cfg, "post_attention_layernorm")(attn_BxTxD)
+      mlp_BxTxD = Mlp(cfg, name="mlp")(_norm(cfg, "pre_feedforward_layernorm")(x_BxTxD))
+      return x_BxTxD + _norm(cfg, "post_feedforward_layernorm")(mlp_BxTxD), new_cache
     x_BxTxD = x_BxTxD + attn_BxTxD
-    mlp_in_BxTxD = _norm(self.cfg, "post_attention_layernorm")(x_BxTxD)
-    x_BxTxD = x_BxTxD + Mlp(self.cfg, name="mlp")(mlp_in_BxTxD)
+    mlp_in_BxTxD = _norm(cfg, "post_attention_layernorm")(x_BxTxD)
+    x_BxTxD = x_BxTxD + Mlp(cfg, name="mlp")(mlp_in_BxTxD)
     return x_BxTxD, new_cache
 
 
@@ -225,6 +283,8 @@ class Transformer(nn.Module):
                      param_dtype=cfg.weight_dtype,
                      embedding_init=nn.initializers.normal(D ** -0.5), name="embed")
     x_BxTxD = embed(tokens_BxT)
+    if cfg.arch == "gemma3":  # sqrt(D), rounded to the weights' dtype as HF does
+      x_BxTxD = x_BxTxD * jnp.asarray(np.sqrt(D), cfg.weight_dtype).astype(x_BxTxD.dtype)
     if cfg.arch == "gpt2":
       pos_table = self.param("pos_embed", nn.initializers.normal(0.01), (cfg.max_len, D),
                              cfg.weight_dtype)
@@ -235,7 +295,7 @@ class Transformer(nn.Module):
     # A Python loop (not nn.scan): few layers, and names layer_i map one-to-one onto HF layers.
     for i in range(cfg.num_layers):
       name = f"layer_{i}"
-      x_BxTxD, layer_cache = Block(cfg, self.kv_buckets, name=name)(
+      x_BxTxD, layer_cache = Block(cfg, self.kv_buckets, i, name=name)(
           x_BxTxD, positions_BxT, None if cache is None else cache[name])
       if cache is not None:
         new_cache[name] = layer_cache
