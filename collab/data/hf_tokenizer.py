@@ -71,6 +71,9 @@ class HFTokenizer(tokenizer_lib.TokenizerBase):
       raise ValueError(f"Unknown tokenizer backend {self.kind!r}")
     self._markup_ids = {self._ids[k]: s for k, s in MARKUP.items()}
     self._split = re.compile("(" + "|".join(re.escape(s) for s in MARKUP.values()) + ")")
+    # Set by loaders that know them (collab.data.gguf_tokenizer); not part of model_bytes.
+    self.chat_template: str | None = None
+    self.add_bos: bool | None = None
 
   # -- construction
 
