@@ -122,7 +122,7 @@ def compile_rollout(env: Env, policy_value: float = 0.0):
 
 
 def model_info(cfg: model_config.ModelConfig, name: str) -> dict[str, Any]:
-  return dict(preset=name, params=model_config.num_params(cfg), d_model=cfg.d_model,
+  return dict(preset=name, params=transformer.num_params(cfg), d_model=cfg.d_model,
               layers=cfg.num_layers, vocab=cfg.vocab_size)
 
 

@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import os
 from typing import Any, Mapping, TypeVar
 
 import ml_collections
@@ -57,3 +59,16 @@ def to_dataclass(cls: type[T], section: Mapping[str, Any] | None, where: str) ->
   if unknown:
     raise errors.ConfigError(f"Unknown key(s) {unknown} in {where}; valid: {valid}")
   return cls(**values)
+
+
+def load_config_file(path: str, arg: str | None = None) -> ml_collections.ConfigDict:
+  """`get_config(arg)` of a config file named by path, as `--config=path:arg` loads it (a study
+  names the gate config its runs use). Relative paths are read from the working directory."""
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"Config file {path} does not exist (paths are relative to "
+                            f"{os.getcwd()})")
+  spec = importlib.util.spec_from_file_location(
+      "_config_" + os.path.splitext(os.path.basename(path))[0], path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)

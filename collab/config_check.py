@@ -28,6 +28,7 @@ from typing import Any, Iterable, Mapping
 import ml_collections
 
 from collab import errors
+from collab import pair as pair_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -399,7 +400,7 @@ def check_pretraining(config: ml_collections.ConfigDict, workdir: str | None = N
   _check_task(config)
   from collab.models import presets  # pylint: disable=g-import-not-at-top
   from collab.train import pretrain  # pylint: disable=g-import-not-at-top  (it imports this)
-  _config_errors(pretrain.task_config, config)
+  _config_errors(pair_lib.task_config, config)
   _config_errors(presets.get_model_config, config.get("preset", config.model),
                  config.vocab_size)
   _config_errors(pretrain.nonfinite_policy, config)

@@ -19,15 +19,15 @@ import jax
 import ml_collections
 import numpy as np
 
+from collab import baselines as baselines_lib
 from collab import parallel
 from collab import rollout as rollout_lib
-from collab.train import gate as gate_lib
+from collab import pair as pair_lib
 
 Z_95 = 1.959963984540054  # two-sided 95% quantile of the standard normal
 # Per-problem quantities reported with a mean and a confidence interval.
 CI_METRICS = {"accuracy": "correct", "calls": "calls", "llm_tokens": "llm_tokens",
               "exposed": "exposed", "context_tokens": "context_tokens"}
-STATIC_FAMILIES = ("slm_alone", "llm_alone", "every_k", "fixed")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -57,11 +57,11 @@ def _per_problem(steps_action, steps_valid, final: rollout_lib.Final, actions) -
   return out
 
 
-def run_policy(pair: gate_lib.Pair, setup: rollout_lib.Setup, gate_params,
+def run_policy(pair: pair_lib.Pair, setup: rollout_lib.Setup, gate_params,
                episodes: dict[str, np.ndarray], policy: rollout_lib.Policy, *,
                batch_size: int, value: float = 0.0, rng_seed: int = 0,
-               call_price: float | None = None,
-               mesh: parallel.ModelMesh | None = None) -> dict[str, np.ndarray]:
+               call_price: float | None = None, mesh: parallel.ModelMesh | None = None,
+               name: str = "", progress_every_s: float = 30.0) -> dict[str, np.ndarray]:
   """Runs `policy` on every episode row; returns per-problem arrays (length N each).
 
   Keys: correct, calls, llm_tokens, context_tokens, exposed, overflow, decisions (valid steps)
@@ -71,6 +71,7 @@ def run_policy(pair: gate_lib.Pair, setup: rollout_lib.Setup, gate_params,
   global row_id, so sampled policies give the same result however the rows are batched.
   call_price: the call price a price-conditioned gate is told (every row).
   mesh: run model-sharded on it (`parallel.model_mesh`) instead of pmapped.
+  A policy that runs longer than progress_every_s prints its batches done and an ETA.
   """
   policy_args = policy.args(setup.rollout.num_steps, setup.gate.actions, value)
   if call_price is not None:
@@ -98,8 +99,9 @@ def run_policy(pair: gate_lib.Pair, setup: rollout_lib.Setup, gate_params,
     models = ([mesh.replicate(pair.slm_params), mesh.shard_model(pair.llm_params),
                mesh.replicate(gate_params)] if mesh
               else [pair.slm_params, pair.llm_params, gate_params])
-  parts = []
-  for rows_B, num_real in _batches(num_rows, batch_size):
+  parts, t0, last_print = [], time.time(), time.time()
+  num_batches = -(-num_rows // batch_size)
+  for i, (rows_B, num_real) in enumerate(_batches(num_rows, batch_size)):
     batch = {k: v[rows_B] for k, v in episodes.items()}
     if mesh:
       batch = mesh.shard_batch(batch)
@@ -108,6 +110,11 @@ def run_policy(pair: gate_lib.Pair, setup: rollout_lib.Setup, gate_params,
     steps, final = fn(*models, batch, rng, policy_args)
     part = _per_problem(steps.action, steps.valid, final, setup.gate.actions)
     parts.append({k: v[:num_real] for k, v in part.items()})
+    if time.time() - last_print > progress_every_s and i + 1 < num_batches:
+      last_print = time.time()
+      eta = (last_print - t0) / (i + 1) * (num_batches - i - 1)
+      print(f"    {name or policy.kind}: batch {i + 1}/{num_batches}, ETA {eta:.0f} s",
+            flush=True)
   out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
@@ -177,7 +184,7 @@ def compare(policies: dict[str, dict], per_problem: dict[str, dict], gate: str =
     if s["family"] == "gate":  # the gate itself, or its points at other prices
       continue
     out[name] = {
-        "family": s["family"], "static": s["family"] in STATIC_FAMILIES,
+        "family": s["family"], "static": s["family"] in baselines_lib.STATIC_FAMILIES,
         "dominates": bool(g["accuracy"]["mean"] > s["accuracy"]["mean"]
                           and g["calls"]["mean"] <= s["calls"]["mean"]),
         "accuracy_gain": paired_gain(per_problem[gate]["correct"], per_problem[name]["correct"]),
@@ -186,63 +193,67 @@ def compare(policies: dict[str, dict], per_problem: dict[str, dict], gate: str =
 
 
 # ---------------------------------------------------------------------------------------------
-# The policy list.
+# Named policies: the gate and the baselines (collab/baselines.py).
 
-def baseline_policies(config: ml_collections.ConfigDict, gate_call_rate: float
-                      ) -> list[tuple[str, str, rollout_lib.Policy, float]]:
-  """(name, family, policy, value) for every baseline in config.eval."""
-  ev, P = config.eval, rollout_lib.Policy
-  out = [("slm_alone", "slm_alone", P(kind="self"), 0.0),
-         ("llm_alone", "llm_alone", P(kind="always", ask_kind="ask"), 0.0)]
-  out += [(f"every_{k}", "every_k", P(kind="every_k", k=int(k)), 0.0) for k in ev.every_k]
-  out += [("fixed_" + "_".join(map(str, s)), "fixed", P(kind="fixed", steps=tuple(map(int, s))),
-           0.0) for s in ev.fixed_steps]
-  out.append(("random_at_gate_rate", "random", P(kind="random"), float(gate_call_rate)))
-  out += [(f"random_{r:g}", "random", P(kind="random"), float(r)) for r in ev.random_rates]
-  out += [(f"threshold_{t:g}", "threshold", P(kind="threshold"), float(t))
-          for t in ev.thresholds]
-  out.append(("oracle", "oracle", P(kind="oracle"), 0.0))
-  return out
+GREEDY_GATE = rollout_lib.Policy(kind="gate", greedy=True)
 
 
-def _load_eval_episodes(config, pair: gate_lib.Pair):
-  records = gate_lib.load_records(config, pair, config.eval.split, config.eval.num_problems)
-  return gate_lib.make_episodes(config, pair, records)
+def run_named(config: ml_collections.ConfigDict, pair: pair_lib.Pair, setup: rollout_lib.Setup,
+              gate_params, episodes: dict[str, np.ndarray], named: baselines_lib.Baseline, *,
+              call_price: float | None = None, mesh: parallel.ModelMesh | None = None,
+              tag: str = "") -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+  """One named policy on every episode: (its summary with family, value and seconds, the
+  per-problem arrays). Prints one line with its accuracy and spend."""
+  t0 = time.time()
+  per = run_policy(pair, setup, gate_params, episodes, named.policy,
+                   batch_size=config.eval.batch_size, value=named.value, rng_seed=config.seed,
+                   call_price=call_price, mesh=mesh, name=named.name)
+  summary = dict(summarize(per), family=named.family, value=named.value,
+                 seconds=time.time() - t0)  # the first policy's includes the compile
+  print(f"  {tag}{named.name:>22}: accuracy {100 * summary['accuracy']['mean']:5.1f}%  calls "
+        f"{summary['calls']['mean']:.2f}  LLM tokens {summary['llm_tokens']['mean']:.1f}  "
+        f"exposed {summary['exposed']['mean']:.2f}  ({summary['seconds']:.1f} s)", flush=True)
+  return summary, per
 
 
-def evaluate(config: ml_collections.ConfigDict, pair: gate_lib.Pair, gate_params,
+def gate_points(config: ml_collections.ConfigDict, setup: rollout_lib.Setup
+                ) -> list[tuple[baselines_lib.Baseline, float | None]]:
+  """(named gate policy, the call price it is told): the greedy gate, and a point per
+  evaluation price for a price-conditioned gate."""
+  if not setup.gate.price_input:
+    return [(baselines_lib.Baseline("gate", "gate", GREEDY_GATE), None)]
+  return [(baselines_lib.Baseline("gate", "gate", GREEDY_GATE), float(config.costs.per_call))
+          ] + [(baselines_lib.Baseline(f"gate@{p:g}", "gate", GREEDY_GATE, p), p)
+               for p in pair_lib.eval_prices(config)]
+
+
+def evaluate(config: ml_collections.ConfigDict, pair: pair_lib.Pair, gate_params,
              out_dir: str) -> dict[str, Any]:
   """Evaluates the greedy gate and every baseline on config.eval.num_problems problems of
   config.eval.split. Writes out_dir/metrics.json, out_dir/pareto.png (accuracy vs calls; also
   pareto_llm_tokens.png and pareto_exposed.png), prints a table, and
   returns the metrics dict ({"policies": {name: summary}, "comparison": ..., ...}).
   With several processes, each runs its share of the problems and process 0 writes."""
-  episodes = _load_eval_episodes(config, pair)
-  setup = gate_lib.make_setup(config, pair)
+  episodes = pair_lib.eval_episodes(config, pair)
+  setup = pair_lib.make_setup(config, pair)
   mesh = parallel.model_mesh(config)
   if mesh:  # placed once here; run_policy's placement then copies nothing
     pair = dataclasses.replace(pair, slm_params=mesh.replicate(pair.slm_params),
                                llm_params=mesh.shard_model(pair.llm_params))
     gate_params = mesh.replicate(gate_params)
   per_problem, policies = {}, {}
-
-  def run(name, family, policy, value=0.0, call_price=None):
-    t0 = time.time()
-    per_problem[name] = run_policy(pair, setup, gate_params, episodes, policy,
-                                   batch_size=config.eval.batch_size, value=value,
-                                   rng_seed=config.seed, call_price=call_price, mesh=mesh)
-    policies[name] = dict(summarize(per_problem[name]), family=family, value=value,
-                          seconds=time.time() - t0)  # the first includes the compile
-
-  greedy = rollout_lib.Policy(kind="gate", greedy=True)
-  if setup.gate.price_input:  # one gate, a point per price it is told
-    run("gate", "gate", greedy, call_price=config.costs.per_call)
-    for price in gate_lib.eval_prices(config):
-      run(f"gate@{price:g}", "gate", greedy, value=price, call_price=price)
-  else:
-    run("gate", "gate", greedy)
-  for baseline in baseline_policies(config, policies["gate"]["call_rate"]):
-    run(*baseline)
+  points = gate_points(config, setup)
+  t0 = time.time()
+  for i, (named, call_price) in enumerate(points):
+    policies[named.name], per_problem[named.name] = run_named(
+        config, pair, setup, gate_params, episodes, named, call_price=call_price, mesh=mesh,
+        tag=f"[{i + 1}/{len(points)}+] ")
+  others = baselines_lib.baselines(config.eval, policies["gate"]["call_rate"])
+  for i, named in enumerate(others):
+    left = (time.time() - t0) / (len(points) + i) * (len(others) - i)
+    policies[named.name], per_problem[named.name] = run_named(
+        config, pair, setup, gate_params, episodes, named, mesh=mesh,
+        tag=f"[{len(points) + i + 1}/{len(points) + len(others)}, ETA {left:.0f} s] ")
 
   metrics = {"policies": policies, "comparison": compare(policies, per_problem),
              "num_problems": len(episodes["row_id_B"]), "split": config.eval.split,

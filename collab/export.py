@@ -36,7 +36,7 @@ from collab import gating
 from collab.data import hf_tokenizer
 from collab.data import tokenizer as tokenizer_lib
 from collab.models import config as model_config
-from collab.train import gate as gate_lib
+from collab import pair as pair_lib
 
 FORMAT_VERSION = 1
 MANIFEST, VERSION, INFO, CONFIG, TOKENIZER = (
@@ -136,8 +136,8 @@ def _is_export(path: str) -> bool:
   return any(os.path.exists(os.path.join(path, n)) for n in (MANIFEST, VERSION))
 
 
-def _load_trained_gate(config, pair: gate_lib.Pair, workdir: str):
-  """`gate.load_gate(workdir)`, restored onto this host's default device.
+def _load_trained_gate(config, pair: pair_lib.Pair, workdir: str):
+  """`pair_lib.load_gate(workdir)`, restored onto this host's default device.
 
   gate.train saves the gate as it leaves pmap, sharded over all training devices, and orbax
   refuses to restore that layout untargeted under another device count (e.g. 8 fake CPU
@@ -169,7 +169,7 @@ def write_export(config: ml_collections.ConfigDict, workdir: str, export_dir: st
       raise FileExistsError(f"{export_dir} exists and is not an export: not replacing it")
 
   check_target()  # before the slow part, and again before the rename
-  pair = gate_lib.load_pair(config)
+  pair = pair_lib.load_pair(config)
   gate_params, gate_meta = _load_trained_gate(config, pair, workdir)
   fingerprint = pair.tokenizer.fingerprint
   tokenizer_lib.check_fingerprint(gate_meta["tokenizer_fingerprint"], pair.tokenizer,
@@ -233,7 +233,7 @@ def _load_model(export_dir: str, role: str, tok: tokenizer_lib.TokenizerBase):
   return params, model_config.ModelConfig(**meta["model_config"])
 
 
-def load_export(export_dir: str) -> tuple[ml_collections.ConfigDict, gate_lib.Pair, Any]:
+def load_export(export_dir: str) -> tuple[ml_collections.ConfigDict, pair_lib.Pair, Any]:
   """(config, Pair, gate_params) of a verified export; ExportError if it does not verify."""
   export_dir = os.path.abspath(os.fspath(export_dir))
   verify_export(export_dir)
@@ -247,5 +247,5 @@ def load_export(export_dir: str) -> tuple[ml_collections.ConfigDict, gate_lib.Pa
                                   where=os.path.join(export_dir, GATE))
   # On the default device once, rather than copied from host at every jitted call.
   slm_params, llm_params, gate_params = jax.device_put((slm_params, llm_params, gate_params))
-  pair = gate_lib.Pair(slm_params, llm_params, slm_cfg, llm_cfg, tok)
+  pair = pair_lib.Pair(slm_params, llm_params, slm_cfg, llm_cfg, tok)
   return config, pair, gate_params

@@ -60,7 +60,6 @@ def _choose(setup: Setup, policy: PolicyArgs, gate_params, hidden_BxD, scalars_B
   to a decode step, so computing it for a baseline costs nothing measurable.
   rng: one key per row (B keys), so a row's sample does not depend on how the batch is split.
   """
-  actions = setup.gate.actions
   B = hidden_BxD.shape[0]
   logits_BxA = gating.gate_logits(gate_params, setup.gate, hidden_BxD, scalars_BxF)
   logits_BxA = jnp.where(mask_BxA, logits_BxA, -jnp.inf)

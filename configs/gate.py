@@ -26,7 +26,7 @@ scores best on them, collab/train/selection.py; 0: the last), runlocal.
 import ml_collections
 
 from collab import config_args
-from configs import pretrain as pretrain_configs
+from collab.train import recipes
 
 
 def get_config(arg=None):
@@ -41,7 +41,7 @@ def get_config(arg=None):
   config.llm = arg.llm or ("gpt2_tiny" if arg.runlocal else "llm_s")
   config.seed = arg.seed
   config.runlocal = arg.runlocal
-  pre = pretrain_configs.get_config("runlocal" if arg.runlocal else None)
+  pre = recipes.pretrain_config(runlocal=arg.runlocal)
   config.task = pre.task
   config.vocab_size = pre.vocab_size
   config.assets_dir = pre.assets_dir

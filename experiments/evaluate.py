@@ -24,7 +24,7 @@ from collab import distributed
 from collab import errors
 from collab import evaluate
 from collab.data import tokenizer as tokenizer_lib
-from collab.train import gate
+from collab import pair as pair_lib
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (with --workdir).",
                                           lock_config=True)
@@ -51,8 +51,8 @@ def _from_workdir():
   if not os.path.isdir(os.path.join(workdir, "gate")):
     raise FileNotFoundError(f"No trained gate in --workdir={workdir} (it has no gate/): train "
                             "one there with experiments.train_gate first")
-  pair = gate.load_pair(config)
-  gate_params, metadata = gate.load_gate(workdir)
+  pair = pair_lib.load_pair(config)
+  gate_params, metadata = pair_lib.load_gate(workdir)
   tokenizer_lib.check_fingerprint(metadata["tokenizer_fingerprint"], pair.tokenizer,
                                   where=os.path.join(workdir, "gate"))
   return config, pair, gate_params, workdir

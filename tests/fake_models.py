@@ -16,6 +16,7 @@ from collab.data import assets as assets_lib
 from collab.models import presets
 from collab.models import transformer
 from collab.train import pretrain
+from collab import pair as pair_lib
 from configs import gate as gate_configs
 
 
@@ -34,7 +35,7 @@ def export_random_model(config, preset: str, seed: int, logit_scale: float = 1.0
 
   logit_scale multiplies the output embedding: a random model's next-token logits are nearly
   flat, and a test comparing greedy tokens across device layouts needs wide argmax margins."""
-  assets = assets_lib.prepare_assets(pretrain.task_config(config), config.assets_dir,
+  assets = assets_lib.prepare_assets(pair_lib.task_config(config), config.assets_dir,
                                      config.vocab_size)
   workdir = os.path.join(config.pretrain_dir, preset)
   os.makedirs(workdir)

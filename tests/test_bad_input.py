@@ -29,6 +29,7 @@ from collab.data import tokenizer as tokenizer_lib
 from collab.train import gate
 from collab.train import metrics as metrics_lib
 from collab.train import pretrain
+from collab import pair as pair_lib
 from configs import gate as gate_configs
 from configs import pretrain as pretrain_configs
 
@@ -149,9 +150,9 @@ def test_corrupt_latest_checkpoint_stops_with_a_way_out(assets_dir, run_copy):
 
 def test_missing_checkpoint_or_export_names_the_path(tmp_path):
   with pytest.raises(FileNotFoundError, match=f"No params export found at {tmp_path}/nothing"):
-    pretrain.load_model(str(tmp_path / "nothing"))
+    pair_lib.load_model(str(tmp_path / "nothing"))
   with pytest.raises(FileNotFoundError, match=f"{tmp_path}/nothing/gate"):
-    gate.load_gate(str(tmp_path / "nothing"))
+    pair_lib.load_gate(str(tmp_path / "nothing"))
   with ckpt_lib.Checkpointer(tmp_path / "ckpt") as ckpt:
     with pytest.raises(FileNotFoundError, match="No checkpoint found in"):
       ckpt.restore(target={"x": np.zeros(2)})
@@ -170,14 +171,14 @@ def test_failed_export_keeps_the_previous_one(run_copy, monkeypatch):
   with pytest.raises(OSError, match="disk full"):
     pretrain.export_model(run_copy, params, metadata, None)
   assert _snapshot(model_dir) == before
-  pretrain.load_model(run_copy)
+  pair_lib.load_model(run_copy)
   # The next export replaces it, and leaves no staging directory behind.
   monkeypatch.undo()
   pretrain.export_model(run_copy, params, metadata, None)
   assert sorted(os.listdir(run_copy)) == sorted(
       ["checkpoints", "config.json", "eval.json", "metrics.jsonl", "model", "tb",
        "tokenizer.model"])
-  pretrain.load_model(run_copy)
+  pair_lib.load_model(run_copy)
 
 
 # --------------------------------------------------------------------------- NaN
@@ -222,7 +223,7 @@ def test_nan_loss_skipped_leaves_params_untouched(assets_dir, run_copy, monkeypa
   with ckpt_lib.Checkpointer(f"{run_copy}/checkpoints") as ckpt:
     step4 = ckpt.restore(4, target=None)[0]["params"]
   pretrain.train(config, run_copy)
-  final = pretrain.load_model(run_copy)[0]
+  final = pair_lib.load_model(run_copy)[0]
   for a, b in zip(jax.tree.leaves(final), jax.tree.leaves(step4)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   assert metrics_lib.read_metrics(run_copy)[-2]["skipped_steps"] == 4
@@ -295,7 +296,7 @@ def test_gate_nan_loss_stops(gate_run, tmp_path, monkeypatch):
   workdir = str(tmp_path / "run")
   shutil.copytree(trained, workdir)
   before = _snapshot(f"{workdir}/checkpoints", f"{workdir}/gate")
-  reward = gate.reward_config(config)
+  reward = pair_lib.reward_config(config)
   nan_reward = dataclasses.replace(reward, cost_per_private_token=float("nan"))
   monkeypatch.setattr(gate, "reward_config", lambda c: nan_reward)
   config = config.copy_and_resolve_references()

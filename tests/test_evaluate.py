@@ -21,7 +21,7 @@ from collab.data import episodes as episodes_lib
 from collab.models import presets
 from collab.models import transformer
 from collab.train import gate as gate_lib
-from collab.train import pretrain
+from collab import pair as pair_lib
 from configs import gate as gate_configs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -37,12 +37,12 @@ def env(tmp_path_factory):
   # Fewer baseline variants than the runlocal default: each new policy is one compile.
   config.eval.update(num_problems=16, batch_size=16, every_k=(2,), fixed_steps=((0, 2),),
                      random_rates=(0.5,), thresholds=(-0.5, -3.0))
-  assets = assets_lib.prepare_assets(pretrain.task_config(config), config.assets_dir,
+  assets = assets_lib.prepare_assets(pair_lib.task_config(config), config.assets_dir,
                                      config.vocab_size)
   tok = assets.tokenizer
   slm_cfg = presets.get_model_config(config.slm, tok.vocab_size)
   llm_cfg = presets.get_model_config(config.llm, tok.vocab_size)
-  pair = gate_lib.Pair(transformer.init_params(slm_cfg, jax.random.PRNGKey(1)),
+  pair = pair_lib.Pair(transformer.init_params(slm_cfg, jax.random.PRNGKey(1)),
                        transformer.init_params(llm_cfg, jax.random.PRNGKey(2)),
                        slm_cfg, llm_cfg, tok)
   gate_cfg = gating.GateConfig(**config.gate.to_dict())
@@ -93,10 +93,10 @@ def test_run_policy_padding_and_devices_agree(env):
   padded pmapped batch; rows keep their ids, so even random asking agrees."""
   config, pair = env["config"], env["pair"]
   records = assets_lib.load_records(
-      assets_lib.prepare_assets(pretrain.task_config(config), config.assets_dir,
+      assets_lib.prepare_assets(pair_lib.task_config(config), config.assets_dir,
                                 config.vocab_size), config.eval.split, 16)
-  episodes = gate_lib.make_episodes(config, pair, records)
-  setup = gate_lib.make_setup(config, pair)
+  episodes = pair_lib.make_episodes(config, pair, records)
+  setup = pair_lib.make_setup(config, pair)
   policy = rollout_lib.Policy(kind="random")
   whole = evaluate.run_policy(pair, setup, env["gate"], episodes, policy, batch_size=16,
                               value=0.5)
@@ -197,14 +197,14 @@ def test_a_mixture_target_calibrates_the_share_of_problems_the_gate_decides(env)
   pair = env["pair"]
   params = jax.tree.map(np.asarray, env["gate"])
   params["out"]["bias"] = np.array([0.0, 5.0, 0.0], np.float32)  # the greedy gate always asks
-  setup = gate_lib.make_setup(config, pair)
-  train = gate_lib.make_episodes(config, pair,
-                                 gate_lib.load_records(config, pair, config.rl.split, 16))
+  setup = pair_lib.make_setup(config, pair)
+  train = pair_lib.make_episodes(config, pair,
+                                 pair_lib.load_records(config, pair, config.rl.split, 16))
   mix = gate_lib.calibrate_mixture(config, pair, setup, params, train)
   spent = mix["gate_spend"]["calls"]
   assert spent > 2 and mix["mix_prob"] == pytest.approx(1.0 / spent) and mix["problems"] == 16
   mixed = dict(params, **{gating.MIX_KEY: np.float32(mix["mix_prob"])})
-  test = evaluate._load_eval_episodes(config, pair)  # pylint: disable=protected-access
+  test = pair_lib.eval_episodes(config, pair)
   greedy = rollout_lib.Policy(kind="gate", greedy=True)
   full, part = (evaluate.run_policy(pair, setup, p, test, greedy, batch_size=16)
                 for p in (params, mixed))
@@ -310,9 +310,9 @@ def test_checkpoint_selection_keeps_the_best_step_not_the_last(env, tmp_path):
     for step, p in ((1, always), (2, never), (4, always)):
       ckpt.save(step, {"params": {"gate": p}})
   pair = env["pair"]
-  held = gate_lib.make_episodes(config, pair,
-                                gate_lib.load_records(config, pair, config.rl.split, 8))
-  setup = gate_lib.make_setup(config, pair)
+  held = pair_lib.make_episodes(config, pair,
+                                pair_lib.load_records(config, pair, config.rl.split, 8))
+  setup = pair_lib.make_setup(config, pair)
   kept = selection.select_checkpoint(
       config, pair, setup, {"params": {"gate": params}}, str(tmp_path), held, True)
   np.testing.assert_array_equal(kept["out"]["bias"], never["out"]["bias"])

@@ -14,7 +14,7 @@ from collab import export
 from collab import rollout as rollout_lib
 from collab.data import assets as assets_lib
 from collab.train import gate
-from collab.train import pretrain
+from collab import pair as pair_lib
 
 
 @pytest.fixture(scope="module")
@@ -44,14 +44,14 @@ def _assert_trees_equal(a, b):
 
 def test_round_trip(trained):
   config, pair, gate_params = export.load_export(trained["path"])
-  original = gate.load_pair(trained["config"])
-  _assert_trees_equal(gate_params, gate.load_gate(trained["workdir"])[0])
+  original = pair_lib.load_pair(trained["config"])
+  _assert_trees_equal(gate_params, pair_lib.load_gate(trained["workdir"])[0])
   _assert_trees_equal(pair.slm_params, original.slm_params)
   _assert_trees_equal(pair.llm_params, original.llm_params)
   assert (pair.slm_cfg, pair.llm_cfg) == (original.slm_cfg, original.llm_cfg)
   assert pair.tokenizer.fingerprint == original.tokenizer.fingerprint
   assert config.to_dict() == trained["config"].to_dict()  # tuples came back as tuples
-  hash(gate.make_setup(config, pair))
+  hash(pair_lib.make_setup(config, pair))
   # A complete export, and no temp directories left beside it.
   assert os.listdir(os.path.dirname(trained["path"])) == ["export"]
   info = json.load(open(os.path.join(trained["path"], "export.json")))
@@ -60,10 +60,10 @@ def test_round_trip(trained):
 
 def test_rollout_from_export(trained):
   config, pair, gate_params = export.load_export(trained["path"])
-  assets = assets_lib.prepare_assets(pretrain.task_config(config), config.assets_dir,
+  assets = assets_lib.prepare_assets(pair_lib.task_config(config), config.assets_dir,
                                      config.vocab_size)
-  batch = gate.make_episodes(config, pair, assets_lib.load_records(assets, "test", 2))
-  setup = gate.make_setup(config, pair)
+  batch = pair_lib.make_episodes(config, pair, assets_lib.load_records(assets, "test", 2))
+  setup = pair_lib.make_setup(config, pair)
   policy = rollout_lib.Policy(kind="gate").args(setup.rollout.num_steps, setup.gate.actions)
   steps, final = rollout_lib.rollout(pair.slm_params, pair.llm_params, gate_params, batch,
                                      jax.random.PRNGKey(0), policy, setup=setup)
@@ -152,4 +152,4 @@ def test_command_line_in_a_one_device_process(trained, tmp_path):
                  cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   config, _, gate_params = export.load_export(out)
   assert config.to_dict() == trained["config"].to_dict()
-  _assert_trees_equal(gate_params, gate.load_gate(trained["workdir"])[0])
+  _assert_trees_equal(gate_params, pair_lib.load_gate(trained["workdir"])[0])

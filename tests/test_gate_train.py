@@ -18,6 +18,7 @@ from collab.data import tokenizer as tokenizer_lib
 from collab.models import presets
 from collab.models import transformer
 from collab.train import gate as gate_lib
+from collab import pair as pair_lib
 
 S, K, P, G = 4, 6, 32, 2
 
@@ -30,7 +31,7 @@ def env():
              for p in task_lib.generate_split(task_cfg, "train")[:32]]
   slm_cfg = presets.get_model_config("test_tiny", tok.vocab_size)
   llm_cfg = presets.get_model_config("gpt2_tiny", tok.vocab_size)
-  pair = gate_lib.Pair(transformer.init_params(slm_cfg, jax.random.PRNGKey(1)),
+  pair = pair_lib.Pair(transformer.init_params(slm_cfg, jax.random.PRNGKey(1)),
                        transformer.init_params(llm_cfg, jax.random.PRNGKey(2)),
                        slm_cfg, llm_cfg, tok)
   setup = rollout_lib.Setup(slm=slm_cfg, llm=llm_cfg, gate=gating.GateConfig(),

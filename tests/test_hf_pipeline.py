@@ -15,6 +15,7 @@ from collab.data import tokenizer as tokenizer_lib
 from collab.models import hf_io
 from collab.models import transformer as tfm
 from collab.train import gate
+from collab import pair as pair_lib
 from configs.pairs import qwen2_5
 
 tokenizers = pytest.importorskip("tokenizers")
@@ -88,7 +89,7 @@ def setup(tmp_path_factory):
 def test_train_and_evaluate_end_to_end(setup):
   config = setup["config"]
   workdir = str(setup["root"] / "gate")
-  pair = gate.load_pair(config)
+  pair = pair_lib.load_pair(config)
   # Cropped to the common width: a random LLM emits ids past the SLM's 512 rows otherwise.
   assert pair.slm_cfg.qkv_bias and pair.llm_cfg.vocab_size == pair.slm_cfg.vocab_size == 512
   assert pair.llm_params["lm_head"]["kernel"].shape[1] == 512
@@ -96,7 +97,7 @@ def test_train_and_evaluate_end_to_end(setup):
   out = gate.train(config, workdir)
   assert jax.tree.leaves(out["gate_params"])
   assert os.path.exists(os.path.join(workdir, "gate"))
-  gate_params, meta = gate.load_gate(workdir)
+  gate_params, meta = pair_lib.load_gate(workdir)
   tokenizer_lib.check_fingerprint(meta["tokenizer_fingerprint"], pair.tokenizer, where=workdir)
   metrics = evaluate.evaluate(config, pair, gate_params, str(setup["root"] / "eval"))
   assert metrics["num_problems"] == config.eval.num_problems == 16
@@ -129,7 +130,7 @@ def test_pair_with_two_tokenizers_is_refused(setup, tmp_path):
   config = config.copy_and_resolve_references()
   config.llm_hf_dir = other
   with pytest.raises(tokenizer_lib.TokenizerMismatchError) as e:
-    gate.load_pair(config)
+    pair_lib.load_pair(config)
   assert config.slm_hf_dir in str(e.value) and other in str(e.value)
 
 
@@ -137,8 +138,8 @@ def test_checkpoint_must_match_the_pair_config(setup):
   config = setup["config"].copy_and_resolve_references()
   config.models.slm.num_hidden_layers = 3
   with pytest.raises(ValueError, match="num_layers"):
-    gate.load_pair(config)
+    pair_lib.load_pair(config)
   config = setup["config"].copy_and_resolve_references()
   config.data_dir = ""
   with pytest.raises(ValueError, match="data_dir"):
-    gate.load_records(config, gate.load_pair(config), "train", 4)
+    pair_lib.load_records(config, pair_lib.load_pair(config), "train", 4)

@@ -12,6 +12,7 @@ from collab import evaluate
 from collab import parallel
 from collab import rollout as rollout_lib
 from collab.train import gate
+from collab import pair as pair_lib
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def _meshed(config):
 def test_llm_params_are_split_over_the_model_axis(config):
   mesh = parallel.model_mesh(_meshed(config))
   assert (mesh.data, mesh.mesh.shape["model"]) == (4, 2)
-  pair = gate.load_pair(config)
+  pair = pair_lib.load_pair(config)
   llm = mesh.shard_model(pair.llm_params)
   q = llm["layer_0"]["self_attn"]["q_proj"]["kernel"]
   assert q.sharding.shard_shape(q.shape) == (q.shape[0], q.shape[1] // 2)
@@ -44,9 +45,9 @@ def test_rollout_on_the_mesh_matches_pmap(config):
   """Random asking at rate 0.5 (seeded per row): both writers, every counter compared. (The
   gate's own policy runs in the training test.)"""
   policy, value = rollout_lib.Policy(kind="random"), 0.5
-  pair = gate.load_pair(config)
-  episodes = evaluate._load_eval_episodes(config, pair)
-  setup = gate.make_setup(config, pair)
+  pair = pair_lib.load_pair(config)
+  episodes = pair_lib.eval_episodes(config, pair)
+  setup = pair_lib.make_setup(config, pair)
   gate_params = gate.init_state(config, pair, gate.make_optimizer(config))["params"]["gate"]
   kw = dict(batch_size=16, value=value, rng_seed=3)
   want = evaluate.run_policy(pair, setup, gate_params, episodes, policy, **kw)
@@ -67,7 +68,7 @@ def test_gate_training_on_the_mesh_matches_pmap(config, tmp_path):
     np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-4, atol=1e-6)
   moved = [np.abs(np.asarray(w) - np.asarray(i)).max() for w, i in zip(
       jax.tree.leaves(want),
-      jax.tree.leaves(gate.init_state(config, gate.load_pair(config),
+      jax.tree.leaves(gate.init_state(config, pair_lib.load_pair(config),
                                       gate.make_optimizer(config))["params"]["gate"]))]
   assert max(moved) > 1e-4  # three updates were applied, not none
 

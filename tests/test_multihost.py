@@ -21,8 +21,8 @@ import pytest
 
 import fake_models
 from collab import checkpoint as ckpt_lib
-from collab.train import gate
 from collab.train import metrics as metrics_lib
+from collab import pair as pair_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 3
@@ -77,7 +77,7 @@ def test_two_processes_train_the_gate_like_one(config, one_process_gate, tmp_pat
   logs = _train_gate(config, two, 2, 2, tmp_path)
   assert "Process 1 of 2: 2 local / 4 global devices" in logs[1]
 
-  single, multi = gate.load_gate(one)[0], gate.load_gate(two)[0]
+  single, multi = pair_lib.load_gate(one)[0], pair_lib.load_gate(two)[0]
   for a, b in zip(jax.tree.leaves(single), jax.tree.leaves(multi)):
     # Cross-process all-reduces (gloo) sum in another order than one process's: float32
     # rounding, as in the 1-vs-8-device test (test_gate_train.py), not a different update.

@@ -21,8 +21,7 @@ import pytest
 
 import fake_models
 from collab import checkpoint as ckpt_lib
-from collab.train import gate
-from collab.train import pretrain
+from collab import pair as pair_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, JAX_PLATFORMS="cpu",
@@ -75,7 +74,7 @@ def _run_until_checkpoint(cmd, workdir, log, after, sig):
 
 
 def _params(kind, workdir):
-  return pretrain.load_model(workdir)[0] if kind == "pretrain" else gate.load_gate(workdir)[0]
+  return pair_lib.load_model(workdir)[0] if kind == "pretrain" else pair_lib.load_gate(workdir)[0]
 
 
 @pytest.mark.parametrize("kind", ["pretrain", "gate"])

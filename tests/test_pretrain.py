@@ -7,6 +7,7 @@ import numpy as np
 
 from collab.train import metrics as metrics_lib
 from collab.train import pretrain
+from collab import pair as pair_lib
 from configs import pretrain as pretrain_configs
 
 
@@ -18,7 +19,7 @@ def _config(tmp_path, steps):
 
 
 def _final_params(workdir):
-  params, _, _ = pretrain.load_model(workdir)
+  params, _, _ = pair_lib.load_model(workdir)
   return params
 
 
@@ -57,7 +58,7 @@ def test_checkpoint_with_another_tokenizer_is_a_clear_error(tmp_path):
       vocab_size=200)
   other.save(os.path.join(workdir, "model", "tokenizer.model"))
   with pytest.raises(tokenizer_lib.TokenizerMismatchError, match="model"):
-    pretrain.load_model(workdir)
+    pair_lib.load_model(workdir)
   # Resuming training when the shared tokenizer changed is refused too.
   tok_path = [p for p in os.listdir(config.assets_dir)][0]
   tok_file = os.path.join(config.assets_dir, tok_path, f"tokenizer_v{config.vocab_size}.model")

@@ -8,7 +8,8 @@ import pytest
 
 from collab.models import presets
 from collab.models import transformer as tfm
-from collab.models.config import ModelConfig, num_params
+from collab.models.config import ModelConfig
+from collab.models.transformer import num_params
 
 VOCAB = 48
 ARCHS = ["test_tiny", "gpt2_tiny"]

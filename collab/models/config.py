@@ -4,7 +4,6 @@ from __future__ import annotations
 import dataclasses
 import math
 
-import jax
 import jax.numpy as jnp
 
 ARCHS = ("llama", "gpt2", "gemma3")
@@ -220,9 +219,3 @@ def _freeze_rope_scaling(scaling) -> tuple[tuple[str, float | int | str], ...] |
 def _swiglu_width(d_model: int) -> int:
   return int(math.ceil(8 * d_model / 3 / 16) * 16)
 
-
-def num_params(cfg: ModelConfig) -> int:
-  """Exact parameter count, from the shapes of `init_params` (eval_shape: nothing allocated)."""
-  from collab.models import transformer  # pylint: disable=g-import-not-at-top (cycle)
-  shapes = jax.eval_shape(lambda: transformer.init_params(cfg, jax.random.key(0)))
-  return int(sum(math.prod(x.shape) for x in jax.tree.leaves(shapes)))

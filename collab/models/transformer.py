@@ -33,6 +33,7 @@ must feed each row's positions in order without gaps.
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 import flax.linen as nn
@@ -341,3 +342,9 @@ def default_positions(tokens_BxT: jax.Array) -> jax.Array:
   """arange(T) for every row: the positions of unpadded (or right-padded) training batches."""
   B, T = tokens_BxT.shape
   return jnp.broadcast_to(jnp.arange(T, dtype=jnp.int32), (B, T))
+
+
+def num_params(cfg: ModelConfig) -> int:
+  """Exact parameter count, from the shapes of `init_params` (eval_shape: nothing allocated)."""
+  shapes = jax.eval_shape(lambda: init_params(cfg, jax.random.key(0)))
+  return int(sum(math.prod(x.shape) for x in jax.tree.leaves(shapes)))

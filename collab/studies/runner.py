@@ -21,17 +21,20 @@ import time
 from typing import Any
 
 import ml_collections
-import numpy as np
 
+from collab import baselines as baselines_lib
+from collab import config_args
 from collab import evaluate
-from collab import rollout as rollout_lib
+from collab import pair as pair_lib
 from collab.train import calibration
 from collab.train import gate as gate_lib
+from collab.train import pretrain
 
 # Baseline policy sweeps: dense enough that a gate can be compared with the best static or
 # random policy at equal or fewer calls per problem.
 RANDOM_RATES = (0.0625, 0.125, 0.25, 0.5, 0.75)
 THRESHOLDS = (-0.02, -0.05, -0.1, -0.2, -0.5, -1.0, -2.0)
+DEFAULT_GATE_CONFIG = "configs/gate.py"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,12 +60,13 @@ def runs_of(config: ml_collections.ConfigDict) -> list[Run]:
 
 
 def gate_config(config: ml_collections.ConfigDict, arg: str) -> ml_collections.ConfigDict:
-  """configs/gate.py's config for `base_arg,arg`, with the study's model and data folders."""
-  from configs import gate as gate_configs  # configs/ is a top-level package
+  """The gate config (config.gate_config, default configs/gate.py) for `base_arg,arg`, with
+  the study's model and data folders and its baseline sweeps."""
   full = ",".join(a for a in (config.base_arg, arg) if a)
-  cfg = gate_configs.get_config(full)
+  cfg = config_args.load_config_file(config.get("gate_config", DEFAULT_GATE_CONFIG), full)
   cfg.pretrain_dir = config.pretrain_dir
   cfg.assets_dir = config.assets_dir
+  cfg.eval.update(random_rates=RANDOM_RATES, thresholds=THRESHOLDS)
   return cfg
 
 
@@ -93,48 +97,18 @@ def _load(path: str) -> Any | None:
     return json.load(f)
 
 
-def _policy_result(per_problem: dict[str, np.ndarray], family: str, value: float,
-                   seconds: float) -> dict[str, Any]:
-  return dict(evaluate.summarize(per_problem), family=family, value=value, seconds=seconds,
-              per_problem={"correct": per_problem["correct"].astype(int).tolist(),
-                           "calls": per_problem["calls"].astype(int).tolist()})
-
-
-def _run(cfg, pair, setup, gate_params, episodes, name, family, policy, value=0.0,
-         call_price=None):
-  t0 = time.time()
-  per = evaluate.run_policy(pair, setup, gate_params, episodes, policy,
-                            batch_size=cfg.eval.batch_size, value=value, rng_seed=cfg.seed,
-                            call_price=call_price)
-  out = _policy_result(per, family, value, time.time() - t0)
-  print(f"  {name:>22}: accuracy {100 * out['accuracy']['mean']:5.1f}%  calls "
-        f"{out['calls']['mean']:.2f}  LLM tokens {out['llm_tokens']['mean']:.1f}  exposed "
-        f"{out['exposed']['mean']:.2f}", flush=True)
-  return out
+def _run(cfg, pair, setup, gate_params, episodes, named: baselines_lib.Baseline,
+         call_price=None) -> dict[str, Any]:
+  """A named policy's summary, with per-problem correctness and calls kept for pairing."""
+  summary, per = evaluate.run_named(cfg, pair, setup, gate_params, episodes, named,
+                                    call_price=call_price)
+  return dict(summary, per_problem={"correct": per["correct"].astype(int).tolist(),
+                                    "calls": per["calls"].astype(int).tolist()})
 
 
 def baseline_key(cfg: ml_collections.ConfigDict) -> str:
   r = cfg.rollout
   return f"{cfg.slm}__{cfg.llm}__{r.granularity}{r.step_tokens}x{r.num_steps}_b{r.budget}"
-
-
-def baseline_list(cfg: ml_collections.ConfigDict) -> list[tuple[str, str, Any, float]]:
-  """(name, family, policy, value): standalone models, static schedules, random asking at
-  several rates, confidence thresholds and the hindsight oracle."""
-  P = rollout_lib.Policy
-  out = [("slm_alone", "slm_alone", P(kind="self"), 0.0),
-         ("llm_alone", "llm_alone", P(kind="always", ask_kind="ask"), 0.0)]
-  out += [(f"every_{k}", "every_k", P(kind="every_k", k=k), 0.0) for k in (2, 3)]
-  out += [("fixed_" + "_".join(map(str, s)), "fixed", P(kind="fixed", steps=s), 0.0)
-          for s in ((0,), (0, 2))]
-  out += [(f"random_{r:g}", "random", P(kind="random"), r) for r in RANDOM_RATES]
-  out += [(f"threshold_{t:g}", "threshold", P(kind="threshold"), t) for t in THRESHOLDS]
-  out.append(("oracle", "oracle", P(kind="oracle"), 0.0))
-  if cfg.get("runlocal"):  # exercise every family, fewer points
-    keep = {"slm_alone", "llm_alone", "every_2", "fixed_0", "random_0.25", "random_0.75",
-            "threshold_-0.1", "threshold_-1", "oracle"}
-    out = [b for b in out if b[0] in keep]
-  return out
 
 
 def evaluate_baselines(cfg: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -144,12 +118,13 @@ def evaluate_baselines(cfg: ml_collections.ConfigDict, workdir: str) -> dict[str
   if cached is not None:
     return cached
   print(f"=== baselines {baseline_key(cfg)} ===", flush=True)
-  pair = gate_lib.load_pair(cfg)
-  episodes = evaluate._load_eval_episodes(cfg, pair)  # pylint: disable=protected-access
-  setup = gate_lib.make_setup(cfg, pair)
-  gate_params = gate_lib.init_state(cfg, pair, gate_lib.make_optimizer(cfg))["params"]["gate"]
-  policies = {name: _run(cfg, pair, setup, gate_params, episodes, name, family, policy, value)
-              for name, family, policy, value in baseline_list(cfg)}
+  pretrain.ensure_pretrained(cfg)
+  pair = pair_lib.load_pair(cfg)
+  episodes = pair_lib.eval_episodes(cfg, pair)
+  setup = pair_lib.make_setup(cfg, pair)
+  gate_params = pair_lib.init_gate(cfg, pair)  # unused by baselines: the rollout's input
+  policies = {named.name: _run(cfg, pair, setup, gate_params, episodes, named)
+              for named in baselines_lib.baselines(cfg.eval)}
   out = {"key": baseline_key(cfg), "slm": cfg.slm, "llm": cfg.llm, "policies": policies,
          "num_problems": len(episodes["row_id_B"]), "split": cfg.eval.split}
   os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -166,7 +141,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, run: Run, workdir: str
     print(f"=== training gate {run.train_name or run.name} ({cfg.slm} x {cfg.llm}) ===",
           flush=True)
     gate_lib.train(cfg, run_dir)
-  gate_params, _ = gate_lib.load_gate(run_dir, run.gate_dir)
+  gate_params, _ = pair_lib.load_gate(run_dir, run.gate_dir)
   calibrated = _calibrate(cfg, run, run_dir, gate_params) if run.price_target else None
   call_price = calibrated["price"] if calibrated else run.call_price
   evals = {}
@@ -177,10 +152,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, run: Run, workdir: str
     if result is None:
       print(f"=== evaluating gate {run.name} with {llm} ===", flush=True)
       ecfg = _with_llm(cfg, llm)
-      pair = gate_lib.load_pair(ecfg)
-      episodes = evaluate._load_eval_episodes(ecfg, pair)  # pylint: disable=protected-access
-      result = _run(ecfg, pair, gate_lib.make_setup(ecfg, pair), gate_params, episodes,
-                    "gate", "gate", rollout_lib.Policy(kind="gate", greedy=True),
+      pretrain.ensure_pretrained(ecfg)
+      pair = pair_lib.load_pair(ecfg)
+      episodes = pair_lib.eval_episodes(ecfg, pair)
+      result = _run(ecfg, pair, pair_lib.make_setup(ecfg, pair), gate_params, episodes,
+                    baselines_lib.Baseline("gate", "gate", evaluate.GREEDY_GATE),
                     call_price=call_price)
       train_metrics = _last_train_metrics(run_dir)
       result.update(llm=llm, trained_with=cfg.llm, train=train_metrics)
@@ -214,7 +190,7 @@ def _calibrate(cfg, run: Run, run_dir: str, gate_params) -> dict[str, Any]:
   if out is None:
     print(f"=== calibrating gate {run.name}: price for {target:g} {key} per problem ===",
           flush=True)
-    out = calibration.calibrate(cfg, gate_lib.load_pair(cfg), gate_params, key, target)
+    out = calibration.calibrate(cfg, pair_lib.load_pair(cfg), gate_params, key, target)
     _dump(path, out)
   return out
 

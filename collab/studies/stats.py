@@ -7,7 +7,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 from scipy import stats as scipy_stats
 
-STATIC_FAMILIES = ("slm_alone", "llm_alone", "every_k", "fixed")
+from collab.baselines import STATIC_FAMILIES  # noqa: F401  (re-exported for the studies)
+
 CURVE_FAMILIES = ("random", "threshold")
 
 

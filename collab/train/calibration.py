@@ -23,7 +23,8 @@ from typing import Any, Callable
 import ml_collections
 import numpy as np
 
-from collab.train import gate as gate_lib
+from collab import pair as pair_lib
+from collab.train import selection
 
 KEYS = ("calls", "llm_tokens")
 
@@ -60,21 +61,20 @@ def bisect_price(spend_at: Callable[[float], dict[str, float]], key: str, target
           "spend": seen[price], "evaluations": [dict(v, price=p) for p, v in sorted(seen.items())]}
 
 
-def calibrate(config: ml_collections.ConfigDict, pair: gate_lib.Pair, gate_params, key: str,
+def calibrate(config: ml_collections.ConfigDict, pair: pair_lib.Pair, gate_params, key: str,
               target: float, iters: int = 8) -> dict[str, Any]:
   """bisect_price for a gate trained with `config` (a price range and held-out problems)."""
-  price_range = gate_lib.price_range(config)
+  price_range = pair_lib.price_range(config)
   if price_range is None:
     raise ValueError("A price target needs a gate told its price: set costs.per_call_range "
                      "(configs/gate.py price_min / price_max)")
   if not config.rl.get("select_problems", 0):
     raise ValueError("A price target is calibrated on held-out training problems: set "
                      "config.rl.select_problems (configs/gate.py select=N)")
-  from collab.train import selection  # pylint: disable=g-import-not-at-top  (imports gate)
-  _, held = selection.split_held_out(config, gate_lib.load_records(
+  _, held = selection.split_held_out(config, pair_lib.load_records(
       config, pair, config.rl.split, config.rl.num_train_problems))
-  episodes = gate_lib.make_episodes(config, pair, held)
-  run = selection.greedy_runner(config, pair, gate_lib.make_setup(config, pair), episodes)
+  episodes = pair_lib.make_episodes(config, pair, held)
+  run = selection.greedy_runner(config, pair, pair_lib.make_setup(config, pair), episodes)
 
   def spend_at(price):
     per = run(gate_params, price)

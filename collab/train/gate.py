@@ -27,111 +27,29 @@ from collab import checkpoint as ckpt_lib
 from collab import config_args
 from collab import config_check
 from collab import gating
+from collab import evaluate
 from collab import hf_pair
+from collab import pair as pair_lib
 from collab import parallel
 from collab import rl
 from collab import rollout as rollout_lib
-from collab.data import assets as assets_lib
 from collab.data import episodes as episodes_lib
 from collab.data import tokenizer as tokenizer_lib
 from collab.train import metrics as metrics_lib
 from collab.train import preemption
 from collab.train import pretrain
 from collab.train import recipes
-
-
-@dataclasses.dataclass(frozen=True)
-class Pair:
-  """A frozen SLM and LLM that share a tokenizer."""
-  slm_params: Any
-  llm_params: Any
-  slm_cfg: Any
-  llm_cfg: Any
-  tokenizer: tokenizer_lib.Tokenizer
-
-
-def ensure_pretrained(config: ml_collections.ConfigDict, preset: str) -> str:
-  """The workdir of a pretrained `preset`, training it first when it is missing."""
-  from configs import pretrain as pretrain_configs  # configs/ is a top-level package
-  workdir = os.path.join(config.pretrain_dir, preset)
-  if not os.path.exists(os.path.join(workdir, "model")):
-    print(f"No pretrained {preset} in {workdir}: pretraining it now", flush=True)
-    pre_config = pretrain_configs.get_config(
-        f"model={preset}" + (",runlocal" if config.runlocal else ""))
-    pre_config.assets_dir = config.assets_dir
-    pre_config.task = config.task
-    pretrain.train(pre_config, workdir)
-  return workdir
-
-
-def load_pair(config: ml_collections.ConfigDict) -> Pair:
-  if hf_pair.uses_hf_models(config):  # Hugging Face checkpoints (configs/pairs/)
-    return Pair(*hf_pair.load_models(config))
-  slm_params, slm_cfg, slm_tok = pretrain.load_model(ensure_pretrained(config, config.slm))
-  llm_params, llm_cfg, llm_tok = pretrain.load_model(ensure_pretrained(config, config.llm))
-  if slm_tok.fingerprint != llm_tok.fingerprint:
-    raise tokenizer_lib.TokenizerMismatchError(
-        f"SLM {config.slm} and LLM {config.llm} use different tokenizers "
-        f"({slm_tok.fingerprint[:12]} vs {llm_tok.fingerprint[:12]}): a pair must share one.")
-  return Pair(slm_params, llm_params, slm_cfg, llm_cfg, slm_tok)
-
-
-def load_records(config: ml_collections.ConfigDict, pair: Pair, split: str,
-                 limit: int | None) -> list[dict[str, Any]]:
-  """Problems of `split`: GSM8K-style JSONL from config.data_dir when set, else the generated
-  task (whose tokenizer must be the pair's)."""
-  if config.get("data_dir"):
-    return hf_pair.gsm8k_records(config, split, limit)
-  if hf_pair.uses_hf_models(config):
-    raise ValueError("Imported models need data_dir (GSM8K-style JSONL): the generated task "
-                     "comes with its own tokenizer")
-  assets = assets_lib.prepare_assets(pretrain.task_config(config), config.assets_dir,
-                                     config.vocab_size)
-  tokenizer_lib.check_fingerprint(pair.tokenizer.fingerprint, assets.tokenizer,
-                                  where=config.assets_dir)
-  return assets_lib.load_records(assets, split, limit)
-
-
-def make_setup(config: ml_collections.ConfigDict, pair: Pair) -> rollout_lib.Setup:
-  return rollout_lib.Setup(
-      slm=pair.slm_cfg, llm=pair.llm_cfg,
-      gate=config_args.to_dataclass(gating.GateConfig, config.gate, "config.gate"),
-      rollout=config_args.to_dataclass(rollout_lib.RolloutConfig, config.rollout,
-                                       "config.rollout"),
-      specials=rollout_lib.Specials.from_tokenizer(pair.tokenizer))
-
-
-def price_range(config: ml_collections.ConfigDict) -> tuple[float, float] | None:
-  """(low, high) call prices of a price-conditioned gate's training, or None."""
-  low, high = config.costs.get("per_call_range", (0.0, 0.0))
-  return (float(low), float(high)) if high > 0 else None
-
-
-def eval_prices(config: ml_collections.ConfigDict) -> tuple[float, ...]:
-  return tuple(float(p) for p in config.eval.get("call_prices", ()))
+from collab.train import selection
 
 
 def sample_call_prices(config: ml_collections.ConfigDict, step: int) -> np.ndarray:
   """Per-problem call prices of training step `step`, drawn log-uniformly in the config's
   range (a pure function of (seed, step), so a resumed run replays them); one per problem,
   so the G samples of a group share theirs and their advantages compare like with like."""
-  low, high = price_range(config)
+  low, high = pair_lib.price_range(config)
   u = np.random.default_rng([config.seed, step, 1]).random(config.rl.problems_per_step)
   prices = np.exp(np.log(low) + u * (np.log(high) - np.log(low)))
   return np.repeat(prices, config.rl.group_size).astype(np.float32)
-
-
-def reward_config(config: ml_collections.ConfigDict) -> rl.RewardConfig:
-  return rl.RewardConfig(cost_per_call=config.costs.per_call,
-                         cost_per_llm_token=config.costs.per_llm_token,
-                         cost_per_private_token=config.costs.per_private_token)
-
-
-def make_episodes(config, pair: Pair, records) -> dict[str, np.ndarray]:
-  return episodes_lib.make_episodes(
-      records, pair.tokenizer, prompt_len=config.prompt_len,
-      num_steps=config.rollout.num_steps, step_tokens=config.rollout.step_tokens,
-      granularity=config.rollout.granularity)
 
 
 def _pg_loss(gate_params, setup, steps, adv_B, rl_cfg, old_logp_SxB=None):
@@ -184,11 +102,11 @@ def mixture_targets(config: ml_collections.ConfigDict) -> dict[str, float]:
   return {k: float(b[k]) for k in ("calls", "llm_tokens") if b[k] > 0}
 
 
-def calibrate_mixture(config: ml_collections.ConfigDict, pair: Pair, setup, gate_params,
+def calibrate_mixture(config: ml_collections.ConfigDict, pair: pair_lib.Pair, setup,
+                      gate_params,
                       episodes: dict[str, np.ndarray]) -> dict[str, Any]:
   """The mixture probability that meets every target of `mixture_targets` on average: the
   greedy gate's spend measured on training problems (never the evaluation split)."""
-  from collab import evaluate  # pylint: disable=g-import-not-at-top  (evaluate imports this)
   n = min(len(episodes["row_id_B"]), config.eval.num_problems)
   per = evaluate.run_policy(pair, setup, gate_params, {k: v[:n] for k, v in episodes.items()},
                             rollout_lib.Policy(kind="gate", greedy=True),
@@ -286,7 +204,7 @@ def make_train_step(setup: rollout_lib.Setup, tx: optax.GradientTransformation,
                        donate_argnums=(0,))
 
 
-def init_state(config, pair: Pair, tx):
+def init_state(config, pair: pair_lib.Pair, tx):
   gate_cfg = gating.GateConfig(**config.gate.to_dict())
   params = {"gate": gating.init_gate(gate_cfg, pair.slm_cfg.d_model,
                                      jax.random.PRNGKey(config.seed))}
@@ -303,11 +221,11 @@ def make_optimizer(config) -> optax.GradientTransformation:
 
 def check_config(config: ml_collections.ConfigDict) -> None:
   """Errors a gate config would otherwise raise late (after the workdir was written to)."""
-  pretrain.task_config(config)
+  pair_lib.task_config(config)
   pretrain.nonfinite_policy(config)
   config_args.to_dataclass(gating.GateConfig, config.gate, "config.gate")
   config_args.to_dataclass(rollout_lib.RolloutConfig, config.rollout, "config.rollout")
-  prices = price_range(config)
+  prices = pair_lib.price_range(config)
   if prices is not None:
     if not 0 < prices[0] <= prices[1]:
       raise ValueError(f"config.costs.per_call_range must be 0 < low <= high, got {prices}")
@@ -353,16 +271,16 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
   os.makedirs(workdir, exist_ok=True)
   if primary:
     pretrain.check_workdir_config(workdir, config, workdir_mode)
-  pair = load_pair(config)
-  from collab.train import selection  # pylint: disable=g-import-not-at-top  (it imports this)
-  records, select_records = selection.split_held_out(config, load_records(
+  pretrain.ensure_pretrained(config)
+  pair = pair_lib.load_pair(config)
+  records, select_records = selection.split_held_out(config, pair_lib.load_records(
       config, pair, config.rl.split, config.rl.num_train_problems))
   held_out = len(select_records)
-  episodes = make_episodes(config, pair, records)
+  episodes = pair_lib.make_episodes(config, pair, records)
   # Several processes: each feeds its local devices its own slice of the global batch.
   # Model-sharded (config.mesh.model > 1): one program over the mesh, batch split over 'data'.
   mesh = parallel.model_mesh(config)
-  setup = make_setup(config, pair)
+  setup = pair_lib.make_setup(config, pair)
   setup = dataclasses.replace(setup, rollout=dataclasses.replace(
       setup.rollout, llm_capacity=config.rl.llm_capacity,
       # The model-sharded step runs under vmap, where a switch runs every branch.
@@ -389,7 +307,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
                                     where=checkpointer.directory)
     print(f"Resumed gate training at step {int(state['step'])}", flush=True)
 
-  train_step = make_train_step(setup, tx, config.rl, reward_config(config),
+  train_step = make_train_step(setup, tx, config.rl, pair_lib.reward_config(config),
                                budget=budget_targets(config), mesh=mesh)
   if mesh:
     slm_r, llm_r = mesh.replicate(pair.slm_params, True), mesh.shard_model(pair.llm_params, True)
@@ -402,7 +320,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
   on_nonfinite = pretrain.nonfinite_policy(config)
   base_rng = jax.random.PRNGKey(config.seed + 1)
   t0, skipped = time.time(), 0
-  prices = price_range(config)  # a price-conditioned gate: per-problem call prices
+  prices = pair_lib.price_range(config)  # a price-conditioned gate: per-problem call prices
   try:
     with preemption.Guard() as guard:
       for step in range(int(state["step"]), config.rl.num_steps):
@@ -449,8 +367,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
     if primary:
       save_gate(workdir, gate_params, config, pair, name="gate_last")
     gate_params = selection.select_checkpoint(
-        config, pair, make_setup(config, pair), state, workdir,
-        make_episodes(config, pair, select_records), primary)
+        config, pair, pair_lib.make_setup(config, pair), state, workdir,
+        pair_lib.make_episodes(config, pair, select_records), primary)
   if mixture_targets(config):
     mix = calibrate_mixture(config, pair, setup, gate_params, episodes)
     print(f"Mixture: the gate spends {mix['gate_spend']} per problem on {mix['problems']} "
@@ -478,7 +396,8 @@ def _host_state(state_r):
   return jax.device_get(state) if jax.process_count() > 1 else state
 
 
-def save_gate(workdir: str, gate_params, config, pair: Pair, name: str = "gate") -> str:
+def save_gate(workdir: str, gate_params, config, pair: pair_lib.Pair,
+              name: str = "gate") -> str:
   """Params-only gate export beside the training checkpoints: workdir/<name>/ (gate/: the
   gate that is used; gate_last/: the last step's, when another checkpoint was selected)."""
   path = os.path.join(workdir, name)
@@ -488,7 +407,3 @@ def save_gate(workdir: str, gate_params, config, pair: Pair, name: str = "gate")
       "llm": config.llm, "config": json.loads(config.to_json_best_effort())}, overwrite=True)
   return path
 
-
-def load_gate(workdir: str, name: str = "gate"):
-  params, metadata = ckpt_lib.load_params(os.path.join(workdir, name))
-  return params, metadata

@@ -19,19 +19,20 @@ import ml_collections
 import optax
 
 from collab import checkpoint as ckpt_lib
-from collab import config_args
+from collab import hf_pair
+from collab import pair as pair_lib
 from collab import config_check
 from collab import errors
 from collab.data import assets as assets_lib
 from collab.data import pipeline
 from collab.data import task as task_lib
 from collab.data import tokenizer as tokenizer_lib
-from collab.models import config as model_config
 from collab.models import presets
 from collab.models import transformer
 from collab.train import lm_eval
 from collab.train import metrics as metrics_lib
 from collab.train import preemption
+from collab.train import recipes
 
 
 NONFINITE_POLICIES = ("stop", "skip")
@@ -39,10 +40,6 @@ WORKDIR_MODES = ("refuse", "resume", "overwrite")
 # What a run writes into its workdir: all that `workdir_mode="overwrite"` deletes.
 RUN_FILES = ("checkpoints", "model", "gate", "tb", "config.json", "tokenizer.model",
              "metrics.jsonl", "eval.json")
-
-
-def task_config(config: ml_collections.ConfigDict) -> task_lib.TaskConfig:
-  return config_args.to_dataclass(task_lib.TaskConfig, config.task, "config.task")
 
 
 def nonfinite_policy(config: ml_collections.ConfigDict) -> str:
@@ -172,14 +169,21 @@ def export_model(workdir: str, params, metadata: dict, tok) -> str:
   return path
 
 
-def load_model(workdir: str):
-  """(params, ModelConfig, Tokenizer) of a pretrained model, tokenizer checked against it."""
-  path = os.path.join(workdir, "model")
-  params, metadata = ckpt_lib.load_params(path)
-  tok = tokenizer_lib.Tokenizer.load(os.path.join(path, "tokenizer.model"))
-  tokenizer_lib.check_fingerprint(metadata["tokenizer_fingerprint"], tok, where=path)
-  cfg = model_config.ModelConfig(**metadata["model_config"])
-  return params, cfg, tok
+def ensure_pretrained(config: ml_collections.ConfigDict) -> None:
+  """Pretrains the presets a gate config names (config.slm, config.llm) that are missing
+  under config.pretrain_dir, with their recipes (collab/train/recipes.py) on the config's task
+  and assets. Imported pairs are not pretrained here."""
+  if hf_pair.uses_hf_models(config):
+    return
+  for preset in dict.fromkeys((config.slm, config.llm)):
+    workdir = pair_lib.model_dir(config, preset)
+    if os.path.exists(os.path.join(workdir, "model")):
+      continue
+    print(f"No pretrained {preset} in {workdir}: pretraining it now", flush=True)
+    pre_config = recipes.pretrain_config(preset, runlocal=config.get("runlocal", False))
+    pre_config.assets_dir = config.assets_dir
+    pre_config.task = config.task
+    train(pre_config, workdir)
 
 
 def train(config: ml_collections.ConfigDict, workdir: str, *,
@@ -195,7 +199,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
   """
   # Check the config before touching the workdir: a typo must leave nothing behind.
   config_check.check_pretraining(config, workdir)
-  task_cfg = task_config(config)
+  task_cfg = pair_lib.task_config(config)
   presets.get_model_config(config.get("preset", config.model), config.vocab_size)
   on_nonfinite = nonfinite_policy(config)
   os.makedirs(workdir, exist_ok=True)
@@ -219,7 +223,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
   tx = make_optimizer(config)
   params = transformer.init_params(cfg, jax.random.PRNGKey(config.seed))
   state = {"params": params, "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32)}
-  print(f"Model {config.model}: {model_config.num_params(cfg):,} params, "
+  print(f"Model {config.model}: {transformer.num_params(cfg):,} params, "
         f"fact coverage {config.fact_coverage}", flush=True)
 
   # The tokenizer travels inside every checkpoint and export (base64 of the sentencepiece
@@ -297,7 +301,7 @@ def _export_and_evaluate(config, workdir, state, cfg, tok, assets, known_mask, m
   results = lm_eval.evaluate_lm(state["params"], cfg, tok, records, known_mask=known_mask,
                                 batch_size=config.eval.batch_size)
   results.update(model=config.model, fact_coverage=config.fact_coverage,
-                 num_params=model_config.num_params(cfg), steps=config.num_steps,
+                 num_params=transformer.num_params(cfg), steps=config.num_steps,
                  train_seconds_this_run=train_seconds, eval_seconds=time.time() - t_eval,
                  split=config.eval.split)
   writer.write(config.num_steps, {k: v for k, v in results.items()

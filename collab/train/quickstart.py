@@ -10,9 +10,14 @@ import os
 import time
 from typing import Any
 
-from collab.train import pretrain
+import ml_collections
 
-QUICKSTART_PRESETS = ("slm_s", "llm_s")
+from collab import evaluate
+from collab import pair as pair_lib
+from collab.train import gate
+from collab.train import pretrain
+from collab.train import recipes
+
 _COLUMNS = ("final_accuracy", "step_accuracy/lookup", "step_accuracy/lookup_seen",
             "step_accuracy/lookup_unseen", "step_accuracy/arith", "step_accuracy/answer")
 
@@ -28,40 +33,34 @@ def results_table(results: dict[str, dict]) -> str:
   return "\n".join(lines)
 
 
-# Gate steps and evaluation size that keep `make quickstart` within ~20 minutes on 2 cores.
-QUICKSTART_GATE_ARG = "steps=120,eval_problems=300"
-
-
-def run(workdir: str, presets=QUICKSTART_PRESETS, arg_suffix: str = "",
-        gate_arg: str = QUICKSTART_GATE_ARG) -> dict[str, Any]:
-  from configs import gate as gate_configs  # configs/ is a top-level package
-  from configs import pretrain as pretrain_configs
-  from collab import evaluate
-  from collab.train import gate
+def run(workdir: str, gate_config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """Pretrains gate_config.slm and gate_config.llm (their recipes), trains the gate of
+  `gate_config` and evaluates it, everything under `workdir`."""
   os.makedirs(workdir, exist_ok=True)
+  gate_config = ml_collections.ConfigDict(gate_config.to_dict())
+  gate_config.assets_dir = os.path.join(workdir, "assets")
+  gate_config.pretrain_dir = workdir
+  presets = (gate_config.slm, gate_config.llm)
   results, t0, timings = {}, time.time(), {}
   for name in presets:
     print(f"=== pretraining {name} ===", flush=True)
-    config = pretrain_configs.get_config(f"model={name}{arg_suffix}")
-    config.assets_dir = os.path.join(workdir, "assets")
-    results[name] = pretrain.train(config, os.path.join(workdir, name))
+    config = recipes.pretrain_config(name, runlocal=gate_config.runlocal)
+    config.assets_dir = gate_config.assets_dir
+    config.task = gate_config.task
+    results[name] = pretrain.train(config, pair_lib.model_dir(gate_config, name))
   timings["pretrain_seconds"] = time.time() - t0
   pretrain_table = results_table(results)
   print(pretrain_table, flush=True)
 
   print("=== training the gate ===", flush=True)
   t1 = time.time()
-  slm, llm = presets
-  gate_config = gate_configs.get_config(",".join(filter(None, [f"slm={slm},llm={llm}", gate_arg])))
-  gate_config.assets_dir = os.path.join(workdir, "assets")
-  gate_config.pretrain_dir = workdir
   gate_dir = os.path.join(workdir, "gate")
   gate.train(gate_config, gate_dir)
   timings["gate_seconds"] = time.time() - t1
   print("=== evaluating the gate and the baselines ===", flush=True)
   t2 = time.time()
-  pair = gate.load_pair(gate_config)
-  gate_params, _ = gate.load_gate(gate_dir)
+  pair = pair_lib.load_pair(gate_config)
+  gate_params, _ = pair_lib.load_gate(gate_dir)
   metrics = evaluate.evaluate(gate_config, pair, gate_params, gate_dir)
   timings["eval_seconds"] = time.time() - t2
   timings["wall_seconds"] = time.time() - t0

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 
+import ml_collections
+
+from collab.data import task as task_lib
+
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
@@ -44,3 +48,62 @@ def get_recipe(name: str) -> Recipe:
   if name not in RECIPES:
     raise ValueError(f"Unknown pretraining preset {name!r}; valid: {sorted(RECIPES)}")
   return RECIPES[name]
+
+
+def task_defaults(runlocal: bool = False) -> ml_collections.ConfigDict:
+  """The task generator's knobs (collab/data/task.py TaskConfig) as a ConfigDict."""
+  task = dataclasses.asdict(task_lib.TaskConfig())
+  if runlocal:
+    task.update(num_train=2000, num_validation=64, num_test=64)
+  return ml_collections.ConfigDict(task)
+
+
+def pretrain_config(model: str = "", *, runlocal: bool = False, seed: int = -1,
+                    coverage: float = -1.0, steps: int = 0, batch: int = 0
+                    ) -> ml_collections.ConfigDict:
+  """The pretraining config of a recipe (configs/pretrain.py's get_config; the gate trainer
+  builds the same one for a preset it pretrains). Negative or zero overrides keep the
+  recipe's value; runlocal shrinks everything to seconds."""
+  model = model or ("test_tiny" if runlocal else "slm_s")
+  recipe = get_recipe(model)
+
+  config = ml_collections.ConfigDict()
+  config.model = model
+  config.preset = recipe.model  # the size preset (collab/models/presets.py) the recipe trains
+  config.seed = seed if seed >= 0 else recipe.seed
+  config.task = task_defaults(runlocal)
+  config.vocab_size = 512
+  # Data and tokenizer are shared by every model of a world (a collaborating pair must share
+  # a tokenizer), so they live outside the model's workdir.
+  config.assets_dir = "runs/assets_local" if runlocal else "runs/assets"
+  config.seq_len = 104  # the longest generated problem is 97 tokens with bos and eos
+  config.fact_coverage = coverage if coverage >= 0 else recipe.fact_coverage
+  config.coverage_seed = 0
+  # 'mask': train on every problem but never on an unknown fact's look-up line (arithmetic
+  # learns from all the data); 'filter': train only on problems whose facts are all known.
+  config.unknown_facts = "mask"
+  # Share of training problems shown redacted (private spans -> <redacted>, loss off on the
+  # lines that need them): an LLM learns to serve `ask_redacted` requests.
+  config.redact_prob = 0.25 if recipe.role == "llm" else 0.0
+  config.num_steps = steps or recipe.num_steps
+  config.batch_size = batch or recipe.batch_size
+  config.learning_rate = recipe.learning_rate
+  config.warmup_steps = recipe.warmup_steps
+  config.weight_decay = 0.01
+  config.grad_clip = 1.0
+  config.log_every = 50
+  config.ckpt_every = 500
+  config.max_to_keep = 2
+  # A step with a NaN/inf loss or gradients: 'stop' (keeps the last checkpoint) or 'skip'.
+  config.on_nonfinite = "stop"
+  config.eval = ml_collections.ConfigDict(
+      dict(split="test", num_problems=500, batch_size=128))
+
+  if runlocal:
+    config.num_steps = steps or 30
+    config.batch_size = 16
+    config.log_every = 10
+    config.ckpt_every = 10
+    config.eval.num_problems = 16
+    config.eval.batch_size = 16
+  return config

@@ -25,9 +25,9 @@ import ml_collections
 import numpy as np
 
 from collab import checkpoint as ckpt_lib
+from collab import evaluate
+from collab import pair as pair_lib
 from collab import rl
-from collab import rollout as rollout_lib
-from collab.train import gate as gate_lib
 
 
 def split_held_out(config: ml_collections.ConfigDict, records):
@@ -54,7 +54,7 @@ def reward_N(per_problem: dict[str, np.ndarray], price: float,
              config: ml_collections.ConfigDict) -> np.ndarray:
   """Each problem's episode reward (`rl.episode_reward`, the training reward) at call price
   `price`."""
-  cfg = dataclasses.replace(gate_lib.reward_config(config), cost_per_call=price)
+  cfg = dataclasses.replace(pair_lib.reward_config(config), cost_per_call=price)
   return np.asarray(rl.episode_reward(per_problem["correct"], per_problem["calls"],
                                       per_problem["llm_tokens"], per_problem["exposed"], cfg))
 
@@ -97,11 +97,10 @@ def select(config: ml_collections.ConfigDict, steps: list[int],
 
 def greedy_runner(config, pair, setup, episodes) -> Callable:
   """run_greedy for `select`: the greedy gate on `episodes` through collab.evaluate."""
-  from collab import evaluate  # pylint: disable=g-import-not-at-top  (evaluate imports gate)
 
   def run(params, call_price):
     return evaluate.run_policy(pair, setup, params, episodes,
-                               rollout_lib.Policy(kind="gate", greedy=True),
+                               evaluate.GREEDY_GATE,
                                batch_size=config.eval.batch_size, rng_seed=config.seed,
                                call_price=call_price)
   return run
@@ -115,7 +114,7 @@ def select_checkpoint(config, pair, setup, state, workdir: str, episodes, primar
     params_at = lambda step: ckpt.restore(step, target=state)[0]["params"]["gate"]
     result = select(
         config, candidate_steps(ckpt.all_steps(), config), params_at,
-        greedy_runner(config, pair, setup, episodes), gate_lib.price_range(config))
+        greedy_runner(config, pair, setup, episodes), pair_lib.price_range(config))
     params = params_at(result["step"])
   print(f"Selection: kept step {result['step']} of {result['last_step']}", flush=True)
   if primary:

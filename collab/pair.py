@@ -1,0 +1,149 @@
+"""The one builder: a gate config -> the SLM x LLM pair, its rollout setup, and its episodes.
+
+Training (collab/train/gate.py), evaluation (collab/evaluate.py), checkpoint selection and
+price calibration, export and the studies all build what they run from here, so a config
+means the same models, tokenizer, problems and rollout everywhere.
+
+  pair = load_pair(config)                       # frozen SLM and LLM, one tokenizer
+  setup = make_setup(config, pair)               # static: model configs, gate, rollout
+  episodes = make_episodes(config, pair, load_records(config, pair, split, n))
+
+A pair is either two presets pretrained here (config.slm / config.llm under
+config.pretrain_dir, see collab/train/pretrain.py) or two Hugging Face checkpoints
+(config.slm_hf_dir / config.llm_hf_dir, collab/hf_pair.py).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+from collab import checkpoint as ckpt_lib
+from collab import config_args
+from collab import errors
+from collab import gating
+from collab import hf_pair
+from collab import rl
+from collab import rollout as rollout_lib
+from collab.data import assets as assets_lib
+from collab.data import episodes as episodes_lib
+from collab.data import task as task_lib
+from collab.data import tokenizer as tokenizer_lib
+from collab.models import config as model_config
+
+
+@dataclasses.dataclass(frozen=True)
+class Pair:
+  """A frozen SLM and LLM that share a tokenizer."""
+  slm_params: Any
+  llm_params: Any
+  slm_cfg: Any
+  llm_cfg: Any
+  tokenizer: tokenizer_lib.Tokenizer
+
+
+def task_config(config: ml_collections.ConfigDict) -> task_lib.TaskConfig:
+  return config_args.to_dataclass(task_lib.TaskConfig, config.task, "config.task")
+
+
+def model_dir(config: ml_collections.ConfigDict, preset: str) -> str:
+  """Where a preset's pretraining run lives (its params export is `model/` inside)."""
+  return os.path.join(config.pretrain_dir, preset)
+
+
+def load_model(workdir: str):
+  """(params, ModelConfig, Tokenizer) of a pretraining run's export, tokenizer checked."""
+  path = os.path.join(workdir, "model")
+  if not os.path.isdir(path):
+    raise errors.CheckpointError(
+        f"No pretrained model in {path}: pretrain it first (python -m experiments.pretrain), "
+        "or train a gate, which pretrains missing presets")
+  params, metadata = ckpt_lib.load_params(path)
+  tok = tokenizer_lib.Tokenizer.load(os.path.join(path, "tokenizer.model"))
+  tokenizer_lib.check_fingerprint(metadata["tokenizer_fingerprint"], tok, where=path)
+  cfg = model_config.ModelConfig(**metadata["model_config"])
+  return params, cfg, tok
+
+
+def load_pair(config: ml_collections.ConfigDict) -> Pair:
+  """The pair a gate config names (its presets must be pretrained already)."""
+  if hf_pair.uses_hf_models(config):  # Hugging Face checkpoints (configs/pairs/)
+    return Pair(*hf_pair.load_models(config))
+  slm_params, slm_cfg, slm_tok = load_model(model_dir(config, config.slm))
+  llm_params, llm_cfg, llm_tok = load_model(model_dir(config, config.llm))
+  if slm_tok.fingerprint != llm_tok.fingerprint:
+    raise tokenizer_lib.TokenizerMismatchError(
+        f"SLM {config.slm} and LLM {config.llm} use different tokenizers "
+        f"({slm_tok.fingerprint[:12]} vs {llm_tok.fingerprint[:12]}): a pair must share one.")
+  return Pair(slm_params, llm_params, slm_cfg, llm_cfg, slm_tok)
+
+
+def load_records(config: ml_collections.ConfigDict, pair: Pair, split: str,
+                 limit: int | None) -> list[dict[str, Any]]:
+  """Problems of `split`: GSM8K-style JSONL from config.data_dir when set, else the generated
+  task (whose tokenizer must be the pair's)."""
+  if config.get("data_dir"):
+    return hf_pair.gsm8k_records(config, split, limit)
+  if hf_pair.uses_hf_models(config):
+    raise errors.ConfigError("Imported models need data_dir (GSM8K-style JSONL): the "
+                             "generated task comes with its own tokenizer")
+  assets = assets_lib.prepare_assets(task_config(config), config.assets_dir,
+                                     config.vocab_size)
+  tokenizer_lib.check_fingerprint(pair.tokenizer.fingerprint, assets.tokenizer,
+                                  where=config.assets_dir)
+  return assets_lib.load_records(assets, split, limit)
+
+
+def make_setup(config: ml_collections.ConfigDict, pair: Pair) -> rollout_lib.Setup:
+  return rollout_lib.Setup(
+      slm=pair.slm_cfg, llm=pair.llm_cfg,
+      gate=config_args.to_dataclass(gating.GateConfig, config.gate, "config.gate"),
+      rollout=config_args.to_dataclass(rollout_lib.RolloutConfig, config.rollout,
+                                       "config.rollout"),
+      specials=rollout_lib.Specials.from_tokenizer(pair.tokenizer))
+
+
+def make_episodes(config: ml_collections.ConfigDict, pair: Pair, records
+                  ) -> dict[str, np.ndarray]:
+  return episodes_lib.make_episodes(
+      records, pair.tokenizer, prompt_len=config.prompt_len,
+      num_steps=config.rollout.num_steps, step_tokens=config.rollout.step_tokens,
+      granularity=config.rollout.granularity)
+
+
+def eval_episodes(config: ml_collections.ConfigDict, pair: Pair) -> dict[str, np.ndarray]:
+  """The episodes of config.eval: its first num_problems problems of eval.split."""
+  records = load_records(config, pair, config.eval.split, config.eval.num_problems)
+  return make_episodes(config, pair, records)
+
+
+def price_range(config: ml_collections.ConfigDict) -> tuple[float, float] | None:
+  """(low, high) call prices of a price-conditioned gate's training, or None."""
+  low, high = config.costs.get("per_call_range", (0.0, 0.0))
+  return (float(low), float(high)) if high > 0 else None
+
+
+def eval_prices(config: ml_collections.ConfigDict) -> tuple[float, ...]:
+  return tuple(float(p) for p in config.eval.get("call_prices", ()))
+
+
+def reward_config(config: ml_collections.ConfigDict) -> rl.RewardConfig:
+  return rl.RewardConfig(cost_per_call=config.costs.per_call,
+                         cost_per_llm_token=config.costs.per_llm_token,
+                         cost_per_private_token=config.costs.per_private_token)
+
+
+def init_gate(config: ml_collections.ConfigDict, pair: Pair):
+  """The gate's initial params (seeded by config.seed): an untrained gate for the pair."""
+  gate_cfg = config_args.to_dataclass(gating.GateConfig, config.gate, "config.gate")
+  return gating.init_gate(gate_cfg, pair.slm_cfg.d_model, jax.random.PRNGKey(config.seed))
+
+
+def load_gate(workdir: str, name: str = "gate"):
+  """(params, metadata) of the gate a training run saved as workdir/<name>/ (gate/: the gate
+  in use; gate_last/: the last step's, when training selected another checkpoint)."""
+  return ckpt_lib.load_params(os.path.join(workdir, name))
