@@ -276,8 +276,10 @@ def _spec_tokenizers(model: dict, declared: Mapping[str, Any]) -> bytes:
   tok = tokenizers.Tokenizer.from_str(json.dumps(model))
   nl = tok.encode("\n", add_special_tokens=False).ids
   pieces = {i: p for p, i in tok.get_vocab(with_added_tokens=True).items()}
-  ids = _resolve(declared, tok.token_to_id, pieces, tok.get_vocab_size(with_added_tokens=True),
-                 nl[0] if len(nl) == 1 else None)
+  # Ids may be sparse (a vocabulary that spells two ids alike keeps one): ids allocated for
+  # markup start past the largest id, not at the count.
+  size = max(tok.get_vocab_size(with_added_tokens=True), max(pieces, default=-1) + 1)
+  ids = _resolve(declared, tok.token_to_id, pieces, size, nl[0] if len(nl) == 1 else None)
   return _canonical({"format": FORMAT, "kind": "tokenizers", "model": model, "ids": ids})
 
 

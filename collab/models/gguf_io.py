@@ -120,8 +120,9 @@ class _Cursor:
     if vtype == _STRING:
       return self.string()
     if vtype in _SCALARS:
-      return np.frombuffer(self.take(np.dtype(_SCALARS[vtype]).itemsize),
-                           _SCALARS[vtype])[0].item()
+      v = np.frombuffer(self.take(np.dtype(_SCALARS[vtype]).itemsize), _SCALARS[vtype])[0]
+      # float32 values as their shortest decimal (an eps of 1e-05, not 9.99999974e-06)
+      return float(str(v)) if vtype == 6 else v.item()
     if vtype == _ARRAY:
       itype, count = self.scalar("<I"), self.scalar("<Q")
       if itype in _SCALARS:
