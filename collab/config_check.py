@@ -25,10 +25,19 @@ import math
 import os
 from typing import Any, Iterable, Mapping
 
+import jax
 import ml_collections
 
+from collab import config_args
 from collab import errors
+from collab import gating
+from collab import hf_pair
 from collab import pair as pair_lib
+from collab import rollout as rollout_lib
+from collab.data import tfds_gsm8k
+from collab.models import presets
+from collab.train import loop
+from collab.train import recipes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -292,11 +301,53 @@ def check_workdir(path: str, flag: str = "--workdir") -> None:
                              "(it is created when missing)")
 
 
+def check_gate_consistency(config: ml_collections.ConfigDict) -> None:
+  """Settings of a gate config that contradict each other, or names it cannot resolve."""
+  pair_lib.task_config(config)
+  loop.nonfinite_policy(config)
+  config_args.to_dataclass(gating.GateConfig, config.gate, "config.gate")
+  config_args.to_dataclass(rollout_lib.RolloutConfig, config.rollout, "config.rollout")
+  prices = pair_lib.price_range(config)
+  if prices is not None:
+    if not 0 < prices[0] <= prices[1]:
+      raise errors.ConfigError(f"config.costs.per_call_range must be 0 < low <= high, got {prices}")
+    if not config.gate.get("price_input", False):
+      raise errors.ConfigError("A call price range needs config.gate.price_input=True: the gate must "
+                       "be told the price it is charged")
+    if config.get("budget_target", {}).get("calls"):
+      raise errors.ConfigError("A call price range and a calls budget target both set the call "
+                       "price; choose one")
+  elif config.gate.get("price_input", False):
+    raise errors.ConfigError("config.gate.price_input=True needs config.costs.per_call_range")
+  if config.gate.get("price_offset", False) and not config.gate.get("price_input", False):
+    raise errors.ConfigError("config.gate.price_offset=True needs a price-conditioned gate "
+                     "(price_max > 0): the offset is -scale * the price the gate is told")
+  credit = config.rl.get("credit", "episode")
+  if credit not in ("episode", "causal"):
+    raise errors.ConfigError(f"config.rl.credit must be 'episode' or 'causal', got {credit!r}")
+  mode = config.get("budget_target", {}).get("mode", "dual")
+  if mode not in ("dual", "mixture"):
+    raise errors.ConfigError(f"config.budget_target.mode must be 'dual' or 'mixture', got {mode!r}")
+  held_out = config.rl.get("select_problems", 0)
+  if held_out:
+    if held_out < 0 or held_out >= config.rl.num_train_problems:
+      raise errors.ConfigError(f"config.rl.select_problems must be in [0, num_train_problems="
+                       f"{config.rl.num_train_problems}), got {held_out}")
+    target = config.get("budget_target")
+    if target is not None and (target.calls > 0 or target.llm_tokens > 0):
+      raise errors.ConfigError("Checkpoint selection scores rewards at fixed prices; a budget target "
+                       "moves the price in training: choose one")
+  presets = () if hf_pair.uses_hf_models(config) else (config.slm, config.llm)
+  for preset in presets:  # imported pairs are not pretrained here
+    if not os.path.exists(os.path.join(config.pretrain_dir, preset, "model")):
+      recipes.get_recipe(preset)  # it would be pretrained now: the name must be a recipe
+
+
 # ---------------------------------------------------------------------------- gate
 
 
 def check_gate(config: ml_collections.ConfigDict) -> None:
-  """Ranges, then the gate trainer's own consistency checks (gate.check_config)."""
+  """Ranges, then the settings' consistency (check_gate_consistency)."""
   check_ranges(config, GATE)
   _check_task(config)
   rl = config.rl
@@ -310,13 +361,11 @@ def check_gate(config: ml_collections.ConfigDict) -> None:
           f"config.rl.select_problems={rl.select_problems} is out of range: expected an "
           f"integer in [0, {available}) (it holds out that many of the {available} training "
           "problems)")
-  from collab.train import gate  # pylint: disable=g-import-not-at-top  (it imports this)
-  _config_errors(gate.check_config, config)
+  _config_errors(check_gate_consistency, config)
 
 
 def data_devices(config: ml_collections.ConfigDict) -> tuple[int, str]:
   """(data-parallel device count, what it is) for a gate config on this machine."""
-  import jax  # pylint: disable=g-import-not-at-top
   mesh = config.get("mesh")
   model = int(mesh.get("model", 1)) if mesh else 1
   n = jax.device_count()
@@ -360,7 +409,6 @@ def check_device_split(config: ml_collections.ConfigDict) -> None:
 
 def check_data(config: ml_collections.ConfigDict) -> None:
   """An imported pair's checkpoint and data directories exist, and its JSONL files parse."""
-  from collab import hf_pair  # pylint: disable=g-import-not-at-top
   if hf_pair.uses_hf_models(config):
     for key in ("slm_hf_dir", "llm_hf_dir"):
       path = config.get(key)
@@ -375,7 +423,6 @@ def check_data(config: ml_collections.ConfigDict) -> None:
                                "JSONL data (the generated task comes with its own tokenizer)")
   data_dir = config.get("data_dir")
   if data_dir:
-    from collab.data import tfds_gsm8k  # pylint: disable=g-import-not-at-top
     tfds_gsm8k.check_source_dir(data_dir)
 
 
@@ -398,41 +445,9 @@ def check_pretraining(config: ml_collections.ConfigDict, workdir: str | None = N
     check_workdir(workdir)
   check_ranges(config, PRETRAIN)
   _check_task(config)
-  from collab.models import presets  # pylint: disable=g-import-not-at-top
-  from collab.train import pretrain  # pylint: disable=g-import-not-at-top  (it imports this)
   _config_errors(pair_lib.task_config, config)
   _config_errors(presets.get_model_config, config.get("preset", config.model),
                  config.vocab_size)
-  _config_errors(pretrain.nonfinite_policy, config)
+  _config_errors(loop.nonfinite_policy, config)
   if workdir is not None:
     check_workdir(workdir)
-
-
-# ---------------------------------------------------------------------------- studies
-
-
-def check_study(config: ml_collections.ConfigDict, workdir: str | None = None) -> None:
-  """The study's own numbers, and every run's gate config (built as the runner builds it)."""
-  if workdir is not None:
-    check_workdir(workdir)
-  check_ranges(config, STUDY)
-  from collab.studies import runner  # pylint: disable=g-import-not-at-top
-  for run in runner.runs_of(config):
-    where = f"study run {run.name!r} (arg {run.arg!r})"
-    if run.call_price is not None and not NON_NEGATIVE.contains(run.call_price):
-      raise errors.ConfigError(f"{where}: call_price={run.call_price!r} is out of range: "
-                               f"expected {NON_NEGATIVE.describe()}")
-    if run.price_target is not None:
-      kind, target = run.price_target
-      if kind not in ("calls", "llm_tokens"):
-        raise errors.ConfigError(f"{where}: price_target kind {kind!r}; valid: 'calls', "
-                                 "'llm_tokens'")
-      if not POSITIVE.contains(target):
-        raise errors.ConfigError(f"{where}: price_target={target!r} is out of range: "
-                                 f"expected {POSITIVE.describe()}")
-    try:
-      cfg = runner.gate_config(config, run.arg)
-      check_gate(cfg)
-      check_device_split(cfg)
-    except (errors.UserError, ValueError, TypeError) as err:
-      raise errors.ConfigError(f"{where}: {err}") from err

@@ -58,10 +58,6 @@ def model_dir(config: ml_collections.ConfigDict, preset: str) -> str:
 def load_model(workdir: str):
   """(params, ModelConfig, Tokenizer) of a pretraining run's export, tokenizer checked."""
   path = os.path.join(workdir, "model")
-  if not os.path.isdir(path):
-    raise errors.CheckpointError(
-        f"No pretrained model in {path}: pretrain it first (python -m experiments.pretrain), "
-        "or train a gate, which pretrains missing presets")
   params, metadata = ckpt_lib.load_params(path)
   tok = tokenizer_lib.Tokenizer.load(os.path.join(path, "tokenizer.model"))
   tokenizer_lib.check_fingerprint(metadata["tokenizer_fingerprint"], tok, where=path)

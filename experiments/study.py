@@ -16,7 +16,6 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-from collab import config_check
 from collab import errors
 from collab.studies import analysis
 from collab.studies import report
@@ -39,7 +38,7 @@ def main(argv):
   config = _CONFIG.value
   if config.study not in analysis.ANALYSES:
     raise app.UsageError(f"Unknown study {config.study!r}; valid: {sorted(analysis.ANALYSES)}")
-  config_check.check_study(config, _WORKDIR.value)
+  runner.check_study(config, _WORKDIR.value)
   t0 = time.time()
   result = runner.run_study(config, _WORKDIR.value)
   out_dir = _RESULTS.value or (f"results_local/{config.study}" if config.runlocal

@@ -298,7 +298,7 @@ def test_gate_nan_loss_stops(gate_run, tmp_path, monkeypatch):
   before = _snapshot(f"{workdir}/checkpoints", f"{workdir}/gate")
   reward = pair_lib.reward_config(config)
   nan_reward = dataclasses.replace(reward, cost_per_private_token=float("nan"))
-  monkeypatch.setattr(gate, "reward_config", lambda c: nan_reward)
+  monkeypatch.setattr(pair_lib, "reward_config", lambda c: nan_reward)
   config = config.copy_and_resolve_references()
   config.rl.num_steps = 4
   with pytest.raises(FloatingPointError, match=r"at step 3 .*last checkpoint \(step 2\)"):

@@ -11,6 +11,7 @@ import pytest
 from collab import config_check
 from collab import errors
 from collab.data import tfds_gsm8k
+from collab.studies import runner
 from configs import gate as gate_configs
 from configs import pretrain as pretrain_configs
 from configs.pairs import qwen2_5
@@ -158,15 +159,15 @@ def test_device_split_with_a_model_mesh(monkeypatch):
 
 def test_study_runs_are_checked_up_front():
   config = scaling.get_config("runlocal")
-  config_check.check_study(config)
+  runner.check_study(config)
   config.runs[-1]["arg"] += ",call_cost=-1"
   with pytest.raises(errors.ConfigError,
                      match=r"study run '.*' \(arg .*\): config\.costs\.per_call=-1\.0"):
-    config_check.check_study(config)
+    runner.check_study(config)
   config = scaling.get_config("runlocal")
   config.seeds = (0, -1)
   with pytest.raises(errors.ConfigError, match=r"config\.seeds=\(0, -1\)"):
-    config_check.check_study(config)
+    runner.check_study(config)
 
 
 def test_a_workdir_that_is_a_file(tmp_path):

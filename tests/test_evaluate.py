@@ -13,6 +13,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+from collab import config_check
 from collab import evaluate
 from collab import gating
 from collab import rollout as rollout_lib
@@ -212,7 +213,7 @@ def test_a_mixture_target_calibrates_the_share_of_problems_the_gate_decides(env)
   np.testing.assert_array_equal(part["calls"][on], full["calls"][on])
   assert 0 < on.sum() < len(on) and abs(part["calls"].mean() - 1.0) < 1.0
   with pytest.raises(ValueError, match="budget_target.mode"):
-    gate_lib.check_config(gate_configs.get_config("runlocal,target_calls=1,target_mode=x"))
+    config_check.check_gate_consistency(gate_configs.get_config("runlocal,target_calls=1,target_mode=x"))
 
 
 def test_price_bisection_finds_the_lowest_price_that_meets_the_target():
@@ -325,4 +326,4 @@ def test_checkpoint_selection_keeps_the_best_step_not_the_last(env, tmp_path):
   assert chosen["scores"]["4"] == pytest.approx(-0.1 * calls["calls"].mean())
   assert chosen["scores"]["2"] == 0.0
   with pytest.raises(ValueError, match="Checkpoint selection scores rewards at fixed prices"):
-    gate_lib.check_config(gate_configs.get_config("runlocal,select=8,target_calls=1"))
+    config_check.check_gate_consistency(gate_configs.get_config("runlocal,select=8,target_calls=1"))

@@ -8,6 +8,7 @@ import numpy as np
 import optax
 import pytest
 
+from collab import config_check
 from collab import gating
 from collab import parallel
 from collab import rl
@@ -186,8 +187,8 @@ def test_price_offset_head_charges_call_kinds_the_price_it_is_told():
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
   from configs import gate as gate_configs
   with pytest.raises(ValueError, match="price_offset"):
-    gate_lib.check_config(gate_configs.get_config("runlocal,price_offset=True"))
-  gate_lib.check_config(gate_configs.get_config("runlocal,price_max=0.5,price_offset=True"))
+    config_check.check_gate_consistency(gate_configs.get_config("runlocal,price_offset=True"))
+  config_check.check_gate_consistency(gate_configs.get_config("runlocal,price_max=0.5,price_offset=True"))
 
 
 def test_draft_prior_starts_as_the_confidence_threshold():
@@ -211,7 +212,7 @@ def test_call_prices_are_per_problem_log_uniform_and_replayable():
   from configs import gate as gate_configs
   cfg = gate_configs.get_config("runlocal,price_max=0.5,price_min=0.02")
   assert cfg.gate.price_input
-  gate_lib.check_config(cfg)
+  config_check.check_gate_consistency(cfg)
   a, b = gate_lib.sample_call_prices(cfg, 3), gate_lib.sample_call_prices(cfg, 3)
   np.testing.assert_array_equal(a, b)
   assert len(a) == cfg.rl.problems_per_step * cfg.rl.group_size
@@ -222,11 +223,11 @@ def test_call_prices_are_per_problem_log_uniform_and_replayable():
   # log-uniform: the median sits at the geometric mean of the range (0.1)
   assert np.median(many) == pytest.approx(0.1, rel=0.15)
   with pytest.raises(ValueError, match="budget target"):
-    gate_lib.check_config(gate_configs.get_config("runlocal,price_max=0.5,target_calls=1"))
+    config_check.check_gate_consistency(gate_configs.get_config("runlocal,price_max=0.5,target_calls=1"))
   bad = gate_configs.get_config("runlocal")
   bad.gate.price_input = True
   with pytest.raises(ValueError, match="per_call_range"):
-    gate_lib.check_config(bad)
+    config_check.check_gate_consistency(bad)
 
 
 def test_exploration_floor_mixes_in_the_uniform_policy_over_allowed_kinds():

@@ -24,6 +24,8 @@ import ml_collections
 
 from collab import baselines as baselines_lib
 from collab import config_args
+from collab import config_check
+from collab import errors
 from collab import evaluate
 from collab import pair as pair_lib
 from collab.train import calibration
@@ -68,6 +70,32 @@ def gate_config(config: ml_collections.ConfigDict, arg: str) -> ml_collections.C
   cfg.assets_dir = config.assets_dir
   cfg.eval.update(random_rates=RANDOM_RATES, thresholds=THRESHOLDS)
   return cfg
+
+
+def check_study(config: ml_collections.ConfigDict, workdir: str | None = None) -> None:
+  """The study's own numbers, and every run's gate config (built as the runner builds it)."""
+  if workdir is not None:
+    config_check.check_workdir(workdir)
+  config_check.check_ranges(config, config_check.STUDY)
+  for run in runs_of(config):
+    where = f"study run {run.name!r} (arg {run.arg!r})"
+    if run.call_price is not None and not config_check.NON_NEGATIVE.contains(run.call_price):
+      raise errors.ConfigError(f"{where}: call_price={run.call_price!r} is out of range: "
+                               f"expected {config_check.NON_NEGATIVE.describe()}")
+    if run.price_target is not None:
+      kind, target = run.price_target
+      if kind not in ("calls", "llm_tokens"):
+        raise errors.ConfigError(f"{where}: price_target kind {kind!r}; valid: 'calls', "
+                                 "'llm_tokens'")
+      if not config_check.POSITIVE.contains(target):
+        raise errors.ConfigError(f"{where}: price_target={target!r} is out of range: "
+                                 f"expected {config_check.POSITIVE.describe()}")
+    try:
+      cfg = gate_config(config, run.arg)
+      config_check.check_gate(cfg)
+      config_check.check_device_split(cfg)
+    except (errors.UserError, ValueError, TypeError) as err:
+      raise errors.ConfigError(f"{where}: {err}") from err
 
 
 def _with_llm(cfg: ml_collections.ConfigDict, llm: str) -> ml_collections.ConfigDict:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import time
 from typing import Any
 
 import jax
@@ -24,21 +23,18 @@ import numpy as np
 import optax
 
 from collab import checkpoint as ckpt_lib
-from collab import config_args
 from collab import config_check
 from collab import gating
 from collab import evaluate
-from collab import hf_pair
 from collab import pair as pair_lib
 from collab import parallel
 from collab import rl
 from collab import rollout as rollout_lib
 from collab.data import episodes as episodes_lib
 from collab.data import tokenizer as tokenizer_lib
+from collab.train import loop
 from collab.train import metrics as metrics_lib
-from collab.train import preemption
 from collab.train import pretrain
-from collab.train import recipes
 from collab.train import selection
 
 
@@ -219,54 +215,12 @@ def make_optimizer(config) -> optax.GradientTransformation:
                      optax.adam(config.rl.learning_rate))
 
 
-def check_config(config: ml_collections.ConfigDict) -> None:
-  """Errors a gate config would otherwise raise late (after the workdir was written to)."""
-  pair_lib.task_config(config)
-  pretrain.nonfinite_policy(config)
-  config_args.to_dataclass(gating.GateConfig, config.gate, "config.gate")
-  config_args.to_dataclass(rollout_lib.RolloutConfig, config.rollout, "config.rollout")
-  prices = pair_lib.price_range(config)
-  if prices is not None:
-    if not 0 < prices[0] <= prices[1]:
-      raise ValueError(f"config.costs.per_call_range must be 0 < low <= high, got {prices}")
-    if not config.gate.get("price_input", False):
-      raise ValueError("A call price range needs config.gate.price_input=True: the gate must "
-                       "be told the price it is charged")
-    if config.get("budget_target", {}).get("calls"):
-      raise ValueError("A call price range and a calls budget target both set the call "
-                       "price; choose one")
-  elif config.gate.get("price_input", False):
-    raise ValueError("config.gate.price_input=True needs config.costs.per_call_range")
-  if config.gate.get("price_offset", False) and not config.gate.get("price_input", False):
-    raise ValueError("config.gate.price_offset=True needs a price-conditioned gate "
-                     "(price_max > 0): the offset is -scale * the price the gate is told")
-  credit = config.rl.get("credit", "episode")
-  if credit not in ("episode", "causal"):
-    raise ValueError(f"config.rl.credit must be 'episode' or 'causal', got {credit!r}")
-  mode = config.get("budget_target", {}).get("mode", "dual")
-  if mode not in ("dual", "mixture"):
-    raise ValueError(f"config.budget_target.mode must be 'dual' or 'mixture', got {mode!r}")
-  held_out = config.rl.get("select_problems", 0)
-  if held_out:
-    if held_out < 0 or held_out >= config.rl.num_train_problems:
-      raise ValueError(f"config.rl.select_problems must be in [0, num_train_problems="
-                       f"{config.rl.num_train_problems}), got {held_out}")
-    if budget_targets(config) or mixture_targets(config):
-      raise ValueError("Checkpoint selection scores rewards at fixed prices; a budget target "
-                       "moves the price in training: choose one")
-  presets = () if hf_pair.uses_hf_models(config) else (config.slm, config.llm)
-  for preset in presets:  # imported pairs are not pretrained here
-    if not os.path.exists(os.path.join(config.pretrain_dir, preset, "model")):
-      recipes.get_recipe(preset)  # it would be pretrained now: the name must be a recipe
-
-
 def train(config: ml_collections.ConfigDict, workdir: str, *,
           workdir_mode: str = "refuse") -> dict[str, Any]:
   """Trains the gate of config.slm x config.llm; resumes from workdir/checkpoints.
 
   workdir_mode, NaN/inf (config.on_nonfinite) and SIGTERM: as in `pretrain.train`."""
   config_check.check_gate_training(config, workdir)  # before anything is written
-  check_config(config)
   primary = jax.process_index() == 0  # with several processes, the one that writes files
   os.makedirs(workdir, exist_ok=True)
   if primary:
@@ -316,51 +270,41 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
     slm_r, llm_r = parallel.replicate(pair.slm_params), parallel.replicate(pair.llm_params)
     state_r = parallel.replicate(state)
   writer = metrics_lib.MetricsWriter(workdir, enabled=primary)
-  progress = metrics_lib.Progress(config.rl.num_steps, every=config.log_every)
-  on_nonfinite = pretrain.nonfinite_policy(config)
   base_rng = jax.random.PRNGKey(config.seed + 1)
-  t0, skipped = time.time(), 0
   prices = pair_lib.price_range(config)  # a price-conditioned gate: per-problem call prices
+  holder = {"state": state_r}
+
+  def step_fn(step):
+    # The problems of step k are a pure function of (seed, k): resuming replays them. Row
+    # ids stay global (select numbers the whole batch), so samples do not depend on which
+    # process or device a row lands on.
+    chosen = np.random.default_rng([config.seed, step]).choice(
+        len(records), config.rl.problems_per_step, replace=False)
+    batch = episodes_lib.select(episodes, chosen, config.rl.group_size)
+    if prices is not None:
+      batch["call_price_B"] = sample_call_prices(config, step)
+    batch = {k: v[local_rows] for k, v in batch.items()}
+    batch = mesh.shard_batch(batch, True) if mesh else parallel.shard(batch, n_dev)
+    holder["state"], metrics = train_step(holder["state"], slm_r, llm_r, batch,
+                                          jax.random.fold_in(base_rng, step))
+    return metrics
+
   try:
-    with preemption.Guard() as guard:
-      for step in range(int(state["step"]), config.rl.num_steps):
-        # The problems of step k are a pure function of (seed, k): resuming replays them.
-        chosen = np.random.default_rng([config.seed, step]).choice(
-            len(records), config.rl.problems_per_step, replace=False)
-        # Row ids stay global (select numbers the whole batch), so samples do not depend on
-        # which process or device a row lands on.
-        batch = episodes_lib.select(episodes, chosen, config.rl.group_size)
-        if prices is not None:
-          batch["call_price_B"] = sample_call_prices(config, step)
-        batch = {k: v[local_rows] for k, v in batch.items()}
-        batch = mesh.shard_batch(batch, True) if mesh else parallel.shard(batch, n_dev)
-        state_r, metrics = train_step(state_r, slm_r, llm_r, batch,
-                                      jax.random.fold_in(base_rng, step))
-        done = step + 1
-        if not float(_local_copy(metrics["finite"])):  # the update was not applied
-          if on_nonfinite == "stop":
-            raise pretrain.nonfinite_error(done, workdir, checkpointer.latest_step())
-          skipped += 1
-          print(f"Step {done}: non-finite loss or gradients, update skipped", flush=True)
-        if done % config.log_every == 0 or done == config.rl.num_steps:
-          # Equal on every device (pmean): this process's first copy.
-          metrics = {k: float(_local_copy(v)) for k, v in metrics.items()}
-          metrics["seconds"] = time.time() - t0
-          metrics["skipped_steps"] = skipped
-          writer.write(done, metrics)
-          if primary:
-            progress.update(done, {k: metrics[k] for k in ("reward", "accuracy", "calls")
-                                   + tuple(f"cost/{c}" for c in budget_targets(config))})
-        preempted = guard.should_stop(done)
-        if done % config.ckpt_every == 0 or done == config.rl.num_steps or preempted:
-          checkpointer.save(done, _host_state(state_r), extra=metadata)
-        if preempted:
-          checkpointer.wait()
-          print(f"SIGTERM: saved step {done}, leaving", flush=True)
-          raise preemption.Preempted(done, checkpointer.directory)
+    outcome = loop.run(
+        loop.Cadence(config.rl.num_steps, config.log_every, config.ckpt_every,
+                     loop.nonfinite_policy(config)),
+        int(state["step"]), step_fn,
+        save=lambda done: checkpointer.save(done, _host_state(holder["state"]), extra=metadata),
+        checkpointer=checkpointer, writer=writer, workdir=workdir,
+        # Equal on every device (pmean): this process's first copy.
+        to_host=lambda x: float(_local_copy(x)),
+        extra_metrics=lambda done, seconds: {"seconds": seconds},
+        progress_keys=("reward", "accuracy", "calls") + tuple(
+            f"cost/{c}" for c in budget_targets(config)), show_progress=primary)
   finally:  # also on errors: pending saves finish, files close
     checkpointer.close()
     writer.close()
+  state_r = holder["state"]
   state = _host_state(state_r)
   gate_params = state["params"]["gate"]
   if held_out:
@@ -380,7 +324,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
         json.dump(mix, f, indent=1)
   if primary:
     save_gate(workdir, gate_params, config, pair)
-  return {"gate_params": gate_params, "train_seconds": time.time() - t0}
+  return {"gate_params": gate_params, "train_seconds": outcome.seconds}
 
 
 def _local_copy(x):

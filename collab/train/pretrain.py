@@ -30,39 +30,20 @@ from collab.data import tokenizer as tokenizer_lib
 from collab.models import presets
 from collab.models import transformer
 from collab.train import lm_eval
+from collab.train import loop
 from collab.train import metrics as metrics_lib
-from collab.train import preemption
 from collab.train import recipes
 
 
-NONFINITE_POLICIES = ("stop", "skip")
 WORKDIR_MODES = ("refuse", "resume", "overwrite")
 # What a run writes into its workdir: all that `workdir_mode="overwrite"` deletes.
 RUN_FILES = ("checkpoints", "model", "gate", "tb", "config.json", "tokenizer.model",
              "metrics.jsonl", "eval.json")
 
 
-def nonfinite_policy(config: ml_collections.ConfigDict) -> str:
-  """config.on_nonfinite: what a step whose loss or gradients are NaN/inf does. 'stop' (the
-  default): raise, keeping the last checkpoint; 'skip': drop that step's update and go on."""
-  policy = config.get("on_nonfinite", "stop")
-  if policy not in NONFINITE_POLICIES:
-    raise ValueError(f"config.on_nonfinite must be one of {NONFINITE_POLICIES}, got {policy!r}")
-  return policy
-
-
 def keep_if_finite(finite, new_tree, old_tree):
   """new_tree where `finite` (a scalar bool), else old_tree: a non-finite step changes nothing."""
   return jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_tree, old_tree)
-
-
-def nonfinite_error(step: int, workdir: str, last_saved: int | None) -> FloatingPointError:
-  kept = (f"the last checkpoint (step {last_saved}) is kept" if last_saved is not None
-          else "no checkpoint was saved")
-  return FloatingPointError(
-      f"Non-finite loss or gradients at step {step} in {workdir}: stopped, {kept} and nothing "
-      "after it was saved. Lower the learning rate, check the data, or set "
-      "config.on_nonfinite='skip' to drop such steps' updates.")
 
 
 def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
@@ -195,13 +176,13 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
   preempted job would; the next call resumes. Returns None then.
   workdir_mode: for a workdir that holds a run of another config (`check_workdir_config`).
   SIGTERM: the step in progress is checkpointed, then `preemption.Preempted` is raised.
-  A non-finite loss stops the run or skips the step (`nonfinite_policy`).
+  A non-finite loss stops the run or skips the step (`loop.nonfinite_policy`).
   """
   # Check the config before touching the workdir: a typo must leave nothing behind.
   config_check.check_pretraining(config, workdir)
   task_cfg = pair_lib.task_config(config)
   presets.get_model_config(config.get("preset", config.model), config.vocab_size)
-  on_nonfinite = nonfinite_policy(config)
+  on_nonfinite = loop.nonfinite_policy(config)
   os.makedirs(workdir, exist_ok=True)
   check_workdir_config(workdir, config, workdir_mode)
   assets = assets_lib.prepare_assets(task_cfg, config.assets_dir, config.vocab_size)
@@ -256,40 +237,26 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
 
 def _train_loop(config, workdir, train_step, state, dataset, checkpointer, writer, metadata,
                 on_nonfinite, stop_after_steps):
-  """Steps from state["step"] to config.num_steps (or a stop); returns (state, seconds)."""
-  progress = metrics_lib.Progress(config.num_steps, every=config.log_every)
+  """Steps from state["step"] to config.num_steps (or a stop) through the shared loop
+  (collab/train/loop.py); returns (state, seconds)."""
+  holder = {"state": state, "tokens": 0}
   start_step = int(state["step"])
-  t0, tokens_seen, skipped = time.time(), 0, 0
-  with preemption.Guard() as guard:
-    for step in range(start_step, config.num_steps):
-      batch = dataset[step]
-      state, metrics = train_step(state, batch)
-      tokens_seen += batch["tokens_BxT"].size
-      done = step + 1
-      if not bool(metrics["finite"]):  # one scalar to the host per step
-        if on_nonfinite == "stop":
-          raise nonfinite_error(done, workdir, checkpointer.latest_step())
-        skipped += 1
-        print(f"Step {done}: non-finite loss or gradients, update skipped", flush=True)
-      if done % config.log_every == 0 or done == config.num_steps:
-        metrics = {k: float(v) for k, v in metrics.items()}
-        metrics["tokens_per_s"] = tokens_seen / max(time.time() - t0, 1e-9)
-        metrics["skipped_steps"] = skipped
-        writer.write(done, metrics)
-        progress.update(done, metrics)
-      preempted = guard.should_stop(done)
-      stopping = preempted or (stop_after_steps is not None
-                               and done - start_step >= stop_after_steps)
-      if done % config.ckpt_every == 0 or done == config.num_steps or stopping:
-        checkpointer.save(done, state, extra=metadata)
-      if preempted:
-        checkpointer.wait()
-        print(f"SIGTERM: saved step {done}, leaving", flush=True)
-        raise preemption.Preempted(done, checkpointer.directory)
-      if stopping:
-        break
-  checkpointer.wait()
-  return state, time.time() - t0
+
+  def step_fn(step):
+    batch = dataset[step]
+    holder["state"], metrics = train_step(holder["state"], batch)
+    holder["tokens"] += batch["tokens_BxT"].size
+    return metrics
+
+  outcome = loop.run(
+      loop.Cadence(config.num_steps, config.log_every, config.ckpt_every, on_nonfinite),
+      start_step, step_fn, save=lambda done: checkpointer.save(done, holder["state"],
+                                                               extra=metadata),
+      checkpointer=checkpointer, writer=writer, workdir=workdir,
+      extra_metrics=lambda done, seconds: {"tokens_per_s": holder["tokens"] / max(seconds,
+                                                                                   1e-9)},
+      stop_after_steps=stop_after_steps)
+  return holder["state"], outcome.seconds
 
 
 def _export_and_evaluate(config, workdir, state, cfg, tok, assets, known_mask, metadata, writer,
