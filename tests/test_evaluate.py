@@ -13,6 +13,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+from collab import baselines as baselines_lib
 from collab import config_check
 from collab import evaluate
 from collab import gating
@@ -35,7 +36,7 @@ def env(tmp_path_factory):
   config.assets_dir = str(tmp / "assets")
   config.pretrain_dir = str(tmp / "pretrain")
   config.rollout.update(num_steps=5, step_tokens=10)
-  # Fewer baseline variants than the runlocal default: each new policy is one compile.
+  # Fewer baseline variants than the runlocal default: each one is a rollout to run.
   config.eval.update(num_problems=16, batch_size=16, every_k=(2,), fixed_steps=((0, 2),),
                      random_rates=(0.5,), thresholds=(-0.5, -3.0))
   assets = assets_lib.prepare_assets(pair_lib.task_config(config), config.assets_dir,
@@ -56,7 +57,7 @@ def env(tmp_path_factory):
 def test_metrics_json_has_every_policy(env):
   with open(os.path.join(env["out_dir"], "metrics.json")) as f:
     metrics = json.load(f)
-  names = {"gate"} | {name for name, *_ in evaluate.baseline_policies(env["config"], 0.0)}
+  names = {"gate"} | {b.name for b in baselines_lib.baselines(env["config"].eval, 0.0)}
   assert set(metrics["policies"]) == names
   assert {"slm_alone", "llm_alone", "every_2", "fixed_0_2", "random_at_gate_rate",
           "random_0.5", "threshold_-0.5", "threshold_-3", "oracle"} <= names
@@ -327,3 +328,21 @@ def test_checkpoint_selection_keeps_the_best_step_not_the_last(env, tmp_path):
   assert chosen["scores"]["2"] == 0.0
   with pytest.raises(ValueError, match="Checkpoint selection scores rewards at fixed prices"):
     config_check.check_gate_consistency(gate_configs.get_config("runlocal,select=8,target_calls=1"))
+
+
+def test_every_baseline_shares_one_compiled_rollout(env):
+  """The policy is traced data: the gate and every baseline of config.eval, at any value, run
+  through one compiled rollout per batch shape (single-device jit here: batches of 6)."""
+  config, pair = env["config"], env["pair"]
+  episodes = pair_lib.eval_episodes(config, pair)
+  setup = pair_lib.make_setup(config, pair)
+  named = [baselines_lib.Baseline("gate", "gate", evaluate.GREEDY_GATE)] + (
+      baselines_lib.baselines(config.eval, gate_call_rate=0.3))
+  before = rollout_lib.rollout._cache_size()  # pylint: disable=protected-access
+  outs = {b.name: evaluate.run_policy(pair, setup, env["gate"], episodes, b.policy,
+                                      batch_size=6, value=b.value) for b in named}
+  assert rollout_lib.rollout._cache_size() - before <= 1  # pylint: disable=protected-access
+  # ... and the policies still differ: the one program computes what each one asks for.
+  assert outs["slm_alone"]["calls"].sum() == 0
+  assert outs["llm_alone"]["calls"].sum() == outs["llm_alone"]["decisions"].sum() > 0
+  assert len(named) >= 10 and len({int(o["calls"].sum()) for o in outs.values()}) >= 3

@@ -1,8 +1,6 @@
-"""Studies: statistics on hand-made cases, and the scaling and transfer studies'
-runlocal variants end to end (gates, baselines, analysis, figures, report) on tiny models.
-The constraints, granularity and budget studies run in tests/test_studies_sweeps.py."""
-import os
-
+"""Studies: statistics on hand-made cases, and the transfer study's runlocal variant end to
+end (gates, baselines, analysis, report, resume) on tiny models. The other studies' runlocal
+variants run in tests/e2e/test_studies_e2e.py (`make test-e2e`)."""
 import numpy as np
 import pytest
 
@@ -90,21 +88,14 @@ def test_privacy_check_against_both_references():
   assert "plain_ask_exposure_ratio" not in pair
 
 
-def test_scaling_study_runlocal(shared):
-  result, summary, md, out_dir = _run(shared, "scaling")
-  assert len(result["runs"]) == 4  # 2 SLMs x 1 LLM x 2 seeds
-  assert set(summary["pairs"]) == {"test_tiny__gpt2_tiny", "gpt2_tiny__gpt2_tiny"}
-  assert set(summary["claims"]["slm_more_self_reliant"]) == {"gpt2_tiny"}
-  assert summary["claims"]["slm_more_self_reliant"]["gpt2_tiny"]["n"] == 4
-  assert os.path.exists(os.path.join(out_dir, "scaling.png"))
-  assert "### Scaling grid" in md and "### Dynamic against static" in md
-  # Rerunning resumes: nothing is trained or evaluated again, results are identical.
-  again = runner.run_study(_config(shared, "scaling"), shared["workdir"])
-  assert again["runs"] == result["runs"]
-
-
 def test_transfer_study_runlocal(shared):
-  _, summary, md, _ = _run(shared, "transfer")
+  result, summary, md, _ = _run(shared, "transfer")
   entry = summary["transfer"]["test_tiny__gpt2_tiny@test_tiny"]
   assert entry["trained_with"] == "gpt2_tiny" and entry["llm"] == "test_tiny"
   assert "direct" in entry and "### Transfer" in md
+  # Every baseline of a pair ran through the one compiled rollout, and each was stored.
+  (key, base), *_ = result["baselines"].items()
+  assert {"slm_alone", "llm_alone", "oracle", "threshold_-0.1"} <= set(base["policies"])
+  # Rerunning resumes: nothing is trained or evaluated again, results are identical.
+  again = runner.run_study(_config(shared, "transfer"), shared["workdir"])
+  assert again["runs"] == result["runs"]

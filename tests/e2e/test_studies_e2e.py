@@ -1,12 +1,30 @@
-"""Studies, second half: the constraints, granularity and budget studies' runlocal
-variants end to end, the frontier that pools them, and REPORT.md. Apart from
-tests/test_studies.py so that each pytest process compiles fewer XLA programs (a long one
-crashed in XLA's CPU compiler, see tests/run_by_file.sh)."""
+"""The studies' runlocal variants end to end on tiny models: scaling (with its trends),
+constraints, granularity and budget, the frontier that pools them, and REPORT.md. The
+transfer study runs in tests/test_studies.py (the fast suite)."""
 import os
+import sys
 
-from collab.studies import analysis
-from collab.studies import report
-from studies_shared import run as _run, shared  # noqa: F401 (a fixture)
+sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))  # tests/: studies_shared
+
+from collab.studies import analysis  # noqa: E402
+from collab.studies import report  # noqa: E402
+from collab.studies import runner  # noqa: E402
+from studies_shared import config_of as _config, run as _run, shared  # noqa: E402,F401
+
+
+def test_scaling_study_runlocal(shared):
+  result, summary, md, out_dir = _run(shared, "scaling")
+  assert len(result["runs"]) == 4  # 2 SLMs x 1 LLM x 2 seeds
+  assert set(summary["pairs"]) == {"test_tiny__gpt2_tiny", "gpt2_tiny__gpt2_tiny"}
+  assert set(summary["claims"]["slm_more_self_reliant"]) == {"gpt2_tiny"}
+  assert summary["claims"]["slm_more_self_reliant"]["gpt2_tiny"]["n"] == 4
+  assert os.path.exists(os.path.join(out_dir, "scaling.png"))
+  assert "### Scaling grid" in md and "### Dynamic against static" in md
+  # Rerunning resumes: nothing is trained or evaluated again, results are identical.
+  again = runner.run_study(_config(shared, "scaling"), shared["workdir"])
+  assert again["runs"] == result["runs"]
+
+
 
 
 def test_constraints_study_runlocal(shared):
@@ -39,5 +57,5 @@ def test_granularity_and_budget_studies_runlocal(shared):
   text = report.build_report(shared["results"], os.path.join(shared["results"], "REPORT.md"))
   for section in ("## Frontier", "## Constraints", "## Granularity", "## Budget"):
     assert section in text
-  # Scaling and transfer run in tests/test_studies.py, into another module's results.
-  assert text.count("Not run yet") == 2 and "Command: `test budget`" in text
+  # Transfer runs in tests/test_studies.py, into another module's results.
+  assert text.count("Not run yet") == 1 and "Command: `test budget`" in text
