@@ -267,6 +267,7 @@ def evaluate(config: ml_collections.ConfigDict, pair: pair_lib.Pair, gate_params
   for x in ("llm_tokens", "exposed"):
     plot_pareto(metrics, os.path.join(out_dir, f"pareto_{x}.png"), x=x)
   print(results_table(metrics), flush=True)
+  print(head_to_head(metrics), flush=True)
   return metrics
 
 
@@ -318,4 +319,34 @@ def results_table(metrics: dict[str, Any]) -> str:
         f"| {name} | {100 * acc['mean']:.1f} ± {100 * acc['ci95']:.1f}% "
         f"| {s['calls']['mean']:.2f} | {s['llm_tokens']['mean']:.1f} "
         f"| {s['exposed']['mean']:.2f} | {s['call_rate']:.3f} |")
+  return "\n".join(lines)
+
+
+def head_to_head(metrics: dict[str, Any], gate: str = "gate") -> str:
+  """Markdown lines: the gate against the strongest rival of each family at equal or fewer
+  calls per problem (the most accurate such point), with the paired accuracy gain and its
+  95% CI, so a reader sees at once where the learned gate wins, ties or loses."""
+  policies, comparison = metrics["policies"], metrics["comparison"]
+  g = policies[gate]
+  lines = [f"Gate: {100 * g['accuracy']['mean']:.1f}% at {g['calls']['mean']:.2f} calls per "
+           "problem. Strongest rival of each family at equal or fewer calls (paired gain of "
+           "the gate, 95% CI):", ""]
+  for family in ("threshold", "random", "every_k", "fixed", "slm_alone", "llm_alone"):
+    rivals = [(s["accuracy"]["mean"], name) for name, s in policies.items()
+              if s["family"] == family and s["calls"]["mean"] <= g["calls"]["mean"] + 1e-9]
+    if not rivals:
+      cheapest = min((s["calls"]["mean"], name) for name, s in policies.items()
+                     if s["family"] == family) if any(
+                         s["family"] == family for s in policies.values()) else None
+      if cheapest:
+        lines.append(f"- {family}: every point spends more calls than the gate (the cheapest, "
+                     f"{cheapest[1]}, {cheapest[0]:.2f})")
+      continue
+    _, name = max(rivals)
+    s, gain = policies[name], comparison[name]["accuracy_gain"]
+    verdict = ("gate better" if gain["ci_low"] > 0 else "gate worse" if gain["ci_high"] < 0
+               else "tie")
+    lines.append(f"- {family}: {name}, {100 * s['accuracy']['mean']:.1f}% at "
+                 f"{s['calls']['mean']:.2f} calls; gain {100 * gain['mean']:+.1f} "
+                 f"[{100 * gain['ci_low']:+.1f}, {100 * gain['ci_high']:+.1f}] points: {verdict}")
   return "\n".join(lines)

@@ -346,3 +346,21 @@ def test_every_baseline_shares_one_compiled_rollout(env):
   assert outs["slm_alone"]["calls"].sum() == 0
   assert outs["llm_alone"]["calls"].sum() == outs["llm_alone"]["decisions"].sum() > 0
   assert len(named) >= 10 and len({int(o["calls"].sum()) for o in outs.values()}) >= 3
+
+
+def test_head_to_head_picks_the_strongest_rival_at_equal_or_fewer_calls():
+  def pol(family, acc, calls):
+    return {"family": family, "accuracy": {"mean": acc}, "calls": {"mean": calls}}
+
+  def gain(mean, half):
+    return {"accuracy_gain": {"mean": mean, "ci_low": mean - half, "ci_high": mean + half}}
+  metrics = {"policies": {"gate": pol("gate", 0.6, 2.0), "threshold_-1": pol("threshold", 0.5, 1.5),
+                          "threshold_-0.5": pol("threshold", 0.55, 2.0),
+                          "threshold_-0.1": pol("threshold", 0.9, 4.0),
+                          "llm_alone": pol("llm_alone", 1.0, 6.0)},
+             "comparison": {"threshold_-1": gain(0.1, 0.05), "threshold_-0.5": gain(0.05, 0.1),
+                            "threshold_-0.1": gain(-0.3, 0.05), "llm_alone": gain(-0.4, 0.1)}}
+  text = evaluate.head_to_head(metrics)
+  assert "- threshold: threshold_-0.5, 55.0% at 2.00 calls; gain +5.0 [-5.0, +15.0] points: tie" in text
+  assert "llm_alone: every point spends more calls than the gate" in text
+  assert "threshold_-0.1" not in text

@@ -72,7 +72,8 @@ def run(workdir: str, gate_config: ml_collections.ConfigDict) -> dict[str, Any]:
     json.dump(summary, f, indent=2)
   with open(os.path.join(workdir, "results.md"), "w") as f:
     f.write("## Pretraining (held-out accuracy, %)\n\n" + pretrain_table + "\n\n"
-            "## Collaboration (test problems)\n\n" + evaluate.results_table(metrics) + "\n")
+            "## Collaboration (test problems)\n\n" + evaluate.results_table(metrics) + "\n\n"
+            "## The gate against its rivals\n\n" + evaluate.head_to_head(metrics) + "\n")
   print(f"Wrote {workdir}/results.md and results.json "
         f"({timings['wall_seconds']:.0f} s: pretraining {timings['pretrain_seconds']:.0f}, "
         f"gate {timings['gate_seconds']:.0f}, evaluation {timings['eval_seconds']:.0f})")
