@@ -4,6 +4,7 @@ with linear RoPE scaling, head_dim != d_model / heads, query_pre_attn_scalar != 
 export round trip, and the window in the KV cache (bucketed slices equal the whole cache; keys
 past the window change nothing).
 """
+import dataclasses
 import functools
 import json
 import os
@@ -79,6 +80,9 @@ def test_config_reads_every_gemma3_field(saved):
   assert cfg.query_pre_attn_scalar == 24 and cfg.attn_scale == 24 ** -0.5
   assert cfg.layer_window(0) == WINDOW and cfg.layer_window(1) is None
   assert cfg.layer_rope(0) == (100.0, None) and cfg.layer_rope(1)[0] == 50000.0
+  # Exports store dataclasses.asdict(cfg) as JSON (tuples come back as lists).
+  again = ModelConfig(**json.loads(json.dumps(dataclasses.asdict(cfg))))
+  assert again == cfg and hash(again) == hash(cfg)
 
 
 def test_import_logits_match_transformers(saved):
@@ -92,7 +96,7 @@ def test_import_logits_match_transformers(saved):
   pos_BxT = tfm.default_positions(jnp.asarray(tokens_BxT))
   full, _, _ = _apply(params, cfg, jnp.asarray(tokens_BxT), pos_BxT)
   errs = {"no cache": float(np.abs(np.asarray(full) - ref_BxTxV).max())}
-  for buckets in (1, 4):  # 4: sliding layers read a slice of the cache around the window
+  for buckets in (4,):  # sliding layers read a slice of the cache around the window
     cache = tfm.init_cache(cfg, B, T)
     chunks = []
     for s, e in [(0, 15)] + [(t, t + 1) for t in range(15, T)]:

@@ -314,7 +314,7 @@ def _tokens(V, B, T, seed=0):
   return np.random.RandomState(seed).randint(0, V, size=(B, T)).astype(np.int64)
 
 
-_apply = jax.jit(tfm.apply, static_argnames=("cfg", "kv_buckets"))
+_apply = jax.jit(tfm.apply, static_argnames="cfg")
 
 
 @pytest.mark.parametrize("arch", ["llama", "gemma3"])
@@ -329,17 +329,11 @@ def test_logits_and_greedy_tokens_match_transformers(files, arch):
   pos = tfm.default_positions(jnp.asarray(tokens))
   ours, _, _ = _apply(params, cfg, jnp.asarray(tokens, jnp.int32), pos)
   err = float(np.abs(np.asarray(ours) - ref).max())
-  cache = tfm.init_cache(cfg, B, T)
-  chunks = []
-  for s, e in [(0, 20)] + [(t, t + 1) for t in range(20, T)]:
-    logits, _, cache = _apply(params, cfg, jnp.asarray(tokens[:, s:e], jnp.int32),
-                              pos[:, s:e], cache, kv_buckets=4)
-    chunks.append(np.asarray(logits))
-  err_cache = float(np.abs(np.concatenate(chunks, 1) - ref).max())
-  print(f"{arch}: max |logit diff| {err:.2e} (cached {err_cache:.2e}), scale "
-        f"{np.abs(ref).max():.2f}")
-  assert np.abs(ref).max() > 1.0 and err < TOL and err_cache < TOL
+  print(f"{arch}: max |logit diff| {err:.2e}, scale {np.abs(ref).max():.2f}")
+  assert np.abs(ref).max() > 1.0 and err < TOL
 
+  # Greedy decoding with the KV cache (test_gemma3.py and test_hf_import.py check cached
+  # logits position by position).
   P, N = 10, 16
   prompt = _tokens(cfg.vocab_size, B, P, seed=1)
   got, _ = decode.generate(params, cfg, prompt.astype(np.int32), np.full((B,), P),
