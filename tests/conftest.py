@@ -16,9 +16,22 @@ if _CACHE:
   os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import gc  # noqa: E402
+
 import jax  # noqa: E402  (after XLA_FLAGS on purpose)
+import pytest  # noqa: E402
 
 jax.config.update("jax_threefry_partitionable", True)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _drop_compiled_programs():
+  """Frees every compiled program when a test module ends. XLA's CPU JIT keeps about three
+  memory mappings per compiled object for as long as its executable lives, and a process
+  that reaches vm.max_map_count (65530) crashes inside the compiler (docs/xla_crash.md)."""
+  yield
+  jax.clear_caches()
+  gc.collect()
 
 # Imported now, not lazily by its pytest plugin in the terminal summary: on CPython 3.11.7 a
 # garbage cycle collected while `ast.parse` runs (orbax leaves one with a raising __del__ after
