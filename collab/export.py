@@ -198,16 +198,19 @@ def write_export(config: ml_collections.ConfigDict, workdir: str, export_dir: st
     ckpt_lib.save_params(os.path.join(tmp, GATE), gate_params, metadata=gate_meta)
     for role, name, params, cfg in ((SLM, config.slm, slm_params, pair.slm_cfg),
                                     (LLM, config.llm, llm_params, pair.llm_cfg)):
-      ckpt_lib.save_params(os.path.join(tmp, role), params, metadata={
-          "model": name, "model_config": dataclasses.asdict(cfg),
-          "tokenizer_fingerprint": fingerprint})
+      meta = {"model": name, "model_config": dataclasses.asdict(cfg),
+              "tokenizer_fingerprint": fingerprint}
+      if pair.vocab:  # an imported pair: rows added to (or cropped from) the checkpoint's
+        meta["vocab"] = {"rows": pair.vocab["rows"], **pair.vocab[role.upper()]}
+      ckpt_lib.save_params(os.path.join(tmp, role), params, metadata=meta)
     pair.tokenizer.save(os.path.join(tmp, TOKENIZER))
     with open(os.path.join(tmp, CONFIG), "w") as f:
       f.write(config.to_json_best_effort(indent=2, sort_keys=True))
     with open(os.path.join(tmp, INFO), "w") as f:
       json.dump({"format_version": FORMAT_VERSION, "package_version": package_version(),
                  "slm": config.slm, "llm": config.llm, "tokenizer_fingerprint": fingerprint,
-                 "workdir": os.path.abspath(workdir)}, f, indent=2)
+                 "workdir": os.path.abspath(workdir),
+                 **({"vocab": pair.vocab} if pair.vocab else {})}, f, indent=2)
     with open(os.path.join(tmp, VERSION), "w") as f:
       f.write(f"{FORMAT_VERSION}\n")
     _write_manifest(tmp)  # last: a manifest vouches for a complete directory
@@ -247,5 +250,7 @@ def load_export(export_dir: str) -> tuple[ml_collections.ConfigDict, pair_lib.Pa
                                   where=os.path.join(export_dir, GATE))
   # On the default device once, rather than copied from host at every jitted call.
   slm_params, llm_params, gate_params = jax.device_put((slm_params, llm_params, gate_params))
-  pair = pair_lib.Pair(slm_params, llm_params, slm_cfg, llm_cfg, tok)
+  with open(os.path.join(export_dir, INFO)) as f:
+    vocab = json.load(f).get("vocab")
+  pair = pair_lib.Pair(slm_params, llm_params, slm_cfg, llm_cfg, tok, vocab)
   return config, pair, gate_params

@@ -7,9 +7,12 @@ of collab/data/tfds_gsm8k.py prepares them once under assets_dir/gsm8k).
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 from typing import Any
 
+from absl import logging
 import ml_collections
 
 from collab import errors
@@ -24,13 +27,47 @@ def uses_hf_models(config: ml_collections.ConfigDict) -> bool:
   return bool(config.get("slm_hf_dir") or config.get("llm_hf_dir"))
 
 
-def load_models(config: ml_collections.ConfigDict) -> tuple[Any, Any, ModelConfig, ModelConfig,
-                                                            hf_tokenizer.HFTokenizer]:
-  """(slm_params, llm_params, slm_cfg, llm_cfg, tokenizer) of the two checkpoint directories,
-  both embeddings cropped to the narrower one's width.
+def load_checkpoint(path: str):
+  """(params, cfg, tokenizer) of a Hugging Face checkpoint directory or a GGUF file."""
+  if path.endswith(".gguf") and os.path.isfile(path):
+    from collab.models import gguf_io  # pylint: disable=g-import-not-at-top
+    return gguf_io.load_gguf(path)
+  if not os.path.isdir(path):
+    raise FileNotFoundError(f"checkpoint directory {path} does not exist")
+  params, cfg = hf_io.load_hf(path)
+  return params, cfg, hf_tokenizer.HFTokenizer.from_dir(path)
 
-  Errors: a missing directory; two tokenizers (naming both); a tokenizer whose ids do not fit a
-  model's embedding; a config.json whose architecture differs from the config's `models`."""
+
+def architecture_fields(path: str) -> dict[str, Any]:
+  """config.json fields of a checkpoint directory (or of a GGUF file's metadata, in the
+  config.json spelling): the architecture of a pair config that names none."""
+  if path.endswith(".gguf") and os.path.isfile(path):
+    from collab.models import gguf_io  # pylint: disable=g-import-not-at-top
+    return hf_io.hf_config_dict(gguf_io.load_gguf_config(path))
+  config_json = os.path.join(path, hf_io.CONFIG)
+  if not os.path.exists(config_json):
+    raise FileNotFoundError(f"{config_json} does not exist: the pair config needs the "
+                            "checkpoint's architecture")
+  with open(config_json) as f:
+    return json.load(f)
+
+
+def load_models(config: ml_collections.ConfigDict) -> tuple[Any, Any, ModelConfig, ModelConfig,
+                                                            hf_tokenizer.HFTokenizer,
+                                                            dict[str, Any]]:
+  """(slm_params, llm_params, slm_cfg, llm_cfg, tokenizer, vocab) of the two checkpoints
+  (Hugging Face directories or GGUF files), both embeddings at one width.
+
+  The width: the tokenizer's ids (its vocabulary plus the task's markup tokens, see
+  collab/data/hf_tokenizer.py) must all have rows. A checkpoint whose embedding is full gets
+  rows added (`hf_io.resize_vocab`, the mean of the existing rows, as transformers'
+  `resize_token_embeddings`); a wider one is cropped to the narrower (`hf_io.crop_vocab`).
+  `vocab` records it: {"rows": the pair's width, "SLM"/"LLM": {"checkpoint_rows": n,
+  "rows_added": k, "rows_cropped": m, "added_init": ...}}; exports keep it (export.json
+  and each model's metadata).
+
+  Errors: a missing directory; two tokenizers (naming both); a checkpoint whose architecture
+  differs from the config's `models` (every field, norm eps included)."""
   dirs = {"SLM": config.get("slm_hf_dir"), "LLM": config.get("llm_hf_dir")}
   missing = [role for role, d in dirs.items() if not d]
   if missing:
@@ -39,33 +76,57 @@ def load_models(config: ml_collections.ConfigDict) -> tuple[Any, Any, ModelConfi
   names = {"SLM": config.slm, "LLM": config.llm}
   loaded, toks = {}, {}
   for role, d in dirs.items():
-    if not os.path.isdir(d):
+    if not (os.path.isdir(d) or (d.endswith(".gguf") and os.path.isfile(d))):
       raise FileNotFoundError(f"{role} checkpoint directory {d} does not exist")
-    params, cfg = hf_io.load_hf(d)
+    params, cfg, toks[role] = load_checkpoint(d)
     expected = (config.get("models") or {}).get(role.lower())
     if expected:
       _check_architecture(cfg, hf_io.config_from_hf(dict(expected)), f"{role} {d}")
-    toks[role] = hf_tokenizer.HFTokenizer.from_dir(d)
-    hf_tokenizer.check_fits(toks[role], cfg.vocab_size, f"{role} {d}")
     loaded[role] = (params, cfg)
   hf_tokenizer.check_same_tokenizer(toks["SLM"], toks["LLM"], f"SLM {names['SLM']} ({dirs['SLM']})",
                                     f"LLM {names['LLM']} ({dirs['LLM']})")
-  # The LLM's tokens are fed to the SLM (and back): crop the wider embedding to the common
-  # width, past the tokenizer's ids either way, so no model is fed an id it lacks.
-  common = min(cfg.vocab_size for _, cfg in loaded.values())
-  (slm_params, slm_cfg), (llm_params, llm_cfg) = (
-      hf_io.crop_vocab(*loaded[role], common) for role in ("SLM", "LLM"))
-  return slm_params, llm_params, slm_cfg, llm_cfg, toks["SLM"]
+  # The LLM's tokens are fed to the SLM (and back): one width for both, at least the
+  # tokenizer's ids, so no model is fed an id it lacks.
+  tok = toks["SLM"]
+  common = max(tok.vocab_size, min(cfg.vocab_size for _, cfg in loaded.values()))
+  vocab: dict[str, Any] = {"rows": common}
+  out = {}
+  for role, (params, cfg) in loaded.items():
+    vocab[role] = {"checkpoint_rows": cfg.vocab_size,
+                   "rows_added": max(0, common - cfg.vocab_size),
+                   "rows_cropped": max(0, cfg.vocab_size - common),
+                   "added_init": "mean of the checkpoint's rows"}
+    if common > cfg.vocab_size:
+      logging.info("%s %s: embedding resized from %d to %d rows for the tokenizer's ids "
+                   "(new rows: the mean of the existing rows)", role, dirs[role],
+                   cfg.vocab_size, common)
+      out[role] = hf_io.resize_vocab(params, cfg, common)
+    else:
+      out[role] = hf_io.crop_vocab(params, cfg, common)
+  (slm_params, slm_cfg), (llm_params, llm_cfg) = out["SLM"], out["LLM"]
+  return slm_params, llm_params, slm_cfg, llm_cfg, tok, vocab
+
+
+# Fields that change no maths: the dtypes are a choice at load time.
+_NOT_ARCHITECTURE = ("dtype", "param_dtype")
 
 
 def _check_architecture(got: ModelConfig, want: ModelConfig, where: str) -> None:
-  fields = ("vocab_size", "d_model", "num_layers", "num_heads", "num_kv_heads", "head_dim",
-            "d_ff", "rope_theta", "rope_scaling", "tie_embeddings", "qkv_bias")
+  fields = [f.name for f in dataclasses.fields(ModelConfig) if f.name not in _NOT_ARCHITECTURE]
   diff = {f: (getattr(got, f), getattr(want, f)) for f in fields
-          if getattr(got, f) != getattr(want, f)}
+          if not _same(getattr(got, f), getattr(want, f))}
   if diff:
-    raise errors.CheckpointError(f"{where}: config.json differs from the pair config's "
-                                 f"architecture (field: checkpoint vs config): {diff}")
+    raise errors.CheckpointError(f"{where}: the checkpoint's architecture differs from the "
+                                 f"pair config's (field: checkpoint vs config): {diff}")
+
+
+def _same(a, b) -> bool:
+  """Equal, floats to float32 precision (GGUF files store norm eps and RoPE bases as float32)."""
+  if isinstance(a, float) and isinstance(b, float):
+    return abs(a - b) <= 1e-6 * max(abs(a), abs(b))
+  if isinstance(a, tuple) and isinstance(b, tuple):
+    return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+  return a == b
 
 
 def gsm8k_records(config: ml_collections.ConfigDict, split: str,

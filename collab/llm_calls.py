@@ -128,7 +128,7 @@ def llm_call(N, ops, *, setup: rollout_types.Setup, slm_params, llm_params, idx_
   llm_NxK, llm_len_N, _, l_cache, l_logits_NxV, l_hidden_NxD = decode.decode_step(
       llm_params, setup.llm, gather(llm["cache"], row_N), llm["logits_BxV"][row_N],
       llm["hidden_BxD"][row_N], src_len_N, ok_N, rng, num_tokens=K,
-      end_ids=rollout_types.step_end_ids(cfg, sp), pad=sp.pad, temperature=cfg.llm_temperature,
+      **rollout_types.step_ends(cfg, sp), pad=sp.pad, temperature=cfg.llm_temperature,
       kv_buckets=cfg.kv_buckets)
   llm = dict(
       llm, cache=scatter(llm["cache"], l_cache, idx_N),

@@ -15,6 +15,7 @@ config.pretrain_dir, see collab/train/pretrain.py) or two Hugging Face checkpoin
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from typing import Any
 
@@ -31,6 +32,7 @@ from collab import rl
 from collab import rollout as rollout_lib
 from collab.data import assets as assets_lib
 from collab.data import episodes as episodes_lib
+from collab.data import prompts as prompts_lib
 from collab.data import task as task_lib
 from collab.data import tokenizer as tokenizer_lib
 from collab.models import config as model_config
@@ -44,6 +46,9 @@ class Pair:
   slm_cfg: Any
   llm_cfg: Any
   tokenizer: tokenizer_lib.Tokenizer
+  # Imported pairs: how the embeddings were fitted to the tokenizer (rows added or cropped,
+  # hf_pair.load_models); None for pairs pretrained here.
+  vocab: dict[str, Any] | None = None
 
 
 def task_config(config: ml_collections.ConfigDict) -> task_lib.TaskConfig:
@@ -67,8 +72,11 @@ def load_model(workdir: str):
 
 def load_pair(config: ml_collections.ConfigDict) -> Pair:
   """The pair a gate config names (its presets must be pretrained already)."""
-  if hf_pair.uses_hf_models(config):  # Hugging Face checkpoints (configs/pairs/)
-    return Pair(*hf_pair.load_models(config))
+  if hf_pair.uses_hf_models(config):  # Hugging Face checkpoints or GGUF files (configs/pairs/)
+    slm_params, llm_params, slm_cfg, llm_cfg, tok, vocab = hf_pair.load_models(config)
+    # Chat prompts: the tokenizer's eos becomes the template's turn end (prompts.py).
+    tok = prompts_lib.task_tokenizer(tok, prompt_config(config).resolve(tok))
+    return Pair(slm_params, llm_params, slm_cfg, llm_cfg, tok, vocab)
   slm_params, slm_cfg, slm_tok = load_model(model_dir(config, config.slm))
   llm_params, llm_cfg, llm_tok = load_model(model_dir(config, config.llm))
   if slm_tok.fingerprint != llm_tok.fingerprint:
@@ -78,10 +86,25 @@ def load_pair(config: ml_collections.ConfigDict) -> Pair:
   return Pair(slm_params, llm_params, slm_cfg, llm_cfg, slm_tok)
 
 
+def resolve_assets_dir(config: ml_collections.ConfigDict, workdir: str
+                       ) -> ml_collections.ConfigDict:
+  """config, or a copy whose empty assets_dir is `workdir/assets` (imported pairs' default:
+  configs/pairs/ leave it empty, so prepared data lands under the run's own directory)."""
+  if config.get("assets_dir"):
+    return config
+  config = config.copy_and_resolve_references()
+  config.assets_dir = os.path.join(os.path.abspath(workdir), "assets")
+  return config
+
+
 def load_records(config: ml_collections.ConfigDict, pair: Pair, split: str,
                  limit: int | None) -> list[dict[str, Any]]:
   """Problems of `split`: GSM8K-style JSONL from config.data_dir when set, else the generated
   task (whose tokenizer must be the pair's)."""
+  if not config.get("assets_dir"):
+    raise errors.ConfigError("config.assets_dir is empty: it defaults to WORKDIR/assets, set "
+                             "by gate training and experiments.evaluate "
+                             "(pair.resolve_assets_dir); set it when calling the library")
   if config.get("data_dir"):
     return hf_pair.gsm8k_records(config, split, limit)
   if hf_pair.uses_hf_models(config):
@@ -94,21 +117,48 @@ def load_records(config: ml_collections.ConfigDict, pair: Pair, split: str,
   return assets_lib.load_records(assets, split, limit)
 
 
+def prompt_config(config: ml_collections.ConfigDict) -> prompts_lib.PromptConfig:
+  """config.prompt (collab/data/prompts.py); absent: the generated task's plain prompts."""
+  if not config.get("prompt"):
+    return prompts_lib.PromptConfig()
+  return config_args.to_dataclass(prompts_lib.PromptConfig, config.prompt, "config.prompt")
+
+
 def make_setup(config: ml_collections.ConfigDict, pair: Pair) -> rollout_lib.Setup:
+  tok = pair.tokenizer
+  specials = rollout_lib.Specials.from_tokenizer(tok)
+  pcfg = prompt_config(config)
+  scorer = None
+  if not pcfg.is_default:
+    pcfg = pcfg.resolve(tok)
+    line_ends, blanks = (prompts_lib.line_tokens(tok) if pcfg.steps == "nonempty_lines"
+                         else ((), ()))
+    specials = specials._replace(stops=tuple(getattr(tok, "stop_ids", ())),
+                                 line_ends=line_ends, blanks=blanks)
+    scorer = prompts_lib.scorer(tok, pcfg)
   return rollout_lib.Setup(
       slm=pair.slm_cfg, llm=pair.llm_cfg,
       gate=config_args.to_dataclass(gating.GateConfig, config.gate, "config.gate"),
       rollout=config_args.to_dataclass(rollout_lib.RolloutConfig, config.rollout,
                                        "config.rollout"),
-      specials=rollout_lib.Specials.from_tokenizer(pair.tokenizer))
+      specials=specials, scorer=scorer)
 
 
 def make_episodes(config: ml_collections.ConfigDict, pair: Pair, records
                   ) -> dict[str, np.ndarray]:
+  pcfg = prompt_config(config)
+  prompt_fn, answers = None, "line"
+  if not pcfg.is_default:
+    pcfg = pcfg.resolve(pair.tokenizer)
+    # Worked examples: the first `shots` problems of the train split.
+    shots = load_records(config, pair, "train", pcfg.shots) if pcfg.shots else []
+    prompt_fn = functools.partial(prompts_lib.prompt_ids, pair.tokenizer, pcfg, shots=shots)
+    answers = pcfg.scoring
   return episodes_lib.make_episodes(
       records, pair.tokenizer, prompt_len=config.prompt_len,
       num_steps=config.rollout.num_steps, step_tokens=config.rollout.step_tokens,
-      granularity=config.rollout.granularity)
+      granularity=config.rollout.granularity, prompt_fn=prompt_fn,
+      answers="number" if answers == "number" else "line")
 
 
 def eval_episodes(config: ml_collections.ConfigDict, pair: Pair) -> dict[str, np.ndarray]:

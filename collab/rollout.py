@@ -40,7 +40,7 @@ from collab.models import decode
 from collab.models import transformer
 from collab.rollout_types import (  # noqa: F401  (re-exported: the rollout's public types)
     POLICY_KINDS, REDACTED_KINDS, Final, Policy, PolicyArgs, RolloutConfig, Setup, Specials,
-    Step, step_end_ids)
+    Step, solution_end_ids, step_end_ids, step_ends)
 
 def _write_rows(buf_BxL, start_B, new_BxK, keep_BxK):
   """buf[b, start[b] + j] = new[b, j] where keep[b, j]; writes past the end are dropped."""
@@ -112,6 +112,15 @@ def _final_line_correct(ctx_BxL, len_B, answer_BxA, sp: Specials):
   return same_B & (len_B == start_B + ref_valid_BxA.sum(-1))
 
 
+def _correct(setup: Setup, ctx_BxL, len_B, prompt_len_B, answer_BxA):
+  """Which rows solved their problem: the last line compared in the graph, or (setup.scorer,
+  imported pairs) answers extracted from the decoded text on the host, inside the same jit."""
+  if setup.scorer is None:
+    return _final_line_correct(ctx_BxL, len_B, answer_BxA, setup.specials)
+  return jax.pure_callback(setup.scorer, jax.ShapeDtypeStruct(len_B.shape, jnp.bool_),
+                           ctx_BxL, len_B, prompt_len_B, answer_BxA, vmap_method="sequential")
+
+
 @functools.partial(jax.jit, static_argnames=("setup",))
 def rollout(slm_params, llm_params, gate_params, batch, rng, policy: PolicyArgs, *,
             setup: Setup):
@@ -165,7 +174,7 @@ def rollout(slm_params, llm_params, gate_params, batch, rng, policy: PolicyArgs,
     # 1. The SLM drafts its own step.
     draft_BxK, draft_len_B, draft_logp_BxK, cache, logits_BxV, hidden_BxD = decode.decode_step(
         slm_params, setup.slm, state["cache"], state["logits"], state["hidden"],
-        state["ctx_len"], active_B, draft_rng, num_tokens=K, end_ids=step_end_ids(cfg, sp),
+        state["ctx_len"], active_B, draft_rng, num_tokens=K, **step_ends(cfg, sp),
         pad=sp.pad, temperature=cfg.slm_temperature, kv_buckets=cfg.kv_buckets)
     drafted_BxK = jnp.arange(K) < draft_len_B[:, None]
     draft_mean_B = draft_logp_BxK.sum(-1) / jnp.maximum(draft_len_B, 1)
@@ -232,7 +241,9 @@ def rollout(slm_params, llm_params, gate_params, batch, rng, policy: PolicyArgs,
         red_len=state["red_len"] + red_step_len_B,
         writer=_write_rows(state["writer"], state["ctx_len"], by_BxK, keep_BxK),
         cache=cache, logits=logits_BxV, hidden=hidden_BxD,
-        done=state["done"] | jnp.any(keep_BxK & (step_BxK == sp.eos), -1),
+        done=state["done"] | jnp.any(keep_BxK & (
+            jnp.isin(step_BxK, jnp.asarray(solution_end_ids(sp))) if sp.stops
+            else step_BxK == sp.eos), -1),
         calls=state["calls"] + routed_i,
         llm_tokens=state["llm_tokens"] + record.llm_tokens,
         context_tokens=state["context_tokens"] + record.context_tokens,
@@ -243,7 +254,8 @@ def rollout(slm_params, llm_params, gate_params, batch, rng, policy: PolicyArgs,
   state, steps = jax.lax.scan(step_fn, state, jnp.arange(S))
   final = Final(
       tokens_BxL=state["ctx"], length_B=state["ctx_len"], writer_BxL=state["writer"],
-      correct_B=_final_line_correct(state["ctx"], state["ctx_len"], batch["answer_BxA"], sp),
+      correct_B=_correct(setup, state["ctx"], state["ctx_len"], prompt_len_B,
+                         batch["answer_BxA"]),
       calls_B=state["calls"], llm_tokens_B=state["llm_tokens"],
       context_tokens_B=state["context_tokens"], exposed_B=state["exposed"],
       overflow_B=state["overflow"], done_B=state["done"])

@@ -22,6 +22,11 @@ class Specials(NamedTuple):
   priv_open: int
   priv_close: int
   redacted: int
+  # Imported pairs (collab/data/prompts.py), empty otherwise:
+  stops: tuple[int, ...] = ()       # other ids that end a solution, as eos does
+  line_ends: tuple[int, ...] = ()   # set: a line step ends at any of these (sep and the other
+                                    # whitespace tokens with a newline), once it has content
+  blanks: tuple[int, ...] = ()      # whitespace-only ids: not content (blank lines are skipped)
 
   @classmethod
   def from_tokenizer(cls, tok) -> Specials:
@@ -113,6 +118,10 @@ class Setup:
   gate: gating.GateConfig
   rollout: RolloutConfig
   specials: Specials
+  # None: a solution is correct when its last line equals the reference line (in the graph).
+  # Else a hashable host callable (tokens_BxL, length_B, prompt_len_B, answer_BxA) -> bool_B,
+  # run through jax.pure_callback at the rollout's end (collab/data/prompts.NumberScorer).
+  scorer: object = None
 
 
 class Step(NamedTuple):
@@ -146,5 +155,20 @@ class Final(NamedTuple):
 
 
 def step_end_ids(cfg: RolloutConfig, sp: Specials) -> tuple[int, ...]:
-  """Tokens that end a step: <eos>, and <sep> for line steps."""
-  return (sp.eos, sp.sep) if cfg.granularity == "line" else (sp.eos,)
+  """Tokens that end a step: <eos> (and `stops`), and <sep> for line steps."""
+  ends = (sp.eos,) + tuple(sp.stops)
+  return ends + (sp.sep,) if cfg.granularity == "line" and not sp.line_ends else ends
+
+
+def step_ends(cfg: RolloutConfig, sp: Specials) -> dict:
+  """decode.decode_step's arguments for where a step ends: end_ids always end it; with
+  Specials.line_ends set (line steps), a line end ends it only once it holds a token that is
+  not in `blanks`, so blank lines cost no decision."""
+  out = dict(end_ids=step_end_ids(cfg, sp))
+  if cfg.granularity == "line" and sp.line_ends:
+    out.update(line_end_ids=tuple(sp.line_ends), blank_ids=tuple(sp.blanks))
+  return out
+
+
+def solution_end_ids(sp: Specials) -> tuple[int, ...]:
+  return (sp.eos,) + tuple(sp.stops)

@@ -55,7 +55,7 @@ def _from_workdir():
   gate_params, metadata = pair_lib.load_gate(workdir)
   tokenizer_lib.check_fingerprint(metadata["tokenizer_fingerprint"], pair.tokenizer,
                                   where=os.path.join(workdir, "gate"))
-  return config, pair, gate_params, workdir
+  return pair_lib.resolve_assets_dir(config, workdir), pair, gate_params, workdir
 
 
 def _from_export():
@@ -72,6 +72,8 @@ def _from_export():
   if config.get("data_dir"):  # malformed lines, all of them, before any evaluation
     from collab.data import tfds_gsm8k  # pylint: disable=g-import-not-at-top
     tfds_gsm8k.check_source_dir(config.data_dir)
+    # The data are prepared under the results, not under the training run's directory.
+    config.assets_dir = os.path.join(out_dir, "assets")
   return config, pair, gate_params, out_dir
 
 

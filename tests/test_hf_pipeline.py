@@ -109,6 +109,8 @@ def test_train_and_evaluate_end_to_end(setup):
   # The imported pair exports like a generated one and evaluates from the export alone.
   export_dir = export.write_export(config, workdir, str(setup["root"] / "export"))
   config2, pair2, gate2 = export.load_export(export_dir)
+  # The LLM's wider embedding was cropped to the SLM's; the export records it.
+  assert pair2.vocab == pair.vocab and pair.vocab["LLM"]["rows_cropped"] == 8
   assert pair2.tokenizer.fingerprint == pair.tokenizer.fingerprint
   assert (pair2.slm_cfg, pair2.llm_cfg) == (pair.slm_cfg, pair.llm_cfg)
   for got, want in ((pair2.slm_params, pair.slm_params), (pair2.llm_params, pair.llm_params),

@@ -145,7 +145,9 @@ def test_works_with_episodes_and_rollout_specials(dirs):
   assert tok.decode(ep["answer_BxA"][0]) == "answer 292"
   assert (ep["answer_BxA"][0] == tok.eos_id).sum() == 1
   specials = rollout_lib.Specials.from_tokenizer(tok)
-  assert specials.sep == tok.sep_id and len(set(specials)) == len(specials)
+  ids = (specials.pad, specials.eos, specials.sep, specials.priv_open, specials.priv_close,
+         specials.redacted)
+  assert specials.sep == tok.sep_id and len(set(ids)) == len(ids)
 
 
 def test_save_load_and_fingerprint(dirs, tmp_path):

@@ -14,8 +14,11 @@ from collab.models import sharding
 from collab.models import transformer as tfm
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PAIR_FILES = sorted(os.path.basename(f)[:-3] for f in glob.glob(
-    os.path.join(ROOT, "configs", "pairs", "*.py")) if not f.endswith("__init__.py"))
+# Configs with published architectures (not those that read them from checkpoints: DERIVED).
+PAIR_FILES = sorted(
+    name for name in (os.path.basename(f)[:-3] for f in glob.glob(
+        os.path.join(ROOT, "configs", "pairs", "*.py")) if not f.endswith("__init__.py"))
+    if not getattr(importlib.import_module(f"configs.pairs.{name}"), "DERIVED", False))
 # Published parameter counts (model cards), in billions.
 PUBLISHED = {"Qwen2.5-0.5B": 0.494, "Qwen2.5-1.5B": 1.54, "Qwen2.5-3B": 3.09,
              "Qwen2.5-7B": 7.62, "Qwen2.5-14B": 14.7, "Llama-3.2-1B": 1.24,

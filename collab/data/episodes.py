@@ -1,10 +1,11 @@
 """Problems as fixed-shape rollout batches (see collab/rollout.py for how each array is used)."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from collab.data import prompts as prompts_lib
 from collab.data import task as task_lib
 
 
@@ -31,12 +32,19 @@ def reference_steps(tok, steps: Sequence[str], granularity: str, step_tokens: in
 
 def make_episodes(records: Sequence[dict[str, Any]], tok, *, prompt_len: int, num_steps: int,
                   step_tokens: int, granularity: str = "line", answer_len: int = 16,
-                  repeat: int = 1) -> dict[str, np.ndarray]:
-  """Rollout inputs for `records` (each repeated `repeat` times, consecutively: a GRPO group)."""
+                  repeat: int = 1, prompt_fn: Callable[[str], list[int]] | None = None,
+                  answers: str = "line") -> dict[str, np.ndarray]:
+  """Rollout inputs for `records` (each repeated `repeat` times, consecutively: a GRPO group).
+
+  prompt_fn: question text -> prompt ids (collab/data/prompts.py); default bos question <sep>.
+  answers: 'line' (the reference answer line, then eos) or 'number' (the answer's number, then
+  eos: for a NumberScorer)."""
   records = [r for r in records for _ in range(repeat)]
   bos, sep = [tok.bos_id], [tok.sep_id]
-  prompts = [bos + tok.encode(r["question"]) + sep for r in records]
-  redacted = [bos + tok.encode(task_lib.redacted(r["question"])) + sep for r in records]
+  if prompt_fn is None:
+    prompt_fn = lambda q: bos + tok.encode(q) + sep
+  prompts = [prompt_fn(r["question"]) for r in records]
+  redacted = [prompt_fn(task_lib.redacted(r["question"])) for r in records]
   refs = [reference_steps(tok, r["steps"], granularity, step_tokens)[:num_steps]
           for r in records]
   ref_BxSxK = np.full((len(records), num_steps, step_tokens), tok.pad_id, np.int32)
@@ -45,7 +53,10 @@ def make_episodes(records: Sequence[dict[str, Any]], tok, *, prompt_len: int, nu
     for s, ids in enumerate(steps):
       ref_BxSxK[b, s, :len(ids)] = ids
       ref_len_BxS[b, s] = len(ids)
-  answers = [tok.encode(r["steps"][-1]) + [tok.eos_id] for r in records]
+  if answers not in ("line", "number"):
+    raise ValueError(f"answers must be 'line' or 'number', got {answers!r}")
+  answers = [tok.encode(r["steps"][-1] if answers == "line" else prompts_lib.answer_text(r))
+             + [tok.eos_id] for r in records]
   return {
       "prompt_BxP": _pad_rows(prompts, prompt_len, tok.pad_id, "A prompt"),
       "prompt_len_B": np.array([len(p) for p in prompts], np.int32),

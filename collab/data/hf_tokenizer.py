@@ -16,8 +16,8 @@ What the rollout needs, mapped onto a foreign vocabulary:
   A checkpoint without bos (Qwen2) uses its eos (<|endoftext|>, its document separator) as bos.
 - The task's markup (<ask>, <ask_redacted>, <redacted>, <priv>, </priv>) keeps the vocabulary's
   own piece when it has one, else takes a reserved special token (Llama 3 has 250), else an id
-  past the vocabulary (Qwen2.5's embedding has ~270 spare rows); `vocab_size` counts them, and
-  pairing a tokenizer with a model whose embedding is too small is an error. `encode` maps the
+  past the vocabulary (Qwen2.5's embedding has ~270 spare rows); `vocab_size` counts them. An
+  imported pair whose embedding lacks those rows gets them added (collab/hf_pair.py). `encode` maps the
   markup strings in text to these ids, `decode` maps them back.
 
 `model_bytes` is a canonical, self-contained serialization (backend data, no padding or
@@ -71,9 +71,10 @@ class HFTokenizer(tokenizer_lib.TokenizerBase):
       raise ValueError(f"Unknown tokenizer backend {self.kind!r}")
     self._markup_ids = {self._ids[k]: s for k, s in MARKUP.items()}
     self._split = re.compile("(" + "|".join(re.escape(s) for s in MARKUP.values()) + ")")
-    # Set by loaders that know them (collab.data.gguf_tokenizer); not part of model_bytes.
-    self.chat_template: str | None = None
-    self.add_bos: bool | None = None
+    # Set by loaders that know them (collab.data.gguf_tokenizer, from_dir); part of
+    # model_bytes only where a pair's prompts depend on them (collab/data/prompts.py).
+    self.chat_template: str | None = spec.get("chat_template")
+    self.add_bos: bool | None = spec.get("add_bos")
 
   # -- construction
 
@@ -98,13 +99,21 @@ class HFTokenizer(tokenizer_lib.TokenizerBase):
     if os.path.exists(tok_json):
       with open(tok_json, encoding="utf-8") as f:
         model = json.load(f)
-      return cls(_spec_tokenizers(model, declared), name=model_dir)
-    if os.path.exists(spm_path):
+      tok = cls(_spec_tokenizers(model, declared), name=model_dir)
+    elif os.path.exists(spm_path):
       with open(spm_path, "rb") as f:
-        return cls(_spec_sentencepiece(f.read(), declared), name=model_dir)
-    raise FileNotFoundError(f"No tokenizer.json or tokenizer.model in {model_dir}")
+        tok = cls(_spec_sentencepiece(f.read(), declared), name=model_dir)
+    else:
+      raise FileNotFoundError(f"No tokenizer.json or tokenizer.model in {model_dir}")
+    tok.chat_template, tok.add_bos = _chat_settings(model_dir)
+    return tok
 
   # -- the project Tokenizer interface
+
+  @property
+  def stop_ids(self) -> tuple[int, ...]:
+    """Other ids that end a solution (the model's own eos where a chat turn's end is eos)."""
+    return (self._ids["stop"],) if "stop" in self._ids else ()
 
   @property
   def vocab_size(self) -> int:
@@ -222,6 +231,26 @@ def _declared_specials(model_dir: str) -> dict[str, Any]:
         if isinstance(v, int) and k not in out:
           out[k] = v
   return out
+
+
+def _chat_settings(model_dir: str) -> tuple[str | None, bool | None]:
+  """(chat template, add_bos_token) of tokenizer_config.json (or chat_template.jinja)."""
+  template, add_bos = None, None
+  path = os.path.join(model_dir, "tokenizer_config.json")
+  if os.path.exists(path):
+    with open(path, encoding="utf-8") as f:
+      cfg = json.load(f)
+    template = cfg.get("chat_template")
+    if isinstance(template, list):  # named templates: the default one
+      template = next((t.get("template") for t in template if t.get("name") == "default"),
+                      None)
+    add_bos = cfg.get("add_bos_token")
+  jinja = os.path.join(model_dir, "chat_template.jinja")
+  if template is None and os.path.exists(jinja):
+    with open(jinja, encoding="utf-8") as f:
+      template = f.read()
+  return (template if isinstance(template, str) else None,
+          add_bos if isinstance(add_bos, bool) else None)
 
 
 def _resolve(declared: Mapping[str, Any], piece_to_id, pieces_by_id: Mapping[int, str],

@@ -92,10 +92,12 @@ def generate(params, cfg: ModelConfig, prompt_BxP, prompt_len_B, *, max_new_toke
 
 def decode_step(params, cfg: ModelConfig, cache, logits_BxV, hidden_BxD, start_B, active_B,
                 rng, *, num_tokens: int, end_ids: tuple[int, ...], pad: int, temperature,
-                kv_buckets: int = 1):
+                kv_buckets: int = 1, line_end_ids: tuple[int, ...] = (),
+                blank_ids: tuple[int, ...] = ()):
   """Writes one step per active row, token by token, feeding each token back into the cache.
 
-  A row stops after writing one of end_ids. Returns tokens_BxK (pad after the step ends),
+  A row stops after writing one of end_ids, or one of line_end_ids once it has written a token
+  not in blank_ids (so a line of whitespace does not end a step). Returns tokens_BxK (pad after the step ends),
   len_B, token log-probs BxK, and the cache, logits and hidden state after the step's last
   token (unchanged for inactive rows). kv_buckets: see transformer.apply.
 
@@ -110,7 +112,7 @@ def decode_step(params, cfg: ModelConfig, cache, logits_BxV, hidden_BxD, start_B
     return (t < K) & jnp.any(running_B)
 
   def body(carry):
-    t, cache, logits_BxV, hidden_BxD, running_B, rng, tok_BxK, logp_BxK, wrote_BxK = carry
+    t, cache, logits_BxV, hidden_BxD, running_B, rng, tok_BxK, logp_BxK, wrote_BxK = carry[:9]
     rng, sample_rng = jax.random.split(rng)
     tok_B = sample_logits(logits_BxV, temperature, sample_rng)
     logp_B = jnp.take_along_axis(jax.nn.log_softmax(logits_BxV), tok_B[:, None], -1)[:, 0]
@@ -122,13 +124,19 @@ def decode_step(params, cfg: ModelConfig, cache, logits_BxV, hidden_BxD, start_B
     tok_BxK = tok_BxK.at[:, t].set(tok_B)
     logp_BxK = logp_BxK.at[:, t].set(jnp.where(running_B, logp_B, 0.0))
     wrote_BxK = wrote_BxK.at[:, t].set(running_B)
-    running_B = running_B & ~jnp.isin(tok_B, jnp.asarray(end_ids))
-    return (t + 1, cache, logits_BxV, hidden_BxD, running_B, rng, tok_BxK, logp_BxK,
-            wrote_BxK)
+    ended_B = jnp.isin(tok_B, jnp.asarray(end_ids))
+    if line_end_ids:  # the row's step has content once it wrote a non-blank token
+      content_B = carry[9] | (running_B & ~jnp.isin(tok_B, jnp.asarray(blank_ids)))
+      ended_B |= content_B & jnp.isin(tok_B, jnp.asarray(line_end_ids))
+    running_B = running_B & ~ended_B
+    out = (t + 1, cache, logits_BxV, hidden_BxD, running_B, rng, tok_BxK, logp_BxK, wrote_BxK)
+    return out + (content_B,) if line_end_ids else out
 
   carry = (jnp.int32(0), cache, logits_BxV, hidden_BxD, active_B, rng,
            jnp.full((B, K), pad, jnp.int32), jnp.zeros((B, K), jnp.float32),
            jnp.zeros((B, K), bool))
+  if line_end_ids:
+    carry += (jnp.zeros((B,), bool),)
   _, cache, logits_BxV, hidden_BxD, _, _, tok_BxK, logp_BxK, wrote_BxK = jax.lax.while_loop(
-      cond, body, carry)
+      cond, body, carry)[:9]
   return tok_BxK, wrote_BxK.sum(1), logp_BxK, cache, logits_BxV, hidden_BxD

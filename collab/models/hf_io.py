@@ -412,6 +412,29 @@ def crop_vocab(params, cfg: ModelConfig, vocab_size: int) -> tuple[dict[str, Any
   return params, cfg.replace(vocab_size=vocab_size)
 
 
+def resize_vocab(params, cfg: ModelConfig, vocab_size: int
+                 ) -> tuple[dict[str, Any], ModelConfig]:
+  """Adds embedding rows (and lm_head columns when untied) up to vocab_size, as transformers'
+  `resize_token_embeddings` does: each new row is the mean of the existing rows (transformers
+  samples around that mean with 1e-9 times their covariance, i.e. the mean to ~1e-5; here it is
+  the mean exactly, so a resize is deterministic). Smaller or equal sizes: see crop_vocab."""
+  if vocab_size < cfg.vocab_size:
+    raise ValueError(f"Cannot grow a vocabulary of {cfg.vocab_size} to {vocab_size}")
+  extra = vocab_size - cfg.vocab_size
+  if not extra:
+    return params, cfg
+
+  def grow(x, axis):
+    x = np.asarray(x)
+    mean = x.astype(np.float64).mean(axis=axis, keepdims=True).astype(x.dtype)
+    return np.concatenate([x, np.repeat(mean, extra, axis=axis)], axis=axis)
+
+  params = dict(params, embed={"embedding": grow(params["embed"]["embedding"], 0)})
+  if not cfg.tie_embeddings:
+    params["lm_head"] = {"kernel": grow(params["lm_head"]["kernel"], 1)}
+  return params, cfg.replace(vocab_size=vocab_size)
+
+
 def _expected_shapes(cfg: ModelConfig) -> dict[tuple[str, ...], tuple[int, ...]]:
   import jax  # pylint: disable=g-import-not-at-top
   from collab.models import transformer  # pylint: disable=g-import-not-at-top

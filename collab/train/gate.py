@@ -221,6 +221,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
 
   workdir_mode, NaN/inf (config.on_nonfinite) and SIGTERM: as in `pretrain.train`."""
   config_check.check_gate_training(config, workdir)  # before anything is written
+  config = pair_lib.resolve_assets_dir(config, workdir)  # imported pairs: WORKDIR/assets
   primary = jax.process_index() == 0  # with several processes, the one that writes files
   os.makedirs(workdir, exist_ok=True)
   if primary:
