@@ -101,7 +101,7 @@ def test_two_processes_evaluate_like_one(config, one_process_gate, tmp_path):
     shutil.copytree(one_process_gate, workdir)
     _launch(config, ["experiments.evaluate", "--config=configs/gate.py:runlocal",
                      f"--workdir={workdir}", "--config.eval.num_problems=13",
-                     # One baseline of each kind (each kind compiles its own rollout).
+                     # One baseline of each kind.
                      "--config.eval.every_k=(2,)", "--config.eval.fixed_steps=((0,),)",
                      "--config.eval.thresholds=(-0.5,)", "--config.eval.random_rates=(0.25,)"],
             procs, devices, os.path.join(str(tmp_path), f"eval_{name}"))
