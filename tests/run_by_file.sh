@@ -14,10 +14,10 @@
 set -uo pipefail
 PY=${PY:-python}
 JOBS=${TEST_JOBS:-2}
-TORCH_TESTS=" tests/test_hf_import.py tests/test_hf_tokenizer.py tests/test_benchmarks.py tests/test_gguf.py tests/test_gguf_real.py tests/test_gemma3.py "
+TORCH_TESTS=" tests/test_hf_import.py tests/test_hf_tokenizer.py tests/e2e/test_benchmarks_e2e.py tests/test_gguf.py tests/test_gguf_real.py tests/test_gemma3.py "
 # The slowest files first, so that the last ones to start are short.
-SLOW_FIRST=(tests/test_studies.py tests/test_multihost.py tests/test_preemption.py
-            tests/test_rollout.py tests/test_benchmarks.py tests/test_evaluate.py)
+SLOW_FIRST=(tests/test_preemption.py tests/test_multihost.py tests/test_rollout.py
+            tests/test_studies.py tests/test_bad_input.py tests/test_evaluate.py)
 start=$SECONDS
 if [[ $# -eq 0 ]]; then
   f_list=("${SLOW_FIRST[@]}")
