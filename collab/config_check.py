@@ -207,6 +207,8 @@ MESH = {
     "mesh.model": count(1),
     "mesh.slm_model_axis": count(1),
     "mesh.llm_model_axis": count(1),
+    # Worked examples before the question in a few-shot prompt (0: none).
+    "prompt.shots": count(0),
 }
 GATE.update(MESH)
 

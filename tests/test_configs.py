@@ -21,6 +21,10 @@ def _load(path):
 @pytest.mark.parametrize("path", CONFIG_FILES, ids=os.path.basename)
 def test_config_loads(path):
   module = _load(path)
+  if getattr(module, "DERIVED", False):  # reads its architectures from the checkpoints named
+    with pytest.raises(ValueError, match="slm_dir is required"):
+      module.get_config(None)
+    return
   for arg in (None, "runlocal"):
     config = module.get_config(arg)
     assert config.to_json_best_effort()
