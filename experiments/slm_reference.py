@@ -79,10 +79,12 @@ def theirs(gguf: str, prompts: list[list[int]], max_new_tokens: int, end_ids, pa
   return out
 
 
-def compare(gguf: str, data_dir: str, num_problems: int, split: str = "test",
-            **overrides) -> dict[str, Any]:
+def compare(gguf: str, data_dir: str, num_problems: int, split: str = "test", *,
+            workdir: str, **overrides) -> dict[str, Any]:
+  """The comparison on the first num_problems problems of split; the data are prepared under
+  workdir/assets."""
   config = pair_config(gguf, data_dir, **overrides)
-  config = pair_lib.resolve_assets_dir(config, os.path.join(data_dir, ".collab"))
+  config = pair_lib.resolve_assets_dir(config, workdir)
   pair = pair_lib.load_pair(config)
   records = pair_lib.load_records(config, pair, split, num_problems)
   mine = ours(config, pair, records)
@@ -127,8 +129,10 @@ def main(argv=None) -> None:
   parser.add_argument("--step_tokens", type=int, default=64)
   parser.add_argument("--prompt_len", type=int, default=256)
   parser.add_argument("--out", default="")
+  parser.add_argument("--workdir", default="runs/slm_reference",
+                      help="the prepared data go to WORKDIR/assets")
   args = parser.parse_args(argv)
-  result = compare(args.gguf, args.data_dir, args.num_problems, args.split,
+  result = compare(args.gguf, args.data_dir, args.num_problems, args.split, workdir=args.workdir,
                    prompt_len=args.prompt_len, num_steps=args.num_steps,
                    step_tokens=args.step_tokens)
   print(json.dumps({k: v for k, v in result.items() if k != "problems"}, indent=2))

@@ -32,8 +32,8 @@ def test_slm_alone_matches_transformers(tmp_path):
   for split in ("train", "test"):
     with open(data / f"{split}.jsonl", "w") as f:
       f.writelines(json.dumps({"question": q, "answer": a}) + "\n" for q, a in PROBLEMS)
-  out = slm_reference.compare(PATH, str(data), len(PROBLEMS), prompt_len=96, num_steps=4,
-                              step_tokens=24)
+  out = slm_reference.compare(PATH, str(data), len(PROBLEMS), workdir=str(tmp_path / "run"),
+                              prompt_len=96, num_steps=4, step_tokens=24)
   assert out["prompt"]["style"] == "auto" and out["prompt"]["scoring"] == "number"
   assert out["same_tokens"] == len(PROBLEMS), [
       (p["ours"], p["transformers"]) for p in out["problems"]]
