@@ -33,7 +33,11 @@ def env():
   gate = gating.init_gate(gate_cfg, slm_cfg.d_model, jax.random.PRNGKey(3))
   batch = episodes.make_episodes(records, tok, prompt_len=P, num_steps=S, step_tokens=K)
   setup = rollout_lib.Setup(slm=slm_cfg, llm=llm_cfg, gate=gate_cfg,
-                            rollout=rollout_lib.RolloutConfig(num_steps=S, step_tokens=K),
+                            # One LLM call size and the whole cache: a third of the compile
+                            # time; tests/test_benchmarks.py runs the rollout with several
+                            # of each against a Python loop that has neither.
+                            rollout=rollout_lib.RolloutConfig(num_steps=S, step_tokens=K,
+                                                              llm_sizes=1, kv_buckets=1),
                             specials=rollout_lib.Specials.from_tokenizer(tok))
   return dict(tok=tok, slm=slm, llm=llm, gate=gate, batch=batch, setup=setup)
 
