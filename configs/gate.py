@@ -53,7 +53,10 @@ def get_config(arg=None):
       num_steps=8 if line else 80 // (arg.step_tokens or 8),
       step_tokens=arg.step_tokens or (16 if line else 8),
       granularity=arg.granularity, budget=arg.budget, llm_capacity=0,
-      slm_temperature=0.0, llm_temperature=0.0))
+      slm_temperature=0.0, llm_temperature=0.0,
+      # Row counts an LLM call compiles for, and the cache prefixes attention picks from
+      # (collab/rollout_types.py): speed, not results.
+      llm_sizes=4, kv_buckets=4))
   config.gate = ml_collections.ConfigDict(dict(
       actions=tuple(arg.kinds.split(":")), hidden_dim=64, use_hidden=True, use_draft=True,
       price_input=arg.price_max > 0, price_offset=arg.price_offset,
@@ -104,6 +107,8 @@ def get_config(arg=None):
     config.ckpt_every = 25
 
   if arg.runlocal:
+    # Tiny models on a CPU: one call size and the whole cache compile in a third of the time.
+    config.rollout.update(llm_sizes=1, kv_buckets=1)
     config.rl.update(num_steps=arg.steps or 4, problems_per_step=8, group_size=2,
                      num_train_problems=64)
     config.eval.update(num_problems=16, batch_size=16)
