@@ -371,10 +371,7 @@ def params_from_file(f: GGUFFile, cfg: ModelConfig) -> dict[str, Any]:
     if x.shape != expected[path]:
       raise GGUFImportError(f"{f.path}: tensor {name} has shape {x.shape} (after "
                             f"transpose={transpose}), the config wants {expected[path]}")
-    node = params
-    for key in path[:-1]:
-      node = node.setdefault(key, {})
-    node[path[-1]] = np.ascontiguousarray(x.astype(dtype))
+    hf_io.set_leaf(params, path, np.ascontiguousarray(x.astype(dtype)))
     used.add(name)
   extra = sorted(set(f.tensors) - used)
   if extra:

@@ -57,6 +57,14 @@ class HFImportError(errors.UserError, ValueError):
 # ---------------------------------------------------------------------------- safetensors
 
 
+
+def set_leaf(params: dict, path: tuple[str, ...], value) -> None:
+  """params[path[0]][path[1]]...[path[-1]] = value, creating the dicts on the way."""
+  node = params
+  for key in path[:-1]:
+    node = node.setdefault(key, {})
+  node[path[-1]] = value
+
 def read_safetensors(path: str) -> dict[str, np.ndarray]:
   """All tensors of one .safetensors file, memory-mapped (read-only views, no copy).
 
@@ -366,10 +374,7 @@ def from_hf_state_dict(state: Mapping[str, np.ndarray], cfg: ModelConfig) -> dic
     if x.shape != expected[path]:
       raise HFImportError(f"{name}: shape {x.shape} (after transpose={transpose}) does not "
                           f"match the config's {expected[path]}")
-    node = params
-    for key in path[:-1]:
-      node = node.setdefault(key, {})
-    node[path[-1]] = x.astype(dtype)
+    set_leaf(params, path, x.astype(dtype))
     used.add(name)
   # A tied checkpoint may still carry lm_head.weight (a copy of the embedding).
   extra = sorted(k for k in state if k not in used and not _IGNORED.match(k)
