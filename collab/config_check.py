@@ -194,6 +194,12 @@ GATE = {
     "eval.every_k": Range(low=1, integer=True, each=True),
     "eval.fixed_steps": Range(low=0, integer=True, each=True),
     "eval.call_prices": Range(low=0, each=True),
+    "eval.fine_thresholds": count(0),
+    "eval.line_kinds.problems": count(0, "0: off"),
+    "eval.router.problems": count(0, "0: off"),
+    "eval.router.steps": count(1),
+    "eval.router.lr": POSITIVE,
+    "eval.router.thresholds": Range(low=0, high=1, each=True),
     **_LOOP,
     **{f"task.{k}": r for k, r in TASK.items()},
 }
@@ -324,6 +330,10 @@ def check_gate_consistency(config: ml_collections.ConfigDict) -> None:
   if config.gate.get("price_offset", False) and not config.gate.get("price_input", False):
     raise errors.ConfigError("config.gate.price_offset=True needs a price-conditioned gate "
                      "(price_max > 0): the offset is -scale * the price the gate is told")
+  router = config.get("eval", {}).get("router")
+  if router is not None and router.get("collect", "oracle") not in ("oracle", "slm_alone"):
+    raise errors.ConfigError("config.eval.router.collect must be 'oracle' or 'slm_alone', got "
+                             f"{router.collect!r}")
   credit = config.rl.get("credit", "episode")
   if credit not in ("episode", "causal"):
     raise errors.ConfigError(f"config.rl.credit must be 'episode' or 'causal', got {credit!r}")

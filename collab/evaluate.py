@@ -20,119 +20,23 @@ import ml_collections
 import numpy as np
 
 from collab import baselines as baselines_lib
+from collab import fitted_baselines
+from collab import gating
+from collab import hull as hull_lib
 from collab import parallel
 from collab import rollout as rollout_lib
 from collab import pair as pair_lib
+from collab.policy_runs import run_policy  # noqa: F401  (re-exported: evaluate.run_policy)
 
 Z_95 = 1.959963984540054  # two-sided 95% quantile of the standard normal
+# Swept families whose convex hull is run at the gate's call rate (as `<family>_hull`).
+HULL_FAMILIES = ("threshold", "router")
+# The families head_to_head compares the gate with, in order.
+RIVAL_FAMILIES = ("threshold", "threshold_hull", "router", "router_hull", "line_kind", "random",
+                  "every_k", "fixed", "slm_alone", "llm_alone")
 # Per-problem quantities reported with a mean and a confidence interval.
 CI_METRICS = {"accuracy": "correct", "calls": "calls", "llm_tokens": "llm_tokens",
               "exposed": "exposed", "context_tokens": "context_tokens"}
-
-
-# ---------------------------------------------------------------------------------------------
-# Running one policy.
-
-def _batches(num_rows: int, batch_size: int):
-  """Row indices of fixed-size batches; the last is padded by repeating its final row.
-  Yields (rows_B, num_real)."""
-  for start in range(0, num_rows, batch_size):
-    rows_B = np.minimum(np.arange(start, start + batch_size), num_rows - 1)
-    yield rows_B, min(batch_size, num_rows - start)
-
-
-def _per_problem(steps_action, steps_valid, final: rollout_lib.Final, actions) -> dict:
-  """Per-problem numpy arrays from one batch. Step records are S x B (single device) or
-  n x S x B/n (pmap): the decision axis is -2 either way, and rows flatten to B."""
-  action_xSxB, valid_xSxB = np.asarray(steps_action), np.asarray(steps_valid)
-  rows = lambda x: np.asarray(x).reshape(-1)
-  out = {
-      "correct": rows(final.correct_B).astype(np.float64),
-      "calls": rows(final.calls_B), "llm_tokens": rows(final.llm_tokens_B),
-      "context_tokens": rows(final.context_tokens_B), "exposed": rows(final.exposed_B),
-      "overflow": rows(final.overflow_B), "decisions": rows(valid_xSxB.sum(-2)),
-  }
-  for a, name in enumerate(actions):
-    out[f"action_{name}"] = rows(((action_xSxB == a) & valid_xSxB).sum(-2))
-  return out
-
-
-def run_policy(pair: pair_lib.Pair, setup: rollout_lib.Setup, gate_params,
-               episodes: dict[str, np.ndarray], policy: rollout_lib.Policy, *,
-               batch_size: int, value: float = 0.0, rng_seed: int = 0,
-               call_price: float | None = None, mesh: parallel.ModelMesh | None = None,
-               name: str = "", progress_every_s: float = 30.0) -> dict[str, np.ndarray]:
-  """Runs `policy` on every episode row; returns per-problem arrays (length N each).
-
-  Keys: correct, calls, llm_tokens, context_tokens, exposed, overflow, decisions (valid steps)
-  and action_<kind> (decisions that chose each request kind). Batches have a fixed size and the
-  policy and `value` are traced, so one compile serves every policy of a setup; with
-  several local devices and a batch that splits evenly, batches are pmapped. Rows keep their
-  global row_id, so sampled policies give the same result however the rows are batched.
-  call_price: the call price a price-conditioned gate is told (every row).
-  mesh: run model-sharded on it (`parallel.model_mesh`) instead of pmapped.
-  A policy that runs longer than progress_every_s prints its batches done and an ETA.
-  """
-  policy_args = policy.args(setup.rollout.num_steps, setup.gate.actions, value)
-  if call_price is not None:
-    episodes = dict(episodes, call_price_B=np.full(len(episodes["row_id_B"]), call_price,
-                                                   np.float32))
-  num_rows = total_rows = len(episodes["row_id_B"])
-  if jax.process_count() > 1:  # this process's share of the rows; gathered at the end
-    local = _process_rows(total_rows)
-    episodes = {k: v[local] for k, v in episodes.items()}
-    num_rows = len(local)
-  n_dev = mesh.data if mesh else parallel.num_devices()
-  # No bigger than needed, but a multiple of the devices when the batch was one.
-  batch_size = min(batch_size, -(-num_rows // n_dev) * n_dev if batch_size % n_dev == 0
-                   else num_rows)
-  if mesh and batch_size % n_dev:
-    raise ValueError(f"eval.batch_size={batch_size} must split over the mesh's {n_dev} data "
-                     "shards")
-  use_pmap = not mesh and n_dev > 1 and batch_size % n_dev == 0
-  rng = jax.random.PRNGKey(rng_seed)
-  if use_pmap:
-    fn = parallel.pmapped_rollout(setup)
-    models = [parallel.replicate(p) for p in (pair.slm_params, pair.llm_params, gate_params)]
-  else:  # one jit; on a mesh, laid out by its arguments' shardings
-    fn = lambda *args: rollout_lib.rollout(*args, setup=setup)
-    models = ([mesh.replicate(pair.slm_params), mesh.shard_model(pair.llm_params),
-               mesh.replicate(gate_params)] if mesh
-              else [pair.slm_params, pair.llm_params, gate_params])
-  parts, t0, last_print = [], time.time(), time.time()
-  num_batches = -(-num_rows // batch_size)
-  for i, (rows_B, num_real) in enumerate(_batches(num_rows, batch_size)):
-    batch = {k: v[rows_B] for k, v in episodes.items()}
-    if mesh:
-      batch = mesh.shard_batch(batch)
-    elif use_pmap:
-      batch = parallel.shard(batch, n_dev)
-    steps, final = fn(*models, batch, rng, policy_args)
-    part = _per_problem(steps.action, steps.valid, final, setup.gate.actions)
-    parts.append({k: v[:num_real] for k, v in part.items()})
-    if time.time() - last_print > progress_every_s and i + 1 < num_batches:
-      last_print = time.time()
-      eta = (last_print - t0) / (i + 1) * (num_batches - i - 1)
-      print(f"    {name or policy.kind}: batch {i + 1}/{num_batches}, ETA {eta:.0f} s",
-            flush=True)
-  out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-  if jax.process_count() > 1:
-    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-    # Every process holds an equal share (padded), so the gather stacks P x share in process
-    # order: the rows in their global order, then the padding dropped.
-    gathered = multihost_utils.process_allgather(out)
-    out = {k: np.asarray(v).reshape((-1,) + v.shape[2:])[:total_rows]
-           for k, v in gathered.items()}
-  return out
-
-
-def _process_rows(num_rows: int) -> np.ndarray:
-  """This process's contiguous share of the rows, padded to ceil(N / P) by repeating the last
-  row, so every process runs the same number of batches of the same shape (pmap spans every
-  process's devices and needs them in step)."""
-  share = -(-num_rows // jax.process_count())
-  start = jax.process_index() * share
-  return np.minimum(np.arange(start, start + share), num_rows - 1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,13 +107,23 @@ def run_named(config: ml_collections.ConfigDict, pair: pair_lib.Pair, setup: rol
               call_price: float | None = None, mesh: parallel.ModelMesh | None = None,
               tag: str = "") -> tuple[dict[str, Any], dict[str, np.ndarray]]:
   """One named policy on every episode: (its summary with family, value and seconds, the
-  per-problem arrays). Prints one line with its accuracy and spend."""
+  per-problem arrays). Prints one line with its accuracy and spend. A baseline with its own
+  params (the router) runs with them in the gate's place, in the gate's compiled rollout."""
   t0 = time.time()
-  per = run_policy(pair, setup, gate_params, episodes, named.policy,
+  params = gate_params
+  if named.params is not None:
+    params = named.params
+    if gating.MIX_KEY in gate_params and gating.MIX_KEY not in params:  # the same pytree
+      params = dict(params, **{gating.MIX_KEY: np.float32(1.0)})  # (baselines ignore it)
+    params = mesh.replicate(params) if mesh else params
+  per = run_policy(pair, setup, params, episodes, named.policy,
                    batch_size=config.eval.batch_size, value=named.value, rng_seed=config.seed,
-                   call_price=call_price, mesh=mesh, name=named.name)
+                   call_price=call_price, mesh=mesh, name=named.name, value2=named.value2,
+                   mix=named.mix)
   summary = dict(summarize(per), family=named.family, value=named.value,
                  seconds=time.time() - t0)  # the first policy's includes the compile
+  if named.mix:
+    summary.update(value2=named.value2, mix=named.mix)
   print(f"  {tag}{named.name:>22}: accuracy {100 * summary['accuracy']['mean']:5.1f}%  calls "
         f"{summary['calls']['mean']:.2f}  LLM tokens {summary['llm_tokens']['mean']:.1f}  "
         f"exposed {summary['exposed']['mean']:.2f}  ({summary['seconds']:.1f} s)", flush=True)
@@ -227,12 +141,38 @@ def gate_points(config: ml_collections.ConfigDict, setup: rollout_lib.Setup
                for p in pair_lib.eval_prices(config)]
 
 
+def hull_baselines(policies: dict[str, dict], per_problem: dict[str, dict],
+                   named: dict[str, baselines_lib.Baseline], draws_N, target_calls: float
+                   ) -> list[baselines_lib.Baseline]:
+  """For each swept family of HULL_FAMILIES: the mix of the two vertices of its upper hull
+  around `target_calls` that spends at most the target on these problems (collab/hull.py),
+  as a baseline `<family>_hull`. A family whose cheapest point spends more has none."""
+  out = []
+  for family in HULL_FAMILIES:
+    pts = [(s["calls"]["mean"], s["accuracy"]["mean"], name) for name, s in policies.items()
+           if s["family"] == family]
+    vertices = hull_lib.upper_hull(pts)
+    if not vertices or vertices[0][0] > target_calls + 1e-9:
+      continue
+    below = [v for v in vertices if v[0] <= target_calls + 1e-9]
+    above = [v for v in vertices if v[0] > target_calls + 1e-9]
+    a = named[below[-1][2]]
+    b = named[above[0][2]] if above else a
+    p = (hull_lib.mix_at(per_problem[a.name]["calls"], per_problem[b.name]["calls"], draws_N,
+                         target_calls) if b is not a else 0.0)
+    out.append(baselines_lib.Baseline(f"{family}_hull", f"{family}_hull", a.policy, a.value,
+                                      b.value, p, a.params))
+  return out
+
+
 def evaluate(config: ml_collections.ConfigDict, pair: pair_lib.Pair, gate_params,
              out_dir: str) -> dict[str, Any]:
   """Evaluates the greedy gate and every baseline on config.eval.num_problems problems of
   config.eval.split. Writes out_dir/metrics.json, out_dir/pareto.png (accuracy vs calls; also
   pareto_llm_tokens.png and pareto_exposed.png), prints a table, and
-  returns the metrics dict ({"policies": {name: summary}, "comparison": ..., ...}).
+  returns the metrics dict ({"policies": {name: summary}, "comparison": ..., "fitted": what
+  the fitted baselines learned on training problems, ...}). The convex hull of each swept
+  family is run at the greedy gate's calls (`hull_baselines`).
   With several processes, each runs its share of the problems and process 0 writes."""
   episodes = pair_lib.eval_episodes(config, pair)
   setup = pair_lib.make_setup(config, pair)
@@ -248,16 +188,22 @@ def evaluate(config: ml_collections.ConfigDict, pair: pair_lib.Pair, gate_params
     policies[named.name], per_problem[named.name] = run_named(
         config, pair, setup, gate_params, episodes, named, call_price=call_price, mesh=mesh,
         tag=f"[{i + 1}/{len(points)}+] ")
-  others = baselines_lib.baselines(config.eval, policies["gate"]["call_rate"])
+  fitted = fitted_baselines.fit(config, pair, setup)
+  others = baselines_lib.baselines(config.eval, policies["gate"]["call_rate"], fitted)
   for i, named in enumerate(others):
     left = (time.time() - t0) / (len(points) + i) * (len(others) - i)
     policies[named.name], per_problem[named.name] = run_named(
         config, pair, setup, gate_params, episodes, named, mesh=mesh,
         tag=f"[{len(points) + i + 1}/{len(points) + len(others)}, ETA {left:.0f} s] ")
+  draws_N = hull_lib.draws(config.seed, episodes["row_id_B"])
+  for named in hull_baselines(policies, per_problem, {b.name: b for b in others}, draws_N,
+                              policies["gate"]["calls"]["mean"]):
+    policies[named.name], per_problem[named.name] = run_named(
+        config, pair, setup, gate_params, episodes, named, mesh=mesh, tag="[hull] ")
 
   metrics = {"policies": policies, "comparison": compare(policies, per_problem),
              "num_problems": len(episodes["row_id_B"]), "split": config.eval.split,
-             "config": json.loads(config.to_json_best_effort())}
+             "fitted": fitted.info, "config": json.loads(config.to_json_best_effort())}
   if jax.process_index() != 0:  # every process holds the gathered metrics; process 0 writes
     return metrics
   os.makedirs(out_dir, exist_ok=True)
@@ -284,13 +230,18 @@ def plot_pareto(metrics: dict[str, Any], path: str, x: str = "calls") -> str:
 
   fig, ax = plt.subplots(figsize=(7, 5))
   policies = metrics["policies"]
-  for family, style in (("random", "o--"), ("threshold", "s-")):
+  curves = (("random", "o--"), ("threshold", "s-"), ("router", "v-"), ("line_kind", "^-"))
+  for family, style in curves:
     pts = sorted(point(s) for s in policies.values() if s["family"] == family)
     if pts:
       xs, ys, xerr, yerr = map(list, zip(*pts))
       ax.errorbar(xs, ys, yerr=yerr, xerr=xerr, fmt=style, capsize=3, alpha=0.7, label=family)
+    if family in HULL_FAMILIES and pts:  # what mixing two of its points per problem reaches
+      hull = hull_lib.upper_hull([(p[0], p[1], "") for p in pts])
+      ax.plot([h[0] for h in hull], [h[1] for h in hull], ":", color="gray", alpha=0.8,
+              label=f"{family} hull")
   for name, s in policies.items():
-    if s["family"] in ("random", "threshold"):
+    if s["family"] in dict(curves):
       continue
     gate = s["family"] == "gate"
     px, py, ex, ey = point(s)
@@ -331,7 +282,7 @@ def head_to_head(metrics: dict[str, Any], gate: str = "gate") -> str:
   lines = [f"Gate: {100 * g['accuracy']['mean']:.1f}% at {g['calls']['mean']:.2f} calls per "
            "problem. Strongest rival of each family at equal or fewer calls (paired gain of "
            "the gate, 95% CI):", ""]
-  for family in ("threshold", "random", "every_k", "fixed", "slm_alone", "llm_alone"):
+  for family in RIVAL_FAMILIES:
     rivals = [(s["accuracy"]["mean"], name) for name, s in policies.items()
               if s["family"] == family and s["calls"]["mean"] <= g["calls"]["mean"] + 1e-9]
     if not rivals:

@@ -51,8 +51,16 @@ def _write_rows(buf_BxL, start_B, new_BxK, keep_BxK):
   return buf_BxL.at[rows_BxK, cols_BxK].set(new_BxK.astype(buf_BxL.dtype), mode="drop")
 
 
+def value_mix_draws(rng, row_id_B):
+  """One uniform draw per row id, fixed over the episode: a row uses PolicyArgs.value2 when
+  its draw is below PolicyArgs.mix. A function of (rng, row id) only, so the host can
+  predict which rows use which value (evaluate.hull_mix)."""
+  key = jax.random.fold_in(rng, 0x76616c)  # 'val': independent of every other stream
+  return jax.vmap(lambda r: jax.random.uniform(jax.random.fold_in(key, r)))(row_id_B)
+
+
 def _choose(setup: Setup, policy: PolicyArgs, gate_params, hidden_BxD, scalars_BxF, mask_BxA,
-            draft_min_logp_B, draft_differs_B, step, rng):
+            draft_min_logp_B, draft_differs_B, kind_B, value_B, step, rng):
   """The policy's request kinds (within mask_BxA); returns (action_B, logp_B).
 
   Every policy kind is computed and `policy.kind` selects one (jnp.select), so the policy is
@@ -61,8 +69,8 @@ def _choose(setup: Setup, policy: PolicyArgs, gate_params, hidden_BxD, scalars_B
   rng: one key per row (B keys), so a row's sample does not depend on how the batch is split.
   """
   B = hidden_BxD.shape[0]
-  logits_BxA = gating.gate_logits(gate_params, setup.gate, hidden_BxD, scalars_BxF)
-  logits_BxA = jnp.where(mask_BxA, logits_BxA, -jnp.inf)
+  raw_BxA = gating.gate_logits(gate_params, setup.gate, hidden_BxD, scalars_BxF)
+  logits_BxA = jnp.where(mask_BxA, raw_BxA, -jnp.inf)
   explore_BxA = gating.explore_logits(logits_BxA, mask_BxA, setup.gate.explore)
   sampled_B = jax.vmap(jax.random.categorical)(rng, explore_BxA)
   gate_B = jnp.where(policy.greedy, jnp.argmax(logits_BxA, -1), sampled_B)
@@ -70,15 +78,20 @@ def _choose(setup: Setup, policy: PolicyArgs, gate_params, hidden_BxD, scalars_B
   gate_logp_B = jnp.take_along_axis(logp_BxA, gate_B[:, None], -1)[:, 0]
 
   kind = lambda name: policy.kind == POLICY_KINDS.index(name)
+  # The router's P(draft wrong) > value, as a logit margin: ask - self > logit(value).
+  p_B = jnp.clip(value_B, 1e-6, 1 - 1e-6)
+  router_B = (raw_BxA[:, policy.ask_action] - raw_BxA[:, 0]) > jnp.log(p_B) - jnp.log1p(-p_B)
   ask_B = jnp.select(
       [kind("self"), kind("always"), kind("every_k"), kind("fixed"), kind("random"),
-       kind("threshold"), kind("oracle")],
+       kind("threshold"), kind("oracle"), kind("line_kind"), kind("router")],
       [jnp.zeros((B,), bool), jnp.ones((B,), bool),
        jnp.full((B,), step % policy.k == policy.k - 1),
        jnp.full((B,), policy.fixed_S[step]),
-       jax.vmap(jax.random.uniform)(rng) < policy.value,
-       draft_min_logp_B < policy.value,
-       draft_differs_B],
+       jax.vmap(jax.random.uniform)(rng) < value_B,
+       draft_min_logp_B < value_B,
+       draft_differs_B,
+       (kind_B >= 0) & policy.kinds_K[jnp.maximum(kind_B, 0)],
+       router_B],
       jnp.zeros((B,), bool))
   base_B = jnp.where(ask_B, policy.ask_action, 0)
   base_B = jnp.where(mask_BxA[jnp.arange(B), base_B], base_B, 0)
@@ -167,6 +180,9 @@ def rollout(slm_params, llm_params, gate_params, batch, rng, policy: PolicyArgs,
                hidden_BxD=jnp.zeros((B, setup.llm.d_model), setup.llm.activation_dtype)))
   sizes = llm_calls.llm_call_sizes(C, cfg.llm_sizes)
   gate_on_B = _gate_on(policy, gate_params, rng, batch["row_id_B"])
+  value_B = jnp.where(value_mix_draws(rng, batch["row_id_B"]) < policy.mix, policy.value2,
+                      policy.value)
+  kind_BxS = batch.get("kind_BxS", jnp.full((B, S), -1, jnp.int32))
 
   def step_fn(state, s):
     rng, draft_rng, gate_rng, llm_rng = jax.random.split(state["rng"], 4)
@@ -188,7 +204,8 @@ def rollout(slm_params, llm_params, gate_params, batch, rng, policy: PolicyArgs,
     mask_BxA = ~asks_A[None, :] | (state["calls"] < cfg.budget)[:, None]
     row_rngs_B = jax.vmap(jax.random.fold_in, (None, 0))(gate_rng, batch["row_id_B"])
     action_B, logp_B = _choose(setup, policy, gate_params, state["hidden"], scalars_BxF,
-                               mask_BxA, draft_min_B, differs_B, s, row_rngs_B)
+                               mask_BxA, draft_min_B, differs_B, kind_BxS[:, s], value_B, s,
+                               row_rngs_B)
     action_B = jnp.where(active_B, action_B, 0)
     if gate_on_B is not None:
       action_B = jnp.where(gate_on_B, action_B, 0)
@@ -232,7 +249,7 @@ def rollout(slm_params, llm_params, gate_params, batch, rng, policy: PolicyArgs,
         scalars=scalars_BxF, mask=mask_BxA, routed=routed_B, overflow=want_B & ~routed_B,
         llm_tokens=routed_i * llm_len_C[slot_B], context_tokens=routed_i * src_len_C[slot_B],
         exposed=routed_i * exposed_C[slot_B], draft_min_logp=draft_min_B,
-        draft_len=draft_len_B)
+        draft_len=draft_len_B, draft_differs=differs_B)
     state = dict(
         ctx=_write_rows(state["ctx"], state["ctx_len"], step_BxK, keep_BxK),
         ctx_len=state["ctx_len"] + step_len_B,

@@ -9,6 +9,7 @@ import jax
 import numpy as np
 
 from collab import gating
+from collab.data import task as task_lib
 from collab.models.config import ModelConfig
 
 REDACTED_KINDS = ("ask_redacted",)
@@ -57,7 +58,8 @@ class RolloutConfig:
       raise ValueError("kv_buckets must be >= 1")
 
 
-POLICY_KINDS = ("gate", "self", "always", "every_k", "fixed", "random", "threshold", "oracle")
+POLICY_KINDS = ("gate", "self", "always", "every_k", "fixed", "random", "threshold", "oracle",
+                "line_kind", "router")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +70,15 @@ class Policy:
   every step: with the full context this is the LLM alone), 'every_k' (ask when step % k ==
   k - 1), 'fixed' (ask at `steps`), 'random' (ask with probability `value`), 'threshold' (ask
   when the draft's min token log-prob < `value`, BiLD-style), 'oracle' (ask when the draft
-  differs from the reference step: hindsight). Baselines ask with request kind `ask_kind`.
+  differs from the reference step: hindsight), 'line_kind' (ask when the line about to be
+  written is of a kind in `line_kinds`, as planned from the question: the batch's kind_BxS),
+  'router' (a supervised router: the gate head run with the router's params in place of the
+  gate's, asking when sigmoid(ask logit - self logit) > `value`; collab/router.py).
+  Baselines ask with request kind `ask_kind`.
+
+  Two values per problem (`args(..., value2=, mix=)`): each row uses value2 with probability
+  `mix` (one draw per row id, fixed over the episode) and `value` otherwise, so mixing two
+  points of a sweep reaches every call rate between them (the sweep's convex hull).
 
   A policy is data, not part of the compiled program: `args` turns it into arrays that the
   rollout reads, so one compile of a rollout serves every policy and every value.
@@ -78,24 +88,35 @@ class Policy:
   ask_kind: str = "ask"
   k: int = 2
   steps: tuple[int, ...] = ()
+  line_kinds: tuple[str, ...] = ()
 
   def __post_init__(self):
     if self.kind not in POLICY_KINDS:
       raise ValueError(f"Unknown policy {self.kind!r}; valid: {POLICY_KINDS}")
     if self.k < 1:
       raise ValueError(f"Policy k must be >= 1, got {self.k}")
+    unknown = set(self.line_kinds) - set(task_lib.STEP_KINDS)
+    if unknown:
+      raise ValueError(f"Unknown line kinds {sorted(unknown)}; valid: {task_lib.STEP_KINDS}")
 
-  def args(self, num_steps: int, actions: tuple[str, ...], value: float = 0.0) -> PolicyArgs:
-    """The traced form of this policy for a rollout of `num_steps` decisions over `actions`."""
+  def args(self, num_steps: int, actions: tuple[str, ...], value: float = 0.0,
+           value2: float | None = None, mix: float = 0.0) -> PolicyArgs:
+    """The traced form of this policy for a rollout of `num_steps` decisions over `actions`;
+    each row uses `value2` (default: `value`) with probability `mix`."""
     if self.ask_kind not in actions[1:]:
       raise ValueError(f"Policy ask_kind {self.ask_kind!r} is not a request kind of the gate "
                        f"{actions}")
+    if not 0.0 <= mix <= 1.0:
+      raise ValueError(f"Policy mix must be in [0, 1], got {mix}")
     fixed_S = np.zeros((num_steps,), bool)
     fixed_S[[s for s in self.steps if 0 <= s < num_steps]] = True
+    kinds_K = np.array([k in self.line_kinds for k in task_lib.STEP_KINDS])
     return PolicyArgs(kind=np.int32(POLICY_KINDS.index(self.kind)),
                       greedy=np.bool_(self.greedy),
                       ask_action=np.int32(actions.index(self.ask_kind)),
-                      k=np.int32(self.k), fixed_S=fixed_S, value=np.float32(value))
+                      k=np.int32(self.k), fixed_S=fixed_S, value=np.float32(value),
+                      kinds_K=kinds_K, value2=np.float32(value if value2 is None else value2),
+                      mix=np.float32(mix))
 
 
 class PolicyArgs(NamedTuple):
@@ -106,7 +127,11 @@ class PolicyArgs(NamedTuple):
   ask_action: jax.Array  # request kind a baseline asks with
   k: jax.Array           # every_k's period
   fixed_S: jax.Array     # fixed: the decision steps to ask at
-  value: jax.Array       # random: ask probability; threshold: min log-prob cut-off
+  value: jax.Array       # random: ask probability; threshold: min log-prob cut-off;
+                         # router: probability cut-off
+  kinds_K: jax.Array     # line_kind: the kinds (task.STEP_KINDS) to ask at
+  value2: jax.Array      # the other value, used by a row with probability `mix`
+  mix: jax.Array
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,6 +164,8 @@ class Step(NamedTuple):
   exposed: jax.Array         # private tokens among them
   draft_min_logp: jax.Array
   draft_len: jax.Array       # tokens the SLM drafted (its step's length, had it written it)
+  draft_differs: jax.Array   # the draft differs from the reference step (hindsight: the
+                             # oracle's signal and the supervised router's label)
 
 
 class Final(NamedTuple):

@@ -97,7 +97,19 @@ def get_config(arg=None):
       split="test", num_problems=arg.eval_problems, batch_size=128, random_rates=(0.125, 0.25, 0.5),
       thresholds=(-0.05, -0.2, -0.5, -1.0, -2.0), every_k=(2, 3), fixed_steps=((0,), (0, 2)),
       # Prices a price-conditioned gate is evaluated at (each one a point of its curve).
-      call_prices=(0.02, 0.05, 0.1, 0.2, 0.3, 0.5)))
+      call_prices=(0.02, 0.05, 0.1, 0.2, 0.3, 0.5),
+      # More confidence thresholds, log-spaced (baselines.fine_thresholds); with the listed
+      # ones they make the threshold's curve and convex hull (collab/hull.py).
+      fine_thresholds=24,
+      # Fitted on the gate's training problems (rl.split; collab/fitted_baselines.py), 0: off.
+      # The line-kind rule: kinds chosen greedily on this many problems.
+      line_kinds=ml_collections.ConfigDict(dict(problems=200)),
+      # The supervised router: features of `problems` problems' rollouts (collect: 'oracle'
+      # or 'slm_alone', collab/router.py), `steps` Adam steps, run at each cut-off on its
+      # probability that the draft is wrong.
+      router=ml_collections.ConfigDict(dict(
+          problems=500, steps=300, lr=3e-3, collect="oracle",
+          thresholds=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)))))
   config.log_every = 10
   config.ckpt_every = 50
   config.max_to_keep = 2
@@ -111,7 +123,9 @@ def get_config(arg=None):
     config.rollout.update(llm_sizes=1, kv_buckets=1)
     config.rl.update(num_steps=arg.steps or 4, problems_per_step=8, group_size=2,
                      num_train_problems=64)
-    config.eval.update(num_problems=16, batch_size=16)
+    config.eval.update(num_problems=16, batch_size=16, fine_thresholds=0)
+    config.eval.line_kinds.problems = 16
+    config.eval.router.update(problems=16, steps=50, thresholds=(0.25, 0.5, 0.75))
     config.log_every = 2
     config.ckpt_every = 2
   return config

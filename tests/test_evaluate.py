@@ -16,7 +16,9 @@ import pytest
 from collab import baselines as baselines_lib
 from collab import config_check
 from collab import evaluate
+from collab import fitted_baselines
 from collab import gating
+from collab import hull as hull_lib
 from collab import rollout as rollout_lib
 from collab.data import assets as assets_lib
 from collab.data import episodes as episodes_lib
@@ -54,13 +56,25 @@ def env(tmp_path_factory):
   return dict(config=config, pair=pair, gate=gate_params, out_dir=out_dir, metrics=metrics)
 
 
+def _fitted(metrics):
+  """The fitted baselines of an evaluation, rebuilt from what it recorded (router params are
+  not recorded: a placeholder, since only the names are compared)."""
+  sets = tuple(tuple(s) for s in metrics["fitted"]["line_kinds"]["sets"])
+  return fitted_baselines.Fitted(sets, "router" if "router" in metrics["fitted"] else None)
+
+
 def test_metrics_json_has_every_policy(env):
   with open(os.path.join(env["out_dir"], "metrics.json")) as f:
     metrics = json.load(f)
-  names = {"gate"} | {b.name for b in baselines_lib.baselines(env["config"].eval, 0.0)}
-  assert set(metrics["policies"]) == names
+  names = {"gate"} | {b.name for b in baselines_lib.baselines(env["config"].eval, 0.0,
+                                                             _fitted(metrics))}
+  hulls = {n for n, s in metrics["policies"].items() if s["family"].endswith("_hull")}
+  assert set(metrics["policies"]) == names | hulls
+  assert hulls <= {"threshold_hull", "router_hull"}
   assert {"slm_alone", "llm_alone", "every_2", "fixed_0_2", "random_at_gate_rate",
-          "random_0.5", "threshold_-0.5", "threshold_-3", "oracle"} <= names
+          "random_0.5", "threshold_-0.5", "threshold_-3", "oracle", "router_0.5"} <= names
+  assert any(n.startswith("kinds_") for n in names)
+  names |= hulls
   assert metrics["num_problems"] == 16
   assert set(metrics["comparison"]) == names - {"gate"}
   for name, c in metrics["comparison"].items():

@@ -186,3 +186,37 @@ def test_gate_mixture_routes_each_problem_by_the_gate_or_by_the_slm_alone(env):
   assert same(half, self_final, by_slm)
   # Both kinds of problem occur, so the draw is per row (not one coin for the batch).
   assert by_slm and any(int(gate_final.calls_B[r]) > 0 for r in by_gate), (by_gate, by_slm)
+
+
+def test_line_kind_rule_asks_exactly_at_the_chosen_kinds(env):
+  """The line-kind rule asks at a step iff the kind planned from the question for that step
+  is in its set; steps of unknown kind (past the plan) never ask."""
+  kinds_BxS = env["batch"]["kind_BxS"]
+  assert (kinds_BxS[:, 0] == task_lib.STEP_KINDS.index("lookup")).all()
+  for chosen in (("lookup",), ("mul", "answer")):
+    steps, _ = _run(env, rollout_lib.Policy(kind="line_kind", line_kinds=chosen))
+    want_SxB = np.isin(kinds_BxS, [task_lib.STEP_KINDS.index(k) for k in chosen]).T
+    valid_SxB = np.asarray(steps.valid)
+    np.testing.assert_array_equal(np.asarray(steps.action) == 1, want_SxB & valid_SxB)
+    assert (want_SxB & valid_SxB).any()
+  with pytest.raises(ValueError, match="Unknown line kinds"):
+    rollout_lib.Policy(kind="line_kind", line_kinds=("divide",))
+
+
+def test_two_values_mixed_per_problem(env):
+  """value2 with probability mix, one draw per row id: a threshold that never asks mixed with
+  one that always asks asks at every step of exactly the rows whose draw is below mix."""
+  from collab import hull as hull_lib
+  setup, batch = env["setup"], env["batch"]
+  draws_B = hull_lib.draws(0, batch["row_id_B"])
+  for mix in (0.0, 0.5, 1.0):
+    args = rollout_lib.Policy(kind="threshold").args(S, setup.gate.actions, -1e9, 0.0, mix)
+    steps, final = rollout_lib.rollout(env["slm"], env["llm"], env["gate"], batch,
+                                       jax.random.PRNGKey(0), args, setup=setup)
+    asked_B = np.asarray(final.calls_B) > 0
+    np.testing.assert_array_equal(asked_B, draws_B < mix)
+    np.testing.assert_array_equal(np.asarray(final.calls_B)[asked_B],
+                                  np.asarray(steps.valid).sum(0)[asked_B])
+  assert 0 < (draws_B < 0.5).sum() < len(draws_B)
+  with pytest.raises(ValueError, match="mix"):
+    rollout_lib.Policy(kind="threshold").args(S, setup.gate.actions, 0.0, 0.0, 1.5)

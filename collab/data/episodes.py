@@ -55,6 +55,13 @@ def make_episodes(records: Sequence[dict[str, Any]], tok, *, prompt_len: int, nu
       ref_len_BxS[b, s] = len(ids)
   if answers not in ("line", "number"):
     raise ValueError(f"answers must be 'line' or 'number', got {answers!r}")
+  # The kind of line each step writes, planned from the question (-1: unknown), for the
+  # line-kind baseline: known before the line is written, without the reference.
+  kind_BxS = np.full((len(records), num_steps), -1, np.int32)
+  for b, r in enumerate(records):
+    plan = task_lib.plan_kinds(r["question"]) if granularity == "line" else None
+    for s, kind in enumerate((plan or ())[:num_steps]):
+      kind_BxS[b, s] = task_lib.STEP_KINDS.index(kind)
   answers = [tok.encode(r["steps"][-1] if answers == "line" else prompts_lib.answer_text(r))
              + [tok.eos_id] for r in records]
   return {
@@ -64,6 +71,7 @@ def make_episodes(records: Sequence[dict[str, Any]], tok, *, prompt_len: int, nu
       "redacted_prompt_len_B": np.array([len(p) for p in redacted], np.int32),
       "ref_steps_BxSxK": ref_BxSxK,
       "ref_len_BxS": ref_len_BxS,
+      "kind_BxS": kind_BxS,
       "answer_BxA": _pad_rows(answers, answer_len, tok.pad_id, "An answer line"),
       "row_id_B": np.arange(len(records), dtype=np.int32),
   }

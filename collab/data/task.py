@@ -282,6 +282,21 @@ def corpus_texts(cfg: TaskConfig, n: int) -> list[str]:
   return texts
 
 
+_QUESTION_RE = re.compile(r"^buy (?P<items>.+?) ; (?:total \?|have .+ ; (?P<left>left) \?)$")
+
+
+def plan_kinds(question: str) -> tuple[str, ...] | None:
+  """The step kinds a solution of `question` has, in order, read from the question alone
+  (its items and whether it holds a balance): what a solver knows before writing a line.
+  None for a question of another format."""
+  m = _QUESTION_RE.match(question.strip()) if isinstance(question, str) else None
+  if m is None:
+    return None
+  n = len(m.group("items").split(" , "))
+  return (("lookup", "mul") * n + ("add",) * (n - 1) + (("sub",) if m.group("left") else ())
+          + ("answer",))
+
+
 def parse_answer(text: str, lsd_first: bool = True) -> int | None:
   """The number of the last `answer N` line of a generated text, or None if there is none."""
   if not isinstance(text, str):
