@@ -350,16 +350,72 @@ def test_every_baseline_shares_one_compiled_rollout(env):
   config, pair = env["config"], env["pair"]
   episodes = pair_lib.eval_episodes(config, pair)
   setup = pair_lib.make_setup(config, pair)
+  # A router with spread-out margins (the fitted one of random models asks everywhere).
+  noise = jax.random.normal(jax.random.PRNGKey(7), env["gate"]["out"]["kernel"].shape)
+  router = dict(env["gate"], out=dict(env["gate"]["out"], kernel=noise * 0.3))
+  fitted = fitted_baselines.Fitted((("lookup",), ("lookup", "add")), router)
   named = [baselines_lib.Baseline("gate", "gate", evaluate.GREEDY_GATE)] + (
-      baselines_lib.baselines(config.eval, gate_call_rate=0.3))
+      baselines_lib.baselines(config.eval, gate_call_rate=0.3, fitted=fitted))
+
+  def run(b):
+    return evaluate.run_policy(pair, setup, env["gate"] if b.params is None else b.params,
+                               episodes, b.policy, batch_size=6, value=b.value,
+                               value2=b.value2, mix=b.mix)
+
   before = rollout_lib.rollout._cache_size()  # pylint: disable=protected-access
-  outs = {b.name: evaluate.run_policy(pair, setup, env["gate"], episodes, b.policy,
-                                      batch_size=6, value=b.value) for b in named}
+  outs = {b.name: run(b) for b in named}
+  # Two ends of the threshold sweep mixed per problem, to spend halfway between them
+  # (random models solve nothing, so the accuracy hull itself is flat here: see
+  # test_hull_baselines_mix_the_vertices_around_the_target).
+  # (A random model's drafts are unsure: every listed cut-off asks nearly everywhere.)
+  a = baselines_lib.Baseline("threshold_never", "threshold", rollout_lib.Policy("threshold"),
+                             -1e9)
+  b = next(n for n in named if n.name == "threshold_-0.5")
+  outs[a.name] = run(a)
+  target = (outs[a.name]["calls"].mean() + outs[b.name]["calls"].mean()) / 2
+  draws_N = hull_lib.draws(0, episodes["row_id_B"])
+  p = hull_lib.mix_at(outs[a.name]["calls"], outs[b.name]["calls"], draws_N, target)
+  h = baselines_lib.Baseline("threshold_hull", "threshold_hull", a.policy, a.value, b.value, p)
+  outs[h.name] = run(h)
   assert rollout_lib.rollout._cache_size() - before <= 1  # pylint: disable=protected-access
   # ... and the policies still differ: the one program computes what each one asks for.
   assert outs["slm_alone"]["calls"].sum() == 0
   assert outs["llm_alone"]["calls"].sum() == outs["llm_alone"]["decisions"].sum() > 0
-  assert len(named) >= 10 and len({int(o["calls"].sum()) for o in outs.values()}) >= 3
+  assert len(named) >= 15 and len({int(o["calls"].sum()) for o in outs.values()}) >= 3
+  assert 0 < outs["kinds_lookup"]["calls"].sum() < outs["kinds_lookup+add"]["calls"].sum()
+  # The router's sweep: a higher cut-off on P(draft wrong) asks less.
+  router_calls = [outs[f"router_{p:g}"]["calls"].sum() for p in config.eval.router.thresholds]
+  assert router_calls == sorted(router_calls, reverse=True)
+  assert router_calls[0] > router_calls[-1]
+  # The hull point is the mix of its two ends, row by row, and spends at most the target.
+  assert 0 < p < 1
+  want = hull_lib.mixed(outs[a.name], outs[b.name], draws_N, p)
+  for key in ("correct", "calls", "llm_tokens"):
+    np.testing.assert_array_equal(outs[h.name][key], want[key], err_msg=key)
+  assert outs[a.name]["calls"].mean() < outs[h.name]["calls"].mean() <= target
+
+
+def test_hull_baselines_mix_the_vertices_around_the_target():
+  """The hull point at a target mixes the hull's vertices on either side of it (skipping a
+  point under the hull), and spends at most the target on the problems."""
+  def pol(family, acc, calls):
+    return {"family": family, "accuracy": {"mean": acc}, "calls": {"mean": calls}}
+  calls = {"t_lo": np.zeros(4), "t_mid": np.full(4, 1.0), "t_hi": np.array([4.0, 4, 4, 0])}
+  policies = {"t_lo": pol("threshold", 0.2, 0.0), "t_mid": pol("threshold", 0.25, 1.0),
+              "t_hi": pol("threshold", 0.8, 3.0), "r": pol("router", 0.5, 2.0)}
+  P = rollout_lib.Policy
+  named = {"t_lo": baselines_lib.Baseline("t_lo", "threshold", P(kind="threshold"), -5.0),
+           "t_mid": baselines_lib.Baseline("t_mid", "threshold", P(kind="threshold"), -1.0),
+           "t_hi": baselines_lib.Baseline("t_hi", "threshold", P(kind="threshold"), -0.1),
+           "r": baselines_lib.Baseline("r", "router", P(kind="router"), 0.5, params="R")}
+  per = {n: {"calls": c} for n, c in calls.items()}
+  draws_N = np.array([0.9, 0.1, 0.5, 0.3])
+  (h,) = evaluate.hull_baselines(policies, per, named, draws_N, 1.0)  # the router: 2 calls
+  assert (h.name, h.family, h.value, h.value2) == ("threshold_hull", "threshold_hull", -5.0, -0.1)
+  assert np.mean(np.where(draws_N < h.mix, calls["t_hi"], calls["t_lo"])) == 1.0
+  at_end = {b.name: b for b in evaluate.hull_baselines(policies, per, named, draws_N, 5.0)}
+  assert at_end["threshold_hull"].mix == 0.0 and at_end["threshold_hull"].value == -0.1
+  assert at_end["router_hull"].params == "R"
 
 
 def test_head_to_head_picks_the_strongest_rival_at_equal_or_fewer_calls():
