@@ -21,8 +21,10 @@ def _load(path):
 @pytest.mark.parametrize("path", CONFIG_FILES, ids=os.path.basename)
 def test_config_loads(path):
   module = _load(path)
-  if getattr(module, "DERIVED", False):  # reads its architectures from the checkpoints named
-    with pytest.raises(ValueError, match="slm_dir is required"):
+  # DERIVED: reads its architectures from the checkpoints named; without them (hf.py names
+  # none, smollm2.py those of `make real-models`) a clear error.
+  if getattr(module, "DERIVED", False) and getattr(module, "missing", lambda: "none named")():
+    with pytest.raises(ValueError, match="slm_dir is required|does not exist"):
       module.get_config(None)
     return
   for arg in (None, "runlocal"):
