@@ -334,6 +334,12 @@ def check_gate_consistency(config: ml_collections.ConfigDict) -> None:
   if router is not None and router.get("collect", "oracle") not in ("oracle", "slm_alone"):
     raise errors.ConfigError("config.eval.router.collect must be 'oracle' or 'slm_alone', got "
                              f"{router.collect!r}")
+  if config.rl.get("init", "scratch") not in ("scratch", "router"):
+    raise errors.ConfigError(f"config.rl.init must be 'scratch' or 'router', got "
+                             f"{config.rl.init!r}")
+  if config.rl.get("init") == "router" and not (router and router.problems > 0):
+    raise errors.ConfigError("config.rl.init='router' fits the router of config.eval.router: "
+                             "set eval.router.problems > 0")
   credit = config.rl.get("credit", "episode")
   if credit not in ("episode", "causal"):
     raise errors.ConfigError(f"config.rl.credit must be 'episode' or 'causal', got {credit!r}")

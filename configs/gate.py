@@ -21,7 +21,8 @@ confidence-threshold rule on the draft, collab/gating.py), kinds (the request ki
 ':'-separated, 'self' first), credit ('episode': every decision of an episode shares its reward;
 'causal': each decision is charged only the costs from it onwards, rl.causal_advantages),
 select (hold out this many training problems and keep the checkpoint of the second half that
-scores best on them, collab/train/selection.py; 0: the last), runlocal.
+scores best on them, collab/train/selection.py; 0: the last), init ('scratch', or 'router': the
+gate starts as the supervised router, collab/router.py), runlocal.
 """
 import ml_collections
 
@@ -35,7 +36,8 @@ def get_config(arg=None):
       granularity="line", step_tokens=0, budget=8, steps=0, ppo=0, eval_problems=500,
       target_calls=0.0, target_tokens=0.0, cost_warmup=0, train_capacity=0, price_min=0.01,
       price_max=0.0, explore=0.0, entropy=0.05, calls_lr=0.005, target_mode="dual",
-      credit="episode", select=0, price_offset=False, draft_prior=False, kinds="self:ask:ask_redacted", runlocal=False)
+      credit="episode", select=0, price_offset=False, draft_prior=False, kinds="self:ask:ask_redacted",
+      init="scratch", runlocal=False)
   config = ml_collections.ConfigDict()
   config.slm = arg.slm or ("test_tiny" if arg.runlocal else "slm_s")
   config.llm = arg.llm or ("gpt2_tiny" if arg.runlocal else "llm_s")
@@ -87,6 +89,8 @@ def get_config(arg=None):
       # back to the SLM's draft; evaluation serves every row (config.rollout.llm_capacity).
       # Off by default: overflow drops random asks, which blurs which asks paid off.
       llm_capacity=arg.train_capacity,
+      # 'router': the gate starts as the supervised router of eval.router (collab/router.py).
+      init=arg.init,
       # Steps over which every cost ramps in linearly from 0 (0: full costs from the start).
       cost_warmup_steps=arg.cost_warmup,
       # Checkpoint selection (collab/train/selection.py): the last N training problems are held

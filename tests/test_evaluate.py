@@ -434,3 +434,27 @@ def test_head_to_head_picks_the_strongest_rival_at_equal_or_fewer_calls():
   assert "- threshold: threshold_-0.5, 55.0% at 2.00 calls; gain +5.0 [-5.0, +15.0] points: tie" in text
   assert "llm_alone: every point spends more calls than the gate" in text
   assert "threshold_-0.1" not in text
+
+
+def test_the_rl_gate_can_start_from_the_supervised_router(env):
+  """rl.init='router': gate training's initial params are the router fitted on the training
+  split (deterministic), not the seed's fresh head; the fitted info is in metrics.json."""
+  from collab import router as router_lib
+  config = ml_collections.ConfigDict(env["config"].to_dict())
+  config.rl.init = "router"
+  config.eval.router.steps = 20
+  pair = env["pair"]
+  start = gate_lib.init_state(config, pair, gate_lib.make_optimizer(config))["params"]["gate"]
+  router, info = router_lib.fit(config, pair, pair_lib.make_setup(config, pair))
+  assert info["problems"] == config.eval.router.problems and info["decisions"] > 0
+  for x, y in zip(jax.tree.leaves(start), jax.tree.leaves(router)):
+    np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-6)
+  fresh = pair_lib.init_gate(config, pair)
+  assert jax.tree.structure(start) == jax.tree.structure(fresh)
+  assert not np.allclose(np.asarray(start["out"]["kernel"]), np.asarray(fresh["out"]["kernel"]))
+  fitted = env["metrics"]["fitted"]
+  assert set(fitted) == {"line_kinds", "router"}
+  assert fitted["router"]["split"] == config.rl.split != config.eval.split
+  sets = fitted["line_kinds"]["sets"]
+  assert [len(s) for s in sets] == list(range(1, len(sets) + 1))  # nested, one kind a round
+  assert all(set(a) < set(b) for a, b in zip(sets, sets[1:]))

@@ -27,6 +27,7 @@ from collab import config_args
 from collab import config_check
 from collab import errors
 from collab import evaluate
+from collab import fitted_baselines
 from collab import pair as pair_lib
 from collab.train import calibration
 from collab.train import gate as gate_lib
@@ -140,10 +141,11 @@ def baseline_key(cfg: ml_collections.ConfigDict) -> str:
 
 
 def evaluate_baselines(cfg: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-  """Every baseline for cfg's (SLM, LLM, rollout) setting, computed once and cached."""
+  """Every baseline for cfg's (SLM, LLM, rollout) setting, computed once and cached; with
+  the fitted ones (line kinds, router: collab/fitted_baselines.py) and what they learned."""
   path = os.path.join(workdir, "baselines", baseline_key(cfg) + ".json")
   cached = _load(path)
-  if cached is not None:
+  if cached is not None and "fitted" in cached:  # else a file without the fitted baselines
     return cached
   print(f"=== baselines {baseline_key(cfg)} ===", flush=True)
   pretrain.ensure_pretrained(cfg)
@@ -151,10 +153,12 @@ def evaluate_baselines(cfg: ml_collections.ConfigDict, workdir: str) -> dict[str
   episodes = pair_lib.eval_episodes(cfg, pair)
   setup = pair_lib.make_setup(cfg, pair)
   gate_params = pair_lib.init_gate(cfg, pair)  # unused by baselines: the rollout's input
+  fitted = fitted_baselines.fit(cfg, pair, setup)
   policies = {named.name: _run(cfg, pair, setup, gate_params, episodes, named)
-              for named in baselines_lib.baselines(cfg.eval)}
+              for named in baselines_lib.baselines(cfg.eval, fitted=fitted)}
   out = {"key": baseline_key(cfg), "slm": cfg.slm, "llm": cfg.llm, "policies": policies,
-         "num_problems": len(episodes["row_id_B"]), "split": cfg.eval.split}
+         "num_problems": len(episodes["row_id_B"]), "split": cfg.eval.split,
+         "fitted": fitted.info}
   os.makedirs(os.path.dirname(path), exist_ok=True)
   _dump(path, out)
   return out

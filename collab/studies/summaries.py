@@ -111,7 +111,10 @@ def pyplot():
 
 
 def baseline_curves(ax, policies: dict, x: str = "calls"):
-  for family, style in (("random", "o--"), ("threshold", "s:")):
+  for family, style in (("random", "o--"), ("threshold", "s:"), ("router", "v-."),
+                        ("line_kind", "^-")):
+    if not any(p["family"] == family for p in policies.values()):
+      continue  # the fitted baselines (router, line kinds) may be off
     pts = sorted((p[x]["mean"], 100 * accuracy_of(p)) for p in policies.values()
                  if p["family"] in (family, "slm_alone"))
     ax.plot(*zip(*pts), style, alpha=0.6, label=family)

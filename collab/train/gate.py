@@ -30,6 +30,7 @@ from collab import pair as pair_lib
 from collab import parallel
 from collab import rl
 from collab import rollout as rollout_lib
+from collab import router as router_lib
 from collab.data import episodes as episodes_lib
 from collab.data import tokenizer as tokenizer_lib
 from collab.train import loop
@@ -201,9 +202,15 @@ def make_train_step(setup: rollout_lib.Setup, tx: optax.GradientTransformation,
 
 
 def init_state(config, pair: pair_lib.Pair, tx):
+  """The train state at step 0. With config.rl.init='router' the gate starts as the supervised
+  router of config.eval.router (fitted on the gate's training split, collab/router.py): it
+  then asks where the SLM's draft is likely wrong, and RL refines that rule."""
   gate_cfg = gating.GateConfig(**config.gate.to_dict())
-  params = {"gate": gating.init_gate(gate_cfg, pair.slm_cfg.d_model,
-                                     jax.random.PRNGKey(config.seed))}
+  if config.rl.get("init", "scratch") == "router":
+    gate, _ = router_lib.fit(config, pair, pair_lib.make_setup(config, pair))
+  else:
+    gate = gating.init_gate(gate_cfg, pair.slm_cfg.d_model, jax.random.PRNGKey(config.seed))
+  params = {"gate": gate}
   costs = {"per_call": jnp.asarray(config.costs.per_call, jnp.float32),
            "per_llm_token": jnp.asarray(config.costs.per_llm_token, jnp.float32)}
   return {"params": params, "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32),
