@@ -1,9 +1,9 @@
 """Test setup: 8 fake CPU devices, set before jax is imported anywhere."""
 import os
 
-os.environ["XLA_FLAGS"] = (
-    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
-).strip()
+import xla_env
+
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + xla_env.flags(8)).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # A persistent compilation cache inside the tree, shared by every test process and by the
 # entry points the tests launch (they inherit the environment): test files that build the

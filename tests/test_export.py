@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import fake_models
+import xla_env
 from collab import export
 from collab import rollout as rollout_lib
 from collab.data import assets as assets_lib
@@ -145,7 +146,7 @@ def test_refuses_to_overwrite(trained, tmp_path):
 
 def test_command_line_in_a_one_device_process(trained, tmp_path):
   """The CLI reads WORKDIR/config.json, and exports a gate trained on 8 devices from 1."""
-  env = dict(os.environ, XLA_FLAGS="", JAX_PLATFORMS="cpu")
+  env = dict(os.environ, XLA_FLAGS=xla_env.flags(), JAX_PLATFORMS="cpu")
   out = str(tmp_path / "cli")
   subprocess.run([sys.executable, "-m", "experiments.export", f"--workdir={trained['workdir']}",
                   f"--export_dir={out}"], check=True, env=env, capture_output=True,

@@ -36,7 +36,10 @@ def env():
                        transformer.init_params(llm_cfg, jax.random.PRNGKey(2)),
                        slm_cfg, llm_cfg, tok)
   setup = rollout_lib.Setup(slm=slm_cfg, llm=llm_cfg, gate=gating.GateConfig(),
-                            rollout=rollout_lib.RolloutConfig(num_steps=S, step_tokens=K),
+                            # One LLM call size and the whole cache: a third of the compile time
+                            # (several of each are tested against the Python loop, test_rollout).
+                            rollout=rollout_lib.RolloutConfig(num_steps=S, step_tokens=K,
+                                                              llm_sizes=1, kv_buckets=1),
                             specials=rollout_lib.Specials.from_tokenizer(tok))
   episodes = episodes_lib.make_episodes(records, tok, prompt_len=P, num_steps=S, step_tokens=K)
   return dict(pair=pair, setup=setup, episodes=episodes)
@@ -55,7 +58,9 @@ def _train(env, devices, steps, *, lr=1e-2, cost=0.05, ppo_epochs=0, problems=8,
     gate_cfg = gating.GateConfig(price_input=True)
   if gate_cfg is not None:
     setup = dataclasses.replace(setup, gate=gate_cfg)
-  tx = optax.adam(lr)
+  # The learning rate lives in the optimizer state, so tests that differ only in it share the
+  # compiled step (through the persistent compilation cache).
+  tx = optax.inject_hyperparams(optax.adam)(learning_rate=lr)
   gate_params = {"gate": gating.init_gate(setup.gate, pair.slm_cfg.d_model,
                                           jax.random.PRNGKey(0))}
   state = {"params": gate_params, "opt_state": tx.init(gate_params),
@@ -86,7 +91,9 @@ def test_one_and_eight_devices_give_the_same_update(env, ppo_epochs):
   one, hist1 = _train(env, jax.local_devices()[:1], 2, ppo_epochs=ppo_epochs)
   eight, hist8 = _train(env, jax.local_devices(), 2, ppo_epochs=ppo_epochs)
   for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(eight)):
-    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+    # The all-reduce sums in another order than one device: float32 rounding, which Adam can
+    # raise to ~1e-5 on a weight whose gradient is near zero (updates here are ~1e-2).
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=2e-5)
   assert hist1[-1]["calls"] == pytest.approx(hist8[-1]["calls"])
   # The update is not trivially zero.
   init = gating.init_gate(env["setup"].gate, env["pair"].slm_cfg.d_model, jax.random.PRNGKey(0))

@@ -20,6 +20,7 @@ import portpicker
 import pytest
 
 import fake_models
+import xla_env
 from collab import checkpoint as ckpt_lib
 from collab.train import metrics as metrics_lib
 from collab import pair as pair_lib
@@ -40,7 +41,7 @@ def config(tmp_path_factory):
 def _launch(config, module_args, num_processes, devices_per_process, log_path):
   """Runs `python -m <module_args>` as num_processes processes; returns their logs."""
   env = dict(os.environ, JAX_PLATFORMS="cpu",
-             XLA_FLAGS=f"--xla_force_host_platform_device_count={devices_per_process}")
+             XLA_FLAGS=xla_env.flags(devices_per_process))
   if num_processes > 1:
     env.update(COLLAB_COORDINATOR=f"localhost:{portpicker.pick_unused_port()}",
                COLLAB_NUM_PROCESSES=str(num_processes))

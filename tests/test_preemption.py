@@ -20,12 +20,13 @@ import numpy as np
 import pytest
 
 import fake_models
+import xla_env
 from collab import checkpoint as ckpt_lib
 from collab import pair as pair_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, JAX_PLATFORMS="cpu",
-           XLA_FLAGS="--xla_force_host_platform_device_count=2")
+           XLA_FLAGS=xla_env.flags(2))
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ import jax
 import pytest
 
 import fake_models
+import xla_env
 from collab import export
 from collab import pair as pair_lib
 from collab.models import hf_io
@@ -26,7 +27,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _run(module, *args, devices=1, timeout=300, **env_vars):
   env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3",
-             XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", **env_vars)
+             XLA_FLAGS=xla_env.flags(devices), **env_vars)
   return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env,
                         capture_output=True, text=True, timeout=timeout)
 
