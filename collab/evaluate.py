@@ -1,8 +1,9 @@
 """Evaluation: the learned gate against every baseline, through the same jitted rollout.
 
 Each policy (learned gate, SLM alone, LLM alone, ask every k, ask at fixed steps, random asking,
-confidence threshold, hindsight oracle) runs on the same problems with the same models, so the
-numbers differ only by who decides when to ask. Outputs: per-problem arrays (`run_policy`),
+confidence threshold and its convex hull, line-kind rule, supervised router and its hull,
+hindsight oracle) runs on the same problems with the same models, so the numbers differ only
+by who decides when to ask. Outputs: per-problem arrays (`run_policy`),
 their summary with 95% confidence intervals (`summarize`), and, from `evaluate`, metrics.json,
 a Pareto plot of accuracy against calls, and a markdown table (`results_table`).
 """
