@@ -143,7 +143,10 @@ def test_llm_input_and_exposure_counter(env, captured, name):
       slm=env["slm"], llm=env["llm"], gate=gating.GateConfig(), specials=sp,
       rollout=rollout_lib.RolloutConfig(
           num_steps=S, step_tokens=spec["K"], granularity=spec["granularity"], budget=S,
-          llm_capacity=CAPACITY, slm_temperature=1.0, llm_temperature=1.0))
+          llm_capacity=CAPACITY, slm_temperature=1.0, llm_temperature=1.0,
+          # Two LLM call sizes (the capacity-routed path with a choice), the whole cache: the
+          # cache's buckets change which positions attention reads, not what is sent.
+          llm_sizes=2, kv_buckets=1))
   llm_cfgs.add(setup.llm)
   actions = setup.gate.actions
   redacted_kinds = {actions.index(a) for a in rollout_lib.REDACTED_KINDS if a in actions}
