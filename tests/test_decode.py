@@ -123,3 +123,30 @@ def test_sampling_is_seeded_and_in_range():
   greedy, _ = decode.generate(params, cfg, prompt_BxP, len_B,
                               **{**kw, "temperature": 0.0})
   np.testing.assert_array_equal(cold, greedy)
+
+
+def test_bucketed_attention_and_ahead_of_time_compile_write_the_same_tokens():
+  cfg, params = _model("test_tiny")
+  prompt_BxP, len_B = _prompts()
+  kw = dict(max_new_tokens=N, stop_id=NO_STOP, pad_id=PAD)
+  whole_BxN, whole_len_B = decode.generate(params, cfg, prompt_BxP, len_B, **kw)
+  buckets_BxN, _ = decode.generate(params, cfg, prompt_BxP, len_B, kv_buckets=4, **kw)
+  fn = decode.compile_generate(params, cfg, prompt_BxP, len_B, kv_buckets=4, **kw)
+  aot_BxN, aot_len_B = fn(params, prompt_BxP, len_B, np.float32(0.0), jax.random.key(0))
+  np.testing.assert_array_equal(buckets_BxN, whole_BxN)
+  np.testing.assert_array_equal(aot_BxN, whole_BxN)
+  np.testing.assert_array_equal(aot_len_B, whole_len_B)
+
+
+def test_traced_and_python_temperatures_pick_the_same_tokens():
+  logits_BxV = jax.random.normal(jax.random.key(0), (4, VOCAB))
+  key = jax.random.key(5)
+  traced = jax.jit(decode.sample_logits)
+  for t in (0.0, 0.7):
+    np.testing.assert_array_equal(traced(logits_BxV, jnp.float32(t), key),
+                                  decode.sample_logits(logits_BxV, t, key))
+  np.testing.assert_array_equal(decode.sample_logits(logits_BxV, 0.0, key),
+                                jnp.argmax(logits_BxV, -1))
+  np.testing.assert_array_equal(
+      decode.sample_logits(logits_BxV, 0.7, key),
+      jax.random.categorical(key, logits_BxV / 0.7, axis=-1))

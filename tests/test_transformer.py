@@ -45,6 +45,18 @@ def test_token_by_token_decode_equals_full_pass(preset):
   np.testing.assert_allclose(jnp.concatenate(steps, 1), full_BxTxV, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("preset", ARCHS)
+def test_logits_at_one_position_per_row(preset):
+  cfg, params = _model(preset)
+  tokens_BxT = _tokens(3, 10)
+  positions_BxT = tfm.default_positions(tokens_BxT)
+  full_BxTxV, full_hidden, _ = _apply(params, cfg, tokens_BxT, positions_BxT)
+  at_B = jnp.array([9, 0, 4])
+  some_Bx1xV, some_hidden, _ = _apply(params, cfg, tokens_BxT, positions_BxT, logits_at_B=at_B)
+  np.testing.assert_allclose(some_Bx1xV[:, 0], full_BxTxV[jnp.arange(3), at_B], atol=1e-6)
+  np.testing.assert_array_equal(some_hidden, full_hidden)
+
+
 def test_kv_bucket_lengths():
   assert tfm.kv_bucket_lengths(160, 4) == (40, 80, 120, 160)
   assert tfm.kv_bucket_lengths(168, 4) == (48, 88, 128, 168)

@@ -276,7 +276,7 @@ class Transformer(nn.Module):
   kv_buckets: int = 1
 
   @nn.compact
-  def __call__(self, tokens_BxT, positions_BxT, cache: Cache | None = None):
+  def __call__(self, tokens_BxT, positions_BxT, cache: Cache | None = None, logits_at_B=None):
     cfg = self.cfg
     D = cfg.d_model
     # std 1/sqrt(D): with tied embeddings the initial logits have unit scale.
@@ -302,10 +302,14 @@ class Transformer(nn.Module):
         new_cache[name] = layer_cache
 
     hidden_BxTxD = _norm(cfg, "final_norm")(x_BxTxD)
+    head_in_BxTxD = hidden_BxTxD
+    if logits_at_B is not None:  # one position per row: T x fewer vocabulary projections
+      head_in_BxTxD = jnp.take_along_axis(
+          hidden_BxTxD, logits_at_B.astype(jnp.int32)[:, None, None], axis=1)
     if cfg.tie_embeddings:
-      logits_BxTxV = embed.attend(hidden_BxTxD)
+      logits_BxTxV = embed.attend(head_in_BxTxD)
     else:
-      logits_BxTxV = _dense(cfg, cfg.vocab_size, "lm_head", False)(hidden_BxTxD)
+      logits_BxTxV = _dense(cfg, cfg.vocab_size, "lm_head", False)(head_in_BxTxD)
     return logits_BxTxV.astype(jnp.float32), hidden_BxTxD, new_cache
 
 
@@ -324,7 +328,7 @@ def init_cache(cfg: ModelConfig, batch_size: int, cache_len: int, dtype=None) ->
 
 
 def apply(params: Params, cfg: ModelConfig, tokens_BxT: jax.Array, positions_BxT: jax.Array,
-          cache: Cache | None = None, *, kv_buckets: int = 1
+          cache: Cache | None = None, *, kv_buckets: int = 1, logits_at_B: jax.Array | None = None
           ) -> tuple[jax.Array, jax.Array, Cache | None]:
   """Forward pass. Returns (logits_BxTxV float32, hidden_BxTxD final-norm output, new_cache).
 
@@ -333,9 +337,11 @@ def apply(params: Params, cfg: ModelConfig, tokens_BxT: jax.Array, positions_BxT
   module docstring for the right-padding invariant). new_cache is None when cache is None.
   kv_buckets > 1: cached attention reads only the prefix of the cache it needs, chosen among
   that many lengths (`attend_cached`); same output, less work while the cache is mostly empty.
+  logits_at_B: logits only at that index of T per row (Bx1xV; a prefill needs the last
+  prompt token's alone); hidden_BxTxD stays whole.
   """
   return Transformer(cfg, kv_buckets).apply({"params": params}, tokens_BxT, positions_BxT,
-                                            cache)
+                                            cache, logits_at_B)
 
 
 def default_positions(tokens_BxT: jax.Array) -> jax.Array:
