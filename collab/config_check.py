@@ -34,6 +34,7 @@ from collab import gating
 from collab import hf_pair
 from collab import pair as pair_lib
 from collab import rollout as rollout_lib
+from collab.data import task as task_lib
 from collab.data import tfds_gsm8k
 from collab.models import presets
 from collab.train import loop
@@ -120,6 +121,8 @@ TASK = {
     "num_train": count(1),
     "num_validation": count(1),
     "num_test": count(1),
+    "heldout_entities": Range(low=0, high=1, high_open=True,
+                              why="the share of entities only test problems buy"),
 }
 
 _LOOP = {
@@ -135,6 +138,9 @@ PRETRAIN = {
     "fact_coverage": PROBABILITY,
     "coverage_seed": SEED,
     "redact_prob": PROBABILITY,
+    "fact_overlap": Range(low=-1, high=1, why="-1: off"),
+    "overlap_coverage": PROBABILITY,
+    "arith_weight": POSITIVE,
     "num_steps": count(1),
     "batch_size": count(1),
     "learning_rate": POSITIVE,
@@ -463,7 +469,9 @@ def check_pretraining(config: ml_collections.ConfigDict, workdir: str | None = N
     check_workdir(workdir)
   check_ranges(config, PRETRAIN)
   _check_task(config)
-  _config_errors(pair_lib.task_config, config)
+  task_cfg = _config_errors(pair_lib.task_config, config)
+  # The facts it trains on: coverage and overlap must fit the world.
+  _config_errors(lambda: recipes.known_mask(config, task_lib.World(task_cfg)))
   _config_errors(presets.get_model_config, config.get("preset", config.model),
                  config.vocab_size)
   _config_errors(loop.nonfinite_policy, config)

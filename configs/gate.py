@@ -22,7 +22,10 @@ confidence-threshold rule on the draft, collab/gating.py), kinds (the request ki
 'causal': each decision is charged only the costs from it onwards, rl.causal_advantages),
 select (hold out this many training problems and keep the checkpoint of the second half that
 scores best on them, collab/train/selection.py; 0: the last), init ('scratch', or 'router': the
-gate starts as the supervised router, collab/router.py), runlocal.
+gate starts as the supervised router, collab/router.py), heldout (the share of entities held
+out for the test problems: no gate-training problem looks their facts up; 0: off), runlocal.
+Harder worlds (docs/worlds.md): heldout=0.25 (held-out knowledge), llm=llm_fallible (an LLM
+with knowledge gaps of its own), slm=slm_arith (an SLM sound at arithmetic).
 """
 import ml_collections
 
@@ -37,7 +40,7 @@ def get_config(arg=None):
       target_calls=0.0, target_tokens=0.0, cost_warmup=0, train_capacity=0, price_min=0.01,
       price_max=0.0, explore=0.0, entropy=0.05, calls_lr=0.005, target_mode="dual",
       credit="episode", select=0, price_offset=False, draft_prior=False, kinds="self:ask:ask_redacted",
-      init="scratch", runlocal=False)
+      init="scratch", heldout=0.0, runlocal=False)
   config = ml_collections.ConfigDict()
   config.slm = arg.slm or ("test_tiny" if arg.runlocal else "slm_s")
   config.llm = arg.llm or ("gpt2_tiny" if arg.runlocal else "llm_s")
@@ -45,6 +48,8 @@ def get_config(arg=None):
   config.runlocal = arg.runlocal
   pre = recipes.pretrain_config(runlocal=arg.runlocal)
   config.task = pre.task
+  if arg.heldout:
+    config.task.heldout_entities = arg.heldout
   config.vocab_size = pre.vocab_size
   config.assets_dir = pre.assets_dir
   config.pretrain_dir = "runs/pretrain_local" if arg.runlocal else "runs/pretrain"

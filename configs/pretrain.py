@@ -4,7 +4,10 @@
   python -m experiments.pretrain --config=configs/pretrain.py:runlocal --workdir=/tmp/x
 
 arg keys: model (a recipe in collab/train/recipes.py), seed (default: the recipe's), coverage (override the recipe's
-fact coverage), steps (override its step count), batch (override its batch size), runlocal (shrink everything to seconds).
+fact coverage), steps (override its step count), batch (override its batch size), overlap (the share of the
+reference SLM's facts this model knows too, its other facts lying outside them: a fallible LLM; -1 turns a
+recipe's overlap off), arith_weight (loss weight of arithmetic lines; above 1: more arithmetic practice),
+runlocal (shrink everything to seconds). Worlds: docs/worlds.md.
 """
 from collab import config_args
 from collab.train import recipes
@@ -12,9 +15,10 @@ from collab.train import recipes
 
 def get_config(arg=None):
   arg = config_args.parse_arg(arg, model="", seed=-1, coverage=-1.0, steps=0, batch=0,
-                              runlocal=False)
+                              overlap=-2.0, arith_weight=0.0, runlocal=False)
   return recipes.pretrain_config(arg.model, runlocal=arg.runlocal, seed=arg.seed,
-                                 coverage=arg.coverage, steps=arg.steps, batch=arg.batch)
+                                 coverage=arg.coverage, steps=arg.steps, batch=arg.batch,
+                                 overlap=arg.overlap, arith_weight=arg.arith_weight)
 
 
 def get_sweep(hyper=None):

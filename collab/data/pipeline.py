@@ -76,15 +76,10 @@ def known_examples(examples: Sequence[Any], known_mask: np.ndarray) -> list[Any]
   return keep
 
 
-def mask_unknown_lookups(examples: Sequence[Any], tokenizer, loss_mask_NxT: np.ndarray,
-                         known_mask: np.ndarray) -> int:
-  """Zeroes the loss on look-up lines of entities outside `known_mask` (in place).
-
-  The model still trains on the arithmetic of every problem, but never on an unknown fact:
-  a look-up line is the only place a fact is stated before its value can be copied from the
-  context. Returns the number of lines masked.
-  """
-  known_mask = np.asarray(known_mask, bool)
+def _line_spans(examples: Sequence[Any], tokenizer):
+  """Yields (row, kind, entity, start, end) for every solution line of every example, where
+  tokens [start, end) of its row in the `tokenize_examples` layout are the line and `entity`
+  is a look-up line's entity (else -1)."""
   parsed = []
   for ex in examples:
     if isinstance(ex, task_lib.Problem):
@@ -98,19 +93,46 @@ def mask_unknown_lookups(examples: Sequence[Any], tokenizer, loss_mask_NxT: np.n
   question_lens = [len(ids) for ids in tokenizer.encode_batch([p[0] for p in parsed])]
   line_lens = iter(len(ids) for ids in tokenizer.encode_batch(
       [line for p in parsed for line in p[1]]))
-  masked = 0
   for i, ((_, steps, kinds, entity_ids), q_len) in enumerate(zip(parsed, question_lens)):
     offset = 2 + q_len  # bos, question, <sep>
     lookups = 0
     for kind in kinds:
       n = next(line_lens)
+      entity = -1
       if kind == "lookup":
-        if not known_mask[entity_ids[lookups]]:
-          loss_mask_NxT[i, offset:offset + n] = 0.0
-          masked += 1
+        entity = int(entity_ids[lookups])
         lookups += 1
+      yield i, kind, entity, offset, offset + n
       offset += n + 1
+
+
+def mask_unknown_lookups(examples: Sequence[Any], tokenizer, loss_mask_NxT: np.ndarray,
+                         known_mask: np.ndarray) -> int:
+  """Zeroes the loss on look-up lines of entities outside `known_mask` (in place).
+
+  The model still trains on the arithmetic of every problem, but never on an unknown fact:
+  a look-up line is the only place a fact is stated before its value can be copied from the
+  context. Returns the number of lines masked.
+  """
+  known_mask = np.asarray(known_mask, bool)
+  masked = 0
+  for i, kind, entity, start, end in _line_spans(examples, tokenizer):
+    if kind == "lookup" and not known_mask[entity]:
+      loss_mask_NxT[i, start:end] = 0.0
+      masked += 1
   return masked
+
+
+def weight_arithmetic(examples: Sequence[Any], tokenizer, loss_mask_NxT: np.ndarray,
+                      weight: float) -> int:
+  """Multiplies the loss weight of every arithmetic line (mul, add, sub) by `weight` (in
+  place): more arithmetic practice per step for the same data. Returns the lines weighted."""
+  weighted = 0
+  for i, kind, _, start, end in _line_spans(examples, tokenizer):
+    if kind in task_lib.STEP_KINDS and task_lib.step_category(kind) == "arith":
+      loss_mask_NxT[i, start:end] *= weight
+      weighted += 1
+  return weighted
 
 
 def redact_some(examples: Sequence[Any], redact_prob: float, seed: int) -> list[Any]:
@@ -146,7 +168,8 @@ def make_lm_dataset(source, tokenizer, *, seq_len: int, batch_size: int, seed: i
                     known_mask: np.ndarray | None = None,
                     entity_filter: bool = True,
                     unknown_facts: str = "filter",
-                    redact_prob: float = 0.0) -> grain.MapDataset:
+                    redact_prob: float = 0.0,
+                    arith_weight: float = 1.0) -> grain.MapDataset:
   """Infinite MapDataset of batches {'tokens_BxT': int32, 'loss_mask_BxT': float32}.
 
   source: random-access examples (a TFDS data source of the task, or task.Problem objects).
@@ -154,11 +177,15 @@ def make_lm_dataset(source, tokenizer, *, seq_len: int, batch_size: int, seed: i
     unknown_facts='filter' keeps only problems whose entities are all known; 'mask' keeps
     every problem (so arithmetic trains on all of them) but zeroes the loss on the look-up
     lines of unknown entities.
+  arith_weight: the loss weight of arithmetic lines (mul, add, sub) relative to the others;
+    the loss is a weighted mean, so a weight above 1 spends more of each step on arithmetic.
   Tokenized once up front; shuffled with `seed`, reshuffled each epoch, batches may span two
   epochs.
   """
   if unknown_facts not in ("filter", "mask"):
     raise ValueError(f"unknown_facts must be 'filter' or 'mask', got {unknown_facts!r}")
+  if not arith_weight > 0:
+    raise ValueError(f"arith_weight must be > 0, got {arith_weight}")
   examples = _read_all(source)
   if known_mask is not None and entity_filter and unknown_facts == "filter":
     examples = known_examples(examples, known_mask)
@@ -173,6 +200,8 @@ def make_lm_dataset(source, tokenizer, *, seq_len: int, batch_size: int, seed: i
                   "were truncated (their answer line and eos may be lost).", stacklevel=2)
   if known_mask is not None and entity_filter and unknown_facts == "mask":
     mask_unknown_lookups(examples, tokenizer, loss_mask_NxT, known_mask)
+  if arith_weight != 1.0:
+    weight_arithmetic(examples, tokenizer, loss_mask_NxT, arith_weight)
   mask_redacted_lines(tokens_NxT, loss_mask_NxT, tokenizer)
 
   def gather(indices_B):

@@ -14,6 +14,11 @@ A problem (shown most-significant digit first; with `lsd_first` every number is 
 The balance is private (`<priv>` spans); a redacted request replaces each span with
 `<redacted>`, so a helper can still look prices up but cannot subtract. Without a private
 balance the question ends in `; total ?` and the answer is the sum.
+
+Held-out knowledge (`heldout_entities` > 0): a seeded share of the entities is held out;
+test problems buy only held-out entities and validation problems (the gate's training
+problems) none, so no look-up of a test problem occurs in a gate-training problem. The train
+split (pretraining) is unchanged and holds every entity.
 """
 from __future__ import annotations
 
@@ -55,10 +60,17 @@ class TaskConfig:
   num_train: int = 50000
   num_validation: int = 1000
   num_test: int = 1000
+  # Share of entities held out for the test split (0: off); see the module docstring.
+  heldout_entities: float = 0.0
 
   def split_size(self, split: str) -> int:
     return {"train": self.num_train, "validation": self.num_validation,
             "test": self.num_test}[_check_split(split)]
+
+
+# Options of the harder worlds and their off values: configs and data names leave an option
+# out while it is off, so a world without it is named and configured as before it existed.
+OFF_OPTIONS = {"heldout_entities": 0.0}
 
 
 def _check_split(split: str) -> str:
@@ -134,6 +146,42 @@ class World:
     rank_E = np.random.default_rng([self.cfg.world_seed, 1, coverage_seed]).permutation(
         len(self))
     return rank_E < int(round(coverage * len(self)))
+
+  def known_mask_overlapping(self, coverage: float, reference: float, overlap: float,
+                             coverage_seed: int = 0) -> np.ndarray:
+    """bool[E]: round(coverage * E) known entities, of which round(overlap * |R|) lie in
+    R = known_mask(reference, coverage_seed) and the rest outside it.
+
+    A fallible helper: with overlap < 1 it lacks facts that a model of coverage `reference`
+    knows, and knows others that model lacks. Raises ValueError when the counts cannot fit.
+    """
+    for name, v in (("coverage", coverage), ("reference", reference), ("overlap", overlap)):
+      if not 0.0 <= v <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {v}")
+    ref_E = self.known_mask(reference, coverage_seed)
+    n_known = int(round(coverage * len(self)))
+    n_in = int(round(overlap * ref_E.sum()))
+    n_out = n_known - n_in
+    if not 0 <= n_out <= (~ref_E).sum():
+      raise ValueError(
+          f"coverage {coverage} with overlap {overlap} of a reference coverage {reference} "
+          f"needs {n_in} of the reference's {int(ref_E.sum())} known entities and {n_out} of "
+          f"the other {int((~ref_E).sum())}: lower the overlap or change the coverage")
+    rank_E = np.random.default_rng([self.cfg.world_seed, 4, coverage_seed]).permutation(
+        len(self))
+    known_E = np.zeros(len(self), bool)
+    for inside, n in ((True, n_in), (False, n_out)):
+      ids = np.flatnonzero(ref_E == inside)
+      known_E[ids[np.argsort(rank_E[ids])[:n]]] = True
+    return known_E
+
+  def heldout_mask(self) -> np.ndarray:
+    """bool[E]: the round(heldout_entities * E) entities only test problems buy."""
+    share = self.cfg.heldout_entities
+    if not 0.0 <= share < 1.0:
+      raise ValueError(f"heldout_entities must be in [0, 1), got {share}")
+    rank_E = np.random.default_rng([self.cfg.world_seed, 3]).permutation(len(self))
+    return rank_E < int(round(share * len(self)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -246,6 +294,7 @@ def generate_splits(cfg: TaskConfig, splits: Sequence[str] = SPLITS) -> dict[str
   still needs problems. A split of size n is a prefix of the same split of any larger size.
   """
   world = World(cfg)
+  heldout_E = world.heldout_mask()
   need = {s: cfg.split_size(s) for s in map(_check_split, splits)}
   out: dict[str, list[Problem]] = {s: [] for s in need}
   seen: set[str] = set()
@@ -256,11 +305,16 @@ def generate_splits(cfg: TaskConfig, splits: Sequence[str] = SPLITS) -> dict[str
     if draws >= max_draws:
       got = {s: len(v) for s, v in out.items()}
       raise ValueError(f"Problem space too small for the requested splits {need} "
-                       f"(got {got} after {draws} draws); raise num_entities/qty_max/max_items.")
+                       f"(got {got} after {draws} draws); raise num_entities/qty_max/max_items"
+                       + (" or heldout_entities." if heldout_E.any() else "."))
     key = ",".join(f"{e}x{q}" for e, q in sorted(zip(ents, qtys))) + f";{balance}"
     split = _split_of(key)
     if split not in need or len(out[split]) >= need[split] or key in seen:
       continue
+    if heldout_E.any() and split != "train":
+      held = heldout_E[ents]
+      if not (held.all() if split == "test" else not held.any()):
+        continue
     seen.add(key)
     out[split].append(make_problem(world, ents, qtys, balance))
   return out

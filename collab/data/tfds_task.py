@@ -15,9 +15,16 @@ import tensorflow_datasets as tfds
 from collab.data import task as task_lib
 
 
+def _fields_json(task_cfg: task_lib.TaskConfig) -> str:
+  """The TaskConfig's fields as JSON. Options at their off value are left out, so a world
+  without them keeps its name (and its data and tokenizer) whichever options exist."""
+  return json.dumps({k: v for k, v in dataclasses.asdict(task_cfg).items()
+                     if not (k in task_lib.OFF_OPTIONS and v == task_lib.OFF_OPTIONS[k])}, sort_keys=True)
+
+
 def config_name(task_cfg: task_lib.TaskConfig) -> str:
   """Short stable name of a TaskConfig: 't' + 10 hex digits of a hash of its fields."""
-  fields = json.dumps(dataclasses.asdict(task_cfg), sort_keys=True)
+  fields = _fields_json(task_cfg)
   return "t" + hashlib.sha256(fields.encode()).hexdigest()[:10]
 
 
@@ -28,7 +35,7 @@ class CollabTaskConfig(tfds.core.BuilderConfig):
 
 def make_config(task_cfg: task_lib.TaskConfig) -> CollabTaskConfig:
   return CollabTaskConfig(name=config_name(task_cfg), task=task_cfg,
-                          description=json.dumps(dataclasses.asdict(task_cfg), sort_keys=True))
+                          description=_fields_json(task_cfg))
 
 
 class CollabTask(tfds.core.GeneratorBasedBuilder):

@@ -57,7 +57,8 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
 
 
 def lm_loss(params, cfg, tokens_BxT, loss_mask_BxT):
-  """Mean next-token cross-entropy over the solution tokens (mask of the predicted token)."""
+  """Next-token cross-entropy over the solution tokens, averaged with the predicted tokens'
+  loss weights (the mask: 0 off, 1 by default, more on lines trained harder)."""
   inputs_BxT = tokens_BxT[:, :-1]
   targets_BxT = tokens_BxT[:, 1:]
   mask_BxT = loss_mask_BxT[:, 1:]
@@ -68,7 +69,9 @@ def lm_loss(params, cfg, tokens_BxT, loss_mask_BxT):
   denom = jnp.maximum(mask_BxT.sum(), 1.0)
   loss = (nll_BxT * mask_BxT).sum() / denom
   correct_BxT = (jnp.argmax(logits_BxTxV, -1) == targets_BxT).astype(jnp.float32)
-  return loss, {"loss": loss, "token_accuracy": (correct_BxT * mask_BxT).sum() / denom}
+  on_BxT = (mask_BxT > 0).astype(jnp.float32)
+  token_accuracy = (correct_BxT * on_BxT).sum() / jnp.maximum(on_BxT.sum(), 1.0)
+  return loss, {"loss": loss, "token_accuracy": token_accuracy}
 
 
 def make_train_step(cfg, tx):
@@ -195,17 +198,17 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
     shutil.copyfile(assets.tokenizer_path, run_tok_path)
   cfg = presets.get_model_config(config.get("preset", config.model), tok.vocab_size)
   world = task_lib.World(task_cfg)
-  known_mask = world.known_mask(config.fact_coverage, config.coverage_seed)
+  known_mask = recipes.known_mask(config, world)
 
   dataset = pipeline.make_lm_dataset(
       assets.source("train"), tok, seq_len=config.seq_len, batch_size=config.batch_size,
       seed=config.seed, known_mask=known_mask, unknown_facts=config.unknown_facts,
-      redact_prob=config.redact_prob)
+      redact_prob=config.redact_prob, arith_weight=config.get("arith_weight", 1.0))
   tx = make_optimizer(config)
   params = transformer.init_params(cfg, jax.random.PRNGKey(config.seed))
   state = {"params": params, "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32)}
   print(f"Model {config.model}: {transformer.num_params(cfg):,} params, "
-        f"fact coverage {config.fact_coverage}", flush=True)
+        f"fact coverage {config.fact_coverage} ({int(known_mask.sum())} facts)", flush=True)
 
   # The tokenizer travels inside every checkpoint and export (base64 of the sentencepiece
   # model), and its fingerprint is checked whenever one is loaded.

@@ -3,12 +3,17 @@
 On a 2-core CPU, strength comes mostly from fact coverage (how much of the world the model is
 shown) and training compute, not from size (DESIGN.md, prototype table). A recipe ties a size
 preset (collab/models/presets.py) to a fact coverage and a training budget.
+
+Recipes for the harder worlds (docs/worlds.md): `llm_fallible` knows 70% of the facts, only
+half of those slm_s knows, so an ask can hurt; `slm_arith` is slm_s's knowledge with far more
+arithmetic practice, so that its errors are mostly knowledge errors.
 """
 from __future__ import annotations
 
 import dataclasses
 
 import ml_collections
+import numpy as np
 
 from collab.data import task as task_lib
 
@@ -23,6 +28,11 @@ class Recipe:
   warmup_steps: int = 100
   role: str = "slm"       # 'slm' | 'llm' | 'test'
   seed: int = 0           # init and data-order seed
+  # Fact overlap (-1: off, the nested coverage ranking): the share of the facts that recipe
+  # `overlap_with` knows which this model knows too (World.known_mask_overlapping).
+  overlap: float = -1.0
+  overlap_with: str = ""
+  arith_weight: float = 1.0  # loss weight of arithmetic lines (pipeline.weight_arithmetic)
 
 
 RECIPES: dict[str, Recipe] = {
@@ -41,6 +51,19 @@ RECIPES: dict[str, Recipe] = {
     "llm_l": Recipe("llm_m", 1.0, 3000, batch_size=32, role="llm"),
     # Another lineage (GPT-2-style blocks, another data seed) for the transfer study.
     "gpt2_m": Recipe("gpt2_m", 1.0, 3000, batch_size=32, role="llm", seed=1),
+    # A fallible LLM: llm_s's compute, 140 of the 200 facts, of which 40 of slm_s's 80 and 100
+    # of the 120 slm_s lacks. Look-ups: both know 20%, only the LLM 50%, only the SLM 20%,
+    # neither 10%.
+    "llm_fallible": Recipe("llm_s", 0.7, 1400, batch_size=32, role="llm", overlap=0.5,
+                           overlap_with="slm_s"),
+    # An SLM sound at arithmetic: slm_s's size and facts, with llm_l's step count and the
+    # arithmetic lines weighted 3x (three-digit subtraction with borrows needs ~3000 steps).
+    "slm_arith": Recipe("slm_s", 0.4, 3000, role="slm", arith_weight=3.0),
+    # Tests only: the same options on the tiny preset.
+    "test_tiny_fallible": Recipe("gpt2_tiny", 0.7, 30, batch_size=16, warmup_steps=5,
+                                 role="test", overlap=0.5, overlap_with="test_tiny"),
+    "test_tiny_arith": Recipe("test_tiny", 0.5, 30, batch_size=16, warmup_steps=5,
+                              role="test", arith_weight=3.0),
 }
 
 
@@ -50,20 +73,36 @@ def get_recipe(name: str) -> Recipe:
   return RECIPES[name]
 
 
+def known_mask(config: ml_collections.ConfigDict, world: task_lib.World) -> np.ndarray:
+  """bool[E]: the facts a pretraining config trains on (its coverage, and its overlap with
+  the reference coverage when `fact_overlap` >= 0)."""
+  overlap = config.get("fact_overlap", -1.0)
+  if overlap == -1:
+    return world.known_mask(config.fact_coverage, config.coverage_seed)
+  if overlap < 0:
+    raise ValueError(f"fact_overlap must be -1 (off) or in [0, 1], got {overlap}")
+  return world.known_mask_overlapping(config.fact_coverage, config.overlap_coverage,
+                                      config.fact_overlap, config.coverage_seed)
+
+
 def task_defaults(runlocal: bool = False) -> ml_collections.ConfigDict:
-  """The task generator's knobs (collab/data/task.py TaskConfig) as a ConfigDict."""
-  task = dataclasses.asdict(task_lib.TaskConfig())
+  """The task generator's knobs (collab/data/task.py TaskConfig) as a ConfigDict; the
+  options of task.OFF_OPTIONS are keys only in the configs that turn them on."""
+  task = {k: v for k, v in dataclasses.asdict(task_lib.TaskConfig()).items()
+          if k not in task_lib.OFF_OPTIONS}
   if runlocal:
     task.update(num_train=2000, num_validation=64, num_test=64)
   return ml_collections.ConfigDict(task)
 
 
 def pretrain_config(model: str = "", *, runlocal: bool = False, seed: int = -1,
-                    coverage: float = -1.0, steps: int = 0, batch: int = 0
+                    coverage: float = -1.0, steps: int = 0, batch: int = 0,
+                    overlap: float = -2.0, arith_weight: float = 0.0
                     ) -> ml_collections.ConfigDict:
   """The pretraining config of a recipe (configs/pretrain.py's get_config; the gate trainer
   builds the same one for a preset it pretrains). Negative or zero overrides keep the
-  recipe's value; runlocal shrinks everything to seconds."""
+  recipe's value (overlap: below -1; -1 turns the recipe's overlap off); runlocal shrinks
+  everything to seconds."""
   model = model or ("test_tiny" if runlocal else "slm_s")
   recipe = get_recipe(model)
 
@@ -79,6 +118,17 @@ def pretrain_config(model: str = "", *, runlocal: bool = False, seed: int = -1,
   config.seq_len = 104  # the longest generated problem is 97 tokens with bos and eos
   config.fact_coverage = coverage if coverage >= 0 else recipe.fact_coverage
   config.coverage_seed = 0
+  # The options of the harder worlds are keys only when on, so the config (and a workdir's
+  # config.json) of every other recipe is what it was without them.
+  fact_overlap = overlap if overlap >= -1 else recipe.overlap
+  if fact_overlap >= 0:
+    # A fallible model: of the facts a model of coverage overlap_coverage knows (same
+    # coverage_seed), it knows this share; the rest of its facts lie outside them.
+    config.fact_overlap = fact_overlap
+    config.overlap_coverage = get_recipe(recipe.overlap_with or "slm_s").fact_coverage
+  if (arith_weight or recipe.arith_weight) != 1.0:
+    # The loss weight of arithmetic lines (mul, add, sub): more arithmetic practice per step.
+    config.arith_weight = arith_weight or recipe.arith_weight
   # 'mask': train on every problem but never on an unknown fact's look-up line (arithmetic
   # learns from all the data); 'filter': train only on problems whose facts are all known.
   config.unknown_facts = "mask"
