@@ -7,8 +7,9 @@
 #   bash benchmarks/run_all.sh full       # full only
 #
 # On a GPU machine: the venv's jax must be a CUDA build (pip install "jax[cuda12]==<same
-# version>"); the torch baseline runs on the GPU when the installed torch build sees one
+# version>"); the torch baselines run on the GPU when the installed torch build sees one
 # (torch==2.13.0 from PyPI; the '+cpu' build only runs on the CPU, which the JSON says).
+# real_decode needs SmolLM2's GGUF file (`make real-models`) and is skipped without it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -31,4 +32,6 @@ for mode in quick full; do
   run rollout "$mode"
   run call_rate "$mode"
   run roofline "$mode"
+  if $PY -c 'from collab.models import real_models as r; exit(not r.find("smollm2"))' 2>/dev/null
+  then run real_decode "$mode"; else echo "== real_decode: no SmolLM2 file (make real-models)"; fi
 done

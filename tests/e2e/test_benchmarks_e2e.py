@@ -2,10 +2,15 @@
 with --out), with the keys and ratios the README's tables read."""
 import json
 
+import pytest
+
 from benchmarks import call_rate
+from benchmarks import hf_generate
+from benchmarks import real_decode
 from benchmarks import roofline
 from benchmarks import rollout as rollout_bench
 from benchmarks import torch_rollout
+from collab.models import real_models
 
 
 def _last_json(capsys):
@@ -49,3 +54,24 @@ def test_roofline_quick(capsys):
   assert 0 < result["rollout_fraction_of_peak"] and 0 < result["train_fraction_of_peak"]
   assert result["rollout_peak_memory_bytes"] > 0 and result["train_peak_memory_bytes"] > 0
   assert len(result["scaling"]) == 3
+
+
+@pytest.mark.skipif(not real_models.find("smollm2"),
+                    reason=real_models.missing_reason("smollm2"))
+def test_real_decode_quick(capsys, tmp_path):
+  out = tmp_path / "real_decode.json"
+  real_decode.main(["--quick", "--out", str(out)])
+  result = _last_json(capsys)
+  assert result == json.loads(out.read_text())
+  (row,) = result["per_batch"]
+  assert row["ours"]["tokens_per_s"] > 0 and row["ours"]["compile_s"] > 0
+  assert row["ours"]["xla_memory"]["peak_bytes"] > 0 and result["maxrss_bytes"] > 0
+  # With itself as helper at 1 step in 8, the greedy rollout writes what greedy decoding writes.
+  assert row["rollout"]["call_rate"] == 1 / 8
+  assert row["rollout"]["tokens_vs_ours"]["rows_identical"] == 1.0
+  if hf_generate.unavailable_reason():
+    assert result["transformers"]["skipped"] and "hf_dynamic" not in row
+  else:
+    for cache in hf_generate.CACHES:
+      assert row[f"speedup_vs_hf_{cache}"] > 0
+      assert row[f"hf_{cache}"]["tokens_vs_ours"]["rows_identical"] == 1.0
