@@ -50,6 +50,13 @@ def test_heldout_test_lookups_never_occur_in_gate_training_problems():
   assert 0 < (known_E & heldout_E).sum() < heldout_E.sum()
 
 
+def test_heldout_world_trains_the_default_worlds_tokenizer():
+  # Models pretrained for the default world serve the held-out one: same corpus, same ids.
+  tokens = [tokenizer_lib.train_tokenizer(task_lib.corpus_texts(c, 300), vocab_size=256)
+            for c in (CFG, HELD)]
+  assert tokens[0].fingerprint == tokens[1].fingerprint
+
+
 def test_heldout_off_keeps_the_default_world_and_its_name():
   default = task_lib.generate_splits(CFG)
   assert task_lib.generate_splits(dataclasses.replace(CFG, heldout_entities=0.0)) == default
@@ -144,3 +151,10 @@ def test_slm_arith_recipe_keeps_the_slm_facts_and_trains_arithmetic_harder():
   arith.arith_weight = 0.0
   with pytest.raises(errors.ConfigError, match="arith_weight"):
     config_check.check_pretraining(arith)
+
+
+def test_worlds_never_share_study_baselines():
+  from collab.studies import runner
+  default, held = _gate_config("runlocal"), _gate_config("runlocal,heldout=0.25")
+  assert runner.baseline_key(default) == "test_tiny__gpt2_tiny__line16x8_b8"
+  assert runner.baseline_key(held) == "test_tiny__gpt2_tiny__line16x8_b8__heldout_entities0.25"

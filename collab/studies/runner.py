@@ -29,6 +29,7 @@ from collab import errors
 from collab import evaluate
 from collab import fitted_baselines
 from collab import pair as pair_lib
+from collab.data import task as task_lib
 from collab.train import calibration
 from collab.train import gate as gate_lib
 from collab.train import pretrain
@@ -136,8 +137,13 @@ def _run(cfg, pair, setup, gate_params, episodes, named: baselines_lib.Baseline,
 
 
 def baseline_key(cfg: ml_collections.ConfigDict) -> str:
+  """Names one (SLM, LLM, rollout, world) setting; a world option that is on (a held-out
+  test split: other test problems) adds its value, so worlds never share baselines."""
   r = cfg.rollout
-  return f"{cfg.slm}__{cfg.llm}__{r.granularity}{r.step_tokens}x{r.num_steps}_b{r.budget}"
+  key = f"{cfg.slm}__{cfg.llm}__{r.granularity}{r.step_tokens}x{r.num_steps}_b{r.budget}"
+  task = cfg.get("task") or {}
+  return key + "".join(f"__{k}{task[k]}" for k in sorted(task_lib.OFF_OPTIONS)
+                       if k in task and task[k] != task_lib.OFF_OPTIONS[k])
 
 
 def evaluate_baselines(cfg: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
