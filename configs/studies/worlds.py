@@ -1,0 +1,30 @@
+"""Worlds where when-to-ask is hard to judge (docs/worlds.md): the gate against the threshold,
+the supervised router and the line-kind rule in the default world, with held-out knowledge,
+with a fallible LLM, and with an SLM sound at arithmetic. arg keys: worlds (':'-separated of
+default, heldout, fallible, arith), heldout (the share of entities held out), call_cost,
+seeds, first_seed, runlocal.
+
+  python -m experiments.study --config=configs/studies/worlds.py --workdir=runs/studies/worlds
+"""
+from configs.studies import _common as common
+
+WORLDS = ("default", "heldout", "fallible", "arith")
+
+
+def get_config(arg=None):
+  arg = common.parse(arg, worlds=":".join(WORLDS), heldout=0.25, call_cost=0.02)
+  config = common.base_config("worlds", arg)
+  slm, llm = ("test_tiny", "gpt2_tiny") if arg.runlocal else ("slm_s", "llm_s")
+  fallible = "test_tiny_fallible" if arg.runlocal else "llm_fallible"
+  arith = "test_tiny_arith" if arg.runlocal else "slm_arith"
+  pairs = {"default": f"slm={slm},llm={llm}",
+           "heldout": f"slm={slm},llm={llm},heldout={arg.heldout}",
+           "fallible": f"slm={slm},llm={fallible}",
+           "arith": f"slm={arith},llm={llm}"}
+  worlds = [w for w in arg.worlds.split(":") if w]
+  unknown = sorted(set(worlds) - set(WORLDS))
+  if unknown or not worlds:
+    raise ValueError(f"worlds must be ':'-separated names of {WORLDS}, got {arg.worlds!r}")
+  for world in worlds:
+    common.add_runs(config, world, f"{pairs[world]},call_cost={arg.call_cost}")
+  return config
