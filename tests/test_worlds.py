@@ -158,3 +158,17 @@ def test_worlds_never_share_study_baselines():
   default, held = _gate_config("runlocal"), _gate_config("runlocal,heldout=0.25")
   assert runner.baseline_key(default) == "test_tiny__gpt2_tiny__line16x8_b8"
   assert runner.baseline_key(held) == "test_tiny__gpt2_tiny__line16x8_b8__heldout_entities0.25"
+
+
+def test_pretrain_config_args_set_overlap_and_arith_weight():
+  path = os.path.join(ROOT, "configs", "pretrain.py")
+  spec = importlib.util.spec_from_file_location("pretrain_config", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config("model=llm_s,coverage=0.6,overlap=0.25")
+  assert (config.fact_coverage, config.fact_overlap, config.overlap_coverage) == (0.6, 0.25, 0.4)
+  world = task_lib.World(task_lib.TaskConfig())
+  known_E = recipes.known_mask(config, world)
+  assert known_E.sum() == 120 and (known_E & world.known_mask(0.4)).sum() == 20
+  assert "fact_overlap" not in module.get_config("model=llm_fallible,overlap=-1")
+  assert module.get_config("model=slm_s,arith_weight=2").arith_weight == 2.0
