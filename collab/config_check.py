@@ -439,9 +439,10 @@ def check_data(config: ml_collections.ConfigDict) -> None:
       if not path:
         raise errors.ConfigError(f"config.{key} is unset: an imported pair needs both "
                                  "slm_hf_dir and llm_hf_dir")
-      if not os.path.isdir(path):
-        raise errors.ConfigError(f"config.{key}={path}: no such directory (a Hugging Face "
-                                 "checkpoint directory: config.json, safetensors, tokenizer)")
+      if not (os.path.isdir(path) or (path.endswith(".gguf") and os.path.isfile(path))):
+        raise errors.ConfigError(f"config.{key}={path}: no such directory or GGUF file (a "
+                                 "Hugging Face checkpoint directory: config.json, "
+                                 "safetensors, tokenizer; or a .gguf file)")
     if not config.get("data_dir"):
       raise errors.ConfigError("config.data_dir is unset: imported models need GSM8K-style "
                                "JSONL data (the generated task comes with its own tokenizer)")

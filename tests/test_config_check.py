@@ -232,3 +232,21 @@ def test_library_errors_are_user_errors():
     assert errors.is_expected(cls("x"))
   assert not errors.is_expected(KeyError("x"))
   assert not errors.is_expected(ValueError("cannot reshape array"))
+
+
+def test_imported_pair_takes_checkpoint_directories_or_gguf_files(tmp_path):
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  data = tmp_path / "gsm"
+  data.mkdir()
+  for split in ("train", "test"):
+    (data / f"{split}.jsonl").write_text('{"question": "1 + 1?", "answer": "1 + 1 = 2\\n#### 2"}\n')
+  gguf, ckpt = tmp_path / "m.gguf", tmp_path / "ckpt"
+  gguf.write_bytes(b"GGUF")
+  ckpt.mkdir()
+  for slm, llm in ((gguf, ckpt), (ckpt, gguf)):
+    config_check.check_data(ml_collections.ConfigDict(
+        dict(slm_hf_dir=str(slm), llm_hf_dir=str(llm), data_dir=str(data))))
+  with pytest.raises(errors.ConfigError, match="no such directory or GGUF file"):
+    config_check.check_data(ml_collections.ConfigDict(
+        dict(slm_hf_dir=str(tmp_path / "absent.gguf"), llm_hf_dir=str(ckpt),
+             data_dir=str(data))))
