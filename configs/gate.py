@@ -132,9 +132,12 @@ def get_config(arg=None):
     config.rollout.update(llm_sizes=1, kv_buckets=1)
     config.rl.update(num_steps=arg.steps or 4, problems_per_step=8, group_size=2,
                      num_train_problems=64)
+    # The fitted baselines are off (each is many rollouts more per evaluation, in every test
+    # that evaluates); tests/test_evaluate.py turns them on at these sizes.
     config.eval.update(num_problems=16, batch_size=16, fine_thresholds=0)
-    config.eval.line_kinds.problems = 16
-    config.eval.router.update(problems=16, steps=50, thresholds=(0.25, 0.5, 0.75))
+    config.eval.line_kinds.problems = 0
+    config.eval.router.update(problems=16 if arg.init == "router" else 0, steps=50,
+                              thresholds=(0.25, 0.5, 0.75))
     config.log_every = 2
     config.ckpt_every = 2
   return config

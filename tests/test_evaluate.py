@@ -41,6 +41,8 @@ def env(tmp_path_factory):
   # Fewer baseline variants than the runlocal default: each one is a rollout to run.
   config.eval.update(num_problems=16, batch_size=16, every_k=(2,), fixed_steps=((0, 2),),
                      random_rates=(0.5,), thresholds=(-0.5, -3.0))
+  config.eval.line_kinds.problems = 16  # the fitted baselines (off in runlocal)
+  config.eval.router.problems = 16
   assets = assets_lib.prepare_assets(pair_lib.task_config(config), config.assets_dir,
                                      config.vocab_size)
   tok = assets.tokenizer
