@@ -202,6 +202,7 @@ GATE = {
     "eval.call_prices": Range(low=0, each=True),
     "eval.fine_thresholds": count(0),
     "eval.line_kinds.problems": count(0, "0: off"),
+    "eval.skip": count(0),
     "eval.router.problems": count(0, "0: off"),
     "eval.router.steps": count(1),
     "eval.router.lr": POSITIVE,

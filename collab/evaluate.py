@@ -204,6 +204,7 @@ def evaluate(config: ml_collections.ConfigDict, pair: pair_lib.Pair, gate_params
 
   metrics = {"policies": policies, "comparison": compare(policies, per_problem),
              "num_problems": len(episodes["row_id_B"]), "split": config.eval.split,
+             "skip": int(config.eval.get("skip", 0)),
              "fitted": fitted.info, "config": json.loads(config.to_json_best_effort())}
   if jax.process_index() != 0:  # every process holds the gathered metrics; process 0 writes
     return metrics

@@ -162,9 +162,11 @@ def make_episodes(config: ml_collections.ConfigDict, pair: Pair, records
 
 
 def eval_episodes(config: ml_collections.ConfigDict, pair: Pair) -> dict[str, np.ndarray]:
-  """The episodes of config.eval: its first num_problems problems of eval.split."""
-  records = load_records(config, pair, config.eval.split, config.eval.num_problems)
-  return make_episodes(config, pair, records)
+  """The episodes of config.eval: num_problems problems of eval.split, after its first
+  eval.skip (a slice held apart from the problems results are reported on, for choices)."""
+  skip = int(config.eval.get("skip", 0))
+  records = load_records(config, pair, config.eval.split, skip + config.eval.num_problems)
+  return make_episodes(config, pair, records[skip:])
 
 
 def price_range(config: ml_collections.ConfigDict) -> tuple[float, float] | None:

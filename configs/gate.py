@@ -103,7 +103,10 @@ def get_config(arg=None):
       # one with the best held-out reward is kept (0: the last step's).
       select_problems=arg.select, select_from=0.5, select_prices=5))
   config.eval = ml_collections.ConfigDict(dict(
-      split="test", num_problems=arg.eval_problems, batch_size=128, random_rates=(0.125, 0.25, 0.5),
+      # skip: leave out the split's first `skip` problems (choose settings on test problems
+      # apart from those results are reported on).
+      split="test", skip=0, num_problems=arg.eval_problems, batch_size=128,
+      random_rates=(0.125, 0.25, 0.5),
       thresholds=(-0.05, -0.2, -0.5, -1.0, -2.0), every_k=(2, 3), fixed_steps=((0,), (0, 2)),
       # Prices a price-conditioned gate is evaluated at (each one a point of its curve).
       call_prices=(0.02, 0.05, 0.1, 0.2, 0.3, 0.5),

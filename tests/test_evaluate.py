@@ -460,3 +460,14 @@ def test_the_rl_gate_can_start_from_the_supervised_router(env):
   sets = fitted["line_kinds"]["sets"]
   assert [len(s) for s in sets] == list(range(1, len(sets) + 1))  # nested, one kind a round
   assert all(set(a) < set(b) for a, b in zip(sets, sets[1:]))
+
+
+def test_eval_skip_takes_the_problems_after_the_first_skip(env):
+  """config.eval.skip: a slice of the split apart from the problems results are reported on."""
+  config = ml_collections.ConfigDict(env["config"].to_dict())
+  config.eval.update(num_problems=8, skip=0)
+  whole = pair_lib.eval_episodes(config, env["pair"])
+  config.eval.update(num_problems=4, skip=4)
+  tail = pair_lib.eval_episodes(config, env["pair"])
+  np.testing.assert_array_equal(tail["prompt_BxP"], whole["prompt_BxP"][4:])
+  assert not np.array_equal(tail["prompt_BxP"], whole["prompt_BxP"][:4])
