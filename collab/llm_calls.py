@@ -85,16 +85,15 @@ def catch_up(llm, *, setup: rollout_types.Setup, llm_params, ctx, routed_B, red_
     tok_MxW = jnp.where(fed_MxW, jnp.take_along_axis(src_MxL, jnp.clip(pos_MxW, 0, L - 1), 1),
                         sp.pad)
     pos_MxW = jnp.where(fed_MxW, pos_MxW, -1)  # not fed: no cache write
-    c_logits_MxWxV, c_hidden_MxWxD, cache_M = transformer.apply(
-        llm_params, setup.llm, tok_MxW, pos_MxW, gather(llm["cache"], rows_M),
-        kv_buckets=setup.rollout.kv_buckets)
     last_M = src_len_M - 1 - start_M
     idx_last_M = jnp.where(reads_M & (last_M < W), rows_M, B)  # the chunk holds the last token
     last_M = jnp.clip(last_M, 0, W - 1)
+    c_logits_Mx1xV, c_hidden_MxWxD, cache_M = transformer.apply(
+        llm_params, setup.llm, tok_MxW, pos_MxW, gather(llm["cache"], rows_M),
+        kv_buckets=setup.rollout.kv_buckets, logits_at_B=last_M)
     return dict(
         llm, cache=scatter(llm["cache"], cache_M, idx_M),
-        logits_BxV=llm["logits_BxV"].at[idx_last_M].set(at(c_logits_MxWxV, last_M),
-                                                         mode="drop"),
+        logits_BxV=llm["logits_BxV"].at[idx_last_M].set(c_logits_Mx1xV[:, 0], mode="drop"),
         hidden_BxD=llm["hidden_BxD"].at[idx_last_M].set(at(c_hidden_MxWxD, last_M),
                                                          mode="drop"))
 
@@ -139,12 +138,12 @@ def llm_call(N, ops, *, setup: rollout_types.Setup, slm_params, llm_params, idx_
   exposed_N = jnp.sum(privacy.private_mask(src_NxL, sp) & sent_NxL, -1)
 
   # The SLM absorbs the LLM's step in one chunked prefill.
-  a_logits_NxKxV, a_hidden_NxKxD, a_cache = transformer.apply(
-      slm_params, setup.slm, llm_NxK, ctx["ctx_len"][row_N][:, None] + jnp.arange(K),
-      gather(cache, row_N), kv_buckets=setup.rollout.kv_buckets)
   last_N = jnp.maximum(llm_len_N - 1, 0)
+  a_logits_Nx1xV, a_hidden_NxKxD, a_cache = transformer.apply(
+      slm_params, setup.slm, llm_NxK, ctx["ctx_len"][row_N][:, None] + jnp.arange(K),
+      gather(cache, row_N), kv_buckets=setup.rollout.kv_buckets, logits_at_B=last_N)
   cache = scatter(cache, a_cache, idx_N)
-  logits_BxV = logits_BxV.at[idx_N].set(at(a_logits_NxKxV, last_N), mode="drop")
+  logits_BxV = logits_BxV.at[idx_N].set(a_logits_Nx1xV[:, 0], mode="drop")
   hidden_BxD = hidden_BxD.at[idx_N].set(at(a_hidden_NxKxD, last_N), mode="drop")
   pad = lambda x, v: jnp.full((C,) + x.shape[1:], v, x.dtype).at[:N].set(x)
   return ((cache, logits_BxV, hidden_BxD, llm), pad(llm_NxK, sp.pad), pad(llm_len_N, 0),

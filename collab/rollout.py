@@ -160,15 +160,17 @@ def rollout(slm_params, llm_params, gate_params, batch, rng, policy: PolicyArgs,
   pad_BxL = jnp.full((B, L), sp.pad, jnp.int32)
   prompt_len_B = batch["prompt_len_B"].astype(jnp.int32)
   cache = transformer.init_cache(setup.slm, B, L)
-  logits_BxPxV, hidden_BxPxD, cache = transformer.apply(
+  # Vocabulary logits at the last prompt token alone (P x fewer projections: a real model's
+  # vocabulary is most of a long prompt's prefill).
+  logits_Bx1xV, hidden_BxPxD, cache = transformer.apply(
       slm_params, setup.slm, prompt_BxP, transformer.default_positions(prompt_BxP), cache,
-      kv_buckets=cfg.kv_buckets)
+      kv_buckets=cfg.kv_buckets, logits_at_B=prompt_len_B - 1)
   state = dict(
       ctx=pad_BxL.at[:, :P].set(prompt_BxP), ctx_len=prompt_len_B,
       red=pad_BxL.at[:, :P].set(batch["redacted_prompt_BxP"]),
       red_len=batch["redacted_prompt_len_B"].astype(jnp.int32),
       writer=jnp.zeros((B, L), jnp.int32), cache=cache,
-      logits=llm_calls.at(logits_BxPxV, prompt_len_B - 1), hidden=llm_calls.at(hidden_BxPxD, prompt_len_B - 1),
+      logits=logits_Bx1xV[:, 0], hidden=llm_calls.at(hidden_BxPxD, prompt_len_B - 1),
       done=jnp.zeros((B,), bool), calls=jnp.zeros((B,), jnp.int32),
       llm_tokens=jnp.zeros((B,), jnp.int32), context_tokens=jnp.zeros((B,), jnp.int32),
       exposed=jnp.zeros((B,), jnp.int32), overflow=jnp.zeros((B,), jnp.int32), rng=rng,
