@@ -5,6 +5,7 @@ import json
 import pytest
 
 from benchmarks import call_rate
+from benchmarks import decode_profile
 from benchmarks import hf_generate
 from benchmarks import real_decode
 from benchmarks import roofline
@@ -56,8 +57,11 @@ def test_roofline_quick(capsys):
   assert len(result["scaling"]) == 3
 
 
-@pytest.mark.skipif(not real_models.find("smollm2"),
-                    reason=real_models.missing_reason("smollm2"))
+needs_smollm2 = pytest.mark.skipif(not real_models.find("smollm2"),
+                                   reason=real_models.missing_reason("smollm2"))
+
+
+@needs_smollm2
 def test_real_decode_quick(capsys, tmp_path):
   out = tmp_path / "real_decode.json"
   real_decode.main(["--quick", "--out", str(out)])
@@ -75,3 +79,13 @@ def test_real_decode_quick(capsys, tmp_path):
     for cache in hf_generate.CACHES:
       assert row[f"speedup_vs_hf_{cache}"] > 0
       assert row[f"hf_{cache}"]["tokens_vs_ours"]["rows_identical"] == 1.0
+
+
+@needs_smollm2
+def test_decode_profile_quick(capsys):
+  decode_profile.main(["--quick"])
+  result = _last_json(capsys)
+  for key in ("prefill_s", "step_s", "matmul_floor_float32_s", "matmul_floor_bfloat16_s"):
+    assert result["ours"][key] > 0
+  if not hf_generate.unavailable_reason():
+    assert result["hf"]["step_s"] > 0 and result["step_speedup_bound_float32"] > 0
