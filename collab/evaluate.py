@@ -282,8 +282,9 @@ def head_to_head(metrics: dict[str, Any], gate: str = "gate") -> str:
   policies, comparison = metrics["policies"], metrics["comparison"]
   g = policies[gate]
   lines = [f"Gate: {100 * g['accuracy']['mean']:.1f}% at {g['calls']['mean']:.2f} calls per "
-           "problem. Strongest rival of each family at equal or fewer calls (paired gain of "
-           "the gate, 95% CI):", ""]
+           f"problem, {g['exposed']['mean']:.2f} private tokens sent to the LLM. Strongest "
+           "rival of each family at equal or fewer calls (paired gain of the gate, 95% CI; "
+           "the rival's private tokens sent):", ""]
   for family in RIVAL_FAMILIES:
     rivals = [(s["accuracy"]["mean"], name) for name, s in policies.items()
               if s["family"] == family and s["calls"]["mean"] <= g["calls"]["mean"] + 1e-9]
@@ -301,5 +302,6 @@ def head_to_head(metrics: dict[str, Any], gate: str = "gate") -> str:
                else "tie")
     lines.append(f"- {family}: {name}, {100 * s['accuracy']['mean']:.1f}% at "
                  f"{s['calls']['mean']:.2f} calls; gain {100 * gain['mean']:+.1f} "
-                 f"[{100 * gain['ci_low']:+.1f}, {100 * gain['ci_high']:+.1f}] points: {verdict}")
+                 f"[{100 * gain['ci_low']:+.1f}, {100 * gain['ci_high']:+.1f}] points: {verdict}; "
+                 f"{s['exposed']['mean']:.2f} private tokens")
   return "\n".join(lines)

@@ -400,8 +400,9 @@ def test_every_baseline_shares_one_compiled_rollout(env):
 def test_hull_baselines_mix_the_vertices_around_the_target():
   """The hull point at a target mixes the hull's vertices on either side of it (skipping a
   point under the hull), and spends at most the target on the problems."""
-  def pol(family, acc, calls):
-    return {"family": family, "accuracy": {"mean": acc}, "calls": {"mean": calls}}
+  def pol(family, acc, calls, exposed=1.0):
+    return {"family": family, "accuracy": {"mean": acc}, "calls": {"mean": calls},
+            "exposed": {"mean": exposed}}
   calls = {"t_lo": np.zeros(4), "t_mid": np.full(4, 1.0), "t_hi": np.array([4.0, 4, 4, 0])}
   policies = {"t_lo": pol("threshold", 0.2, 0.0), "t_mid": pol("threshold", 0.25, 1.0),
               "t_hi": pol("threshold", 0.8, 3.0), "r": pol("router", 0.5, 2.0)}
@@ -421,19 +422,22 @@ def test_hull_baselines_mix_the_vertices_around_the_target():
 
 
 def test_head_to_head_picks_the_strongest_rival_at_equal_or_fewer_calls():
-  def pol(family, acc, calls):
-    return {"family": family, "accuracy": {"mean": acc}, "calls": {"mean": calls}}
+  def pol(family, acc, calls, exposed=1.0):
+    return {"family": family, "accuracy": {"mean": acc}, "calls": {"mean": calls},
+            "exposed": {"mean": exposed}}
 
   def gain(mean, half):
     return {"accuracy_gain": {"mean": mean, "ci_low": mean - half, "ci_high": mean + half}}
   metrics = {"policies": {"gate": pol("gate", 0.6, 2.0), "threshold_-1": pol("threshold", 0.5, 1.5),
-                          "threshold_-0.5": pol("threshold", 0.55, 2.0),
+                          "threshold_-0.5": pol("threshold", 0.55, 2.0, exposed=3.5),
                           "threshold_-0.1": pol("threshold", 0.9, 4.0),
                           "llm_alone": pol("llm_alone", 1.0, 6.0)},
              "comparison": {"threshold_-1": gain(0.1, 0.05), "threshold_-0.5": gain(0.05, 0.1),
                             "threshold_-0.1": gain(-0.3, 0.05), "llm_alone": gain(-0.4, 0.1)}}
   text = evaluate.head_to_head(metrics)
-  assert "- threshold: threshold_-0.5, 55.0% at 2.00 calls; gain +5.0 [-5.0, +15.0] points: tie" in text
+  assert ("- threshold: threshold_-0.5, 55.0% at 2.00 calls; gain +5.0 [-5.0, +15.0] points: "
+          "tie; 3.50 private tokens") in text
+  assert "1.00 private tokens sent to the LLM" in text  # the gate's
   assert "llm_alone: every point spends more calls than the gate" in text
   assert "threshold_-0.1" not in text
 
