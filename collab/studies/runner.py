@@ -71,6 +71,10 @@ def gate_config(config: ml_collections.ConfigDict, arg: str) -> ml_collections.C
   cfg.pretrain_dir = config.pretrain_dir
   cfg.assets_dir = config.assets_dir
   cfg.eval.update(random_rates=RANDOM_RATES, thresholds=THRESHOLDS)
+  fitted = config.get("fitted_problems", 0)
+  if fitted:  # runlocal gate configs leave the fitted baselines off; a study may need them
+    cfg.eval.line_kinds.problems = fitted
+    cfg.eval.router.problems = fitted
   return cfg
 
 

@@ -14,6 +14,8 @@ WORLDS = ("default", "heldout", "fallible", "arith")
 def get_config(arg=None):
   arg = common.parse(arg, worlds=":".join(WORLDS), heldout=0.25, call_cost=0.02)
   config = common.base_config("worlds", arg)
+  if arg.runlocal:  # the rivals are the point: fitted on 16 problems (runlocal has them off)
+    config.fitted_problems = 16
   slm, llm = ("test_tiny", "gpt2_tiny") if arg.runlocal else ("slm_s", "llm_s")
   fallible = "test_tiny_fallible" if arg.runlocal else "llm_fallible"
   arith = "test_tiny_arith" if arg.runlocal else "slm_arith"
