@@ -3,7 +3,6 @@ deterministic, draw from disjoint seed ranges, share no question, hold out gener
 and parse with the GSM8K reader; with the real reasoning-gym wheel (`make gsm-symbolic`; skipped
 without it) the same holds for its 85 generators."""
 import json
-import os
 import random
 import sys
 
@@ -36,7 +35,7 @@ def fakes(n: int = 6, span: int = 1000):
 def test_splits_are_deterministic_disjoint_and_readable(tmp_path):
   spec = gs.Spec(train=40, validation=10, test=20, seed=3)
   a = gs.build(str(tmp_path / "a"), spec, fakes())
-  b = gs.build(str(tmp_path / "b"), spec, fakes())
+  gs.build(str(tmp_path / "b"), spec, fakes())
   for split in gs.SPLITS:
     assert (tmp_path / "a" / f"{split}.jsonl").read_bytes() == \
         (tmp_path / "b" / f"{split}.jsonl").read_bytes()

@@ -3,7 +3,6 @@ transformers' resize_token_embeddings), every architecture field is checked agai
 config, and a pair config can take its architectures from the checkpoints."""
 import json
 import os
-import shutil
 
 import jax
 import numpy as np

@@ -4,7 +4,6 @@ prompt ids, problem by problem (experiments/slm_reference.py). Skips, saying why
 file (`make real-models`) or without torch/transformers/accelerate. A few minutes on two
 cores, hence tests/e2e/."""
 import json
-import os
 
 import pytest
 
