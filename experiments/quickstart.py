@@ -9,9 +9,7 @@ from configs import gate as gate_configs
 # settings are the best of those tried on test problems 500-999, apart from the 300 it reports
 # (docs/quickstart.md).
 QUICKSTART_ARG = "slm=slm_s,llm=llm_s,steps=120,eval_problems=300"
-# Shorter pretraining than the recipes' (900 and 1400 steps), and sparser baseline sweeps, so
-# that the whole run takes under 10 minutes on a 2-core CPU.
-PRETRAIN_STEPS = {"slm_s": 600, "llm_s": 800}
+# Sparser baseline sweeps than configs/gate.py's (each point is a rollout of every problem).
 EVAL = {"fine_thresholds": 8, "batch_size": 150}
 LINE_KIND_PROBLEMS, ROUTER = 100, {"problems": 200, "thresholds": (0.1, 0.3, 0.5, 0.7, 0.9)}
 
@@ -24,7 +22,7 @@ def main(argv):
   config.eval.update(**EVAL)
   config.eval.line_kinds.problems = LINE_KIND_PROBLEMS
   config.eval.router.update(**ROUTER)
-  quickstart.run(_WORKDIR.value, config, pretrain_steps=PRETRAIN_STEPS)
+  quickstart.run(_WORKDIR.value, config)
 
 
 if __name__ == "__main__":

@@ -40,18 +40,17 @@ def _pretrain_one(config: ml_collections.ConfigDict, workdir: str) -> dict[str, 
   return pretrain.train(config, workdir)
 
 
-def pretrain_pair(gate_config: ml_collections.ConfigDict, parallel: bool = True,
-                  steps: dict[str, int] | None = None) -> dict[str, dict]:
+def pretrain_pair(gate_config: ml_collections.ConfigDict, parallel: bool = True
+                  ) -> dict[str, dict]:
   """Pretrains gate_config.slm and gate_config.llm with their recipes into its pretrain_dir;
   returns each one's held-out evaluation. The data and tokenizer are built first; then, with
   `parallel`, the two models train at once in two processes: a small model's training step
   keeps about one core busy, so on a 2-core machine both finish in about the time of the
-  longer one. `steps`: a shorter schedule for some presets (their recipe's otherwise)."""
+  longer one."""
   presets = (gate_config.slm, gate_config.llm)
   configs = {}
   for name in presets:
-    config = recipes.pretrain_config(name, runlocal=gate_config.runlocal,
-                                     steps=(steps or {}).get(name, 0))
+    config = recipes.pretrain_config(name, runlocal=gate_config.runlocal)
     config.assets_dir = gate_config.assets_dir
     config.task = gate_config.task
     configs[name] = config
@@ -68,17 +67,17 @@ def pretrain_pair(gate_config: ml_collections.ConfigDict, parallel: bool = True,
     return {name: f.result() for name, f in futures.items()}
 
 
-def run(workdir: str, gate_config: ml_collections.ConfigDict, parallel: bool = True,
-        pretrain_steps: dict[str, int] | None = None) -> dict[str, Any]:
-  """Pretrains gate_config.slm and gate_config.llm (their recipes, or `pretrain_steps`; in two
-  processes with `parallel`), trains the gate of `gate_config` and evaluates it, everything
-  under `workdir`."""
+def run(workdir: str, gate_config: ml_collections.ConfigDict, parallel: bool = True
+        ) -> dict[str, Any]:
+  """Pretrains gate_config.slm and gate_config.llm (their recipes; in two processes with
+  `parallel`), trains the gate of `gate_config` and evaluates it, everything under
+  `workdir`."""
   os.makedirs(workdir, exist_ok=True)
   gate_config = ml_collections.ConfigDict(gate_config.to_dict())
   gate_config.assets_dir = os.path.join(workdir, "assets")
   gate_config.pretrain_dir = workdir
   t0, timings = time.time(), {}
-  results = pretrain_pair(gate_config, parallel=parallel, steps=pretrain_steps)
+  results = pretrain_pair(gate_config, parallel=parallel)
   timings["pretrain_seconds"] = time.time() - t0
   pretrain_table = results_table(results)
   print(pretrain_table, flush=True)
