@@ -21,6 +21,10 @@ call, not the whole context again.
 The context is kept twice: in full, and redacted (every <priv>...</priv> span replaced by one
 <redacted> token), so `ask_redacted` can send the LLM a context without private tokens.
 Private tokens exposed are counted from the tokens actually sent.
+An SLM and an LLM with different tokenizers (Setup.handoff) exchange text at step boundaries:
+the LLM keeps its own stream in its ids, re-encoded on the host for the routed rows, and its
+step comes back in SLM ids (collab/handoff.py, collab/mixed_calls.py). With one tokenizer
+none of that is traced: the program is the same as without it.
 
 Pieces: the config, policy and record types live in collab/rollout_types.py (re-exported
 here), the LLM's catch-up and calls in collab/llm_calls.py, private spans and redaction in
@@ -35,6 +39,7 @@ import jax.numpy as jnp
 
 from collab import gating
 from collab import llm_calls
+from collab import mixed_calls
 from collab import privacy
 from collab.models import decode
 from collab.models import transformer
@@ -179,7 +184,8 @@ def rollout(slm_params, llm_params, gate_params, batch, rng, policy: PolicyArgs,
       llm=dict(cache=transformer.init_cache(setup.llm, B, L + K),
                synced_B=jnp.zeros((B,), jnp.int32), red_B=jnp.zeros((B,), bool),
                logits_BxV=jnp.zeros((B, setup.llm.vocab_size), jnp.float32),
-               hidden_BxD=jnp.zeros((B, setup.llm.d_model), setup.llm.activation_dtype)))
+               hidden_BxD=jnp.zeros((B, setup.llm.d_model), setup.llm.activation_dtype))
+      if setup.handoff is None else mixed_calls.init_llm(setup, batch))
   sizes = llm_calls.llm_call_sizes(C, cfg.llm_sizes)
   gate_on_B = _gate_on(policy, gate_params, rng, batch["row_id_B"])
   value_B = jnp.where(value_mix_draws(rng, batch["row_id_B"]) < policy.mix, policy.value2,
@@ -218,38 +224,53 @@ def rollout(slm_params, llm_params, gate_params, batch, rng, policy: PolicyArgs,
     want_B = active_B & asks_A[action_B]
     rank_B = jnp.cumsum(want_B) - 1
     routed_B = want_B & (rank_B < C)
-    idx_C = jnp.nonzero(routed_B, size=C, fill_value=B)[0]  # B marks an empty slot
-    n_routed = routed_B.sum()
-    red_B = redacted_A[action_B]
-    ctx = {k: state[k] for k in ("ctx", "ctx_len", "red", "red_len")}
-    llm = llm_calls.catch_up(state["llm"], setup=setup, llm_params=llm_params, ctx=ctx,
-                    routed_B=routed_B, red_B=red_B, sizes=sizes)
-    call_kw = dict(setup=setup, slm_params=slm_params, llm_params=llm_params, idx_C=idx_C,
-                   red_B=red_B, rng=llm_rng, ctx=ctx)
-    branches = [functools.partial(llm_calls.no_call, C=C, K=K, pad=sp.pad)] + [
-        functools.partial(llm_calls.llm_call, N, **call_kw) for N in sizes]
-    which = jnp.where(n_routed > 0, 1 + llm_calls.smallest_size(sizes, n_routed), 0)
-    (cache, logits_BxV, hidden_BxD, llm), llm_CxK, llm_len_C, src_len_C, exposed_C = (
-        jax.lax.switch(which, branches, (cache, logits_BxV, hidden_BxD, llm)))
+    if setup.handoff is None:
+      idx_C = jnp.nonzero(routed_B, size=C, fill_value=B)[0]  # B marks an empty slot
+      n_routed = routed_B.sum()
+      red_B = redacted_A[action_B]
+      ctx = {k: state[k] for k in ("ctx", "ctx_len", "red", "red_len")}
+      llm = llm_calls.catch_up(state["llm"], setup=setup, llm_params=llm_params, ctx=ctx,
+                               routed_B=routed_B, red_B=red_B, sizes=sizes)
+      call_kw = dict(setup=setup, slm_params=slm_params, llm_params=llm_params, idx_C=idx_C,
+                     red_B=red_B, rng=llm_rng, ctx=ctx)
+      branches = [functools.partial(llm_calls.no_call, C=C, K=K, pad=sp.pad)] + [
+          functools.partial(llm_calls.llm_call, N, **call_kw) for N in sizes]
+      which = jnp.where(n_routed > 0, 1 + llm_calls.smallest_size(sizes, n_routed), 0)
+      (cache, logits_BxV, hidden_BxD, llm), llm_CxK, llm_len_C, src_len_C, exposed_C = (
+          jax.lax.switch(which, branches, (cache, logits_BxV, hidden_BxD, llm)))
+      gen_len_C = llm_len_C  # the LLM's step is the step written
+    else:  # two tokenizers: text crosses on the host (collab/handoff.py)
+      red_B = redacted_A[action_B]
+      (cache, logits_BxV, hidden_BxD), llm, routed_B, (
+          llm_CxK, llm_len_C, gen_len_C, src_len_C, exposed_C, handed_C) = mixed_calls.route(
+              state, setup=setup, slm_params=slm_params, llm_params=llm_params,
+              routed_B=routed_B, red_B=red_B, ops=(cache, logits_BxV, hidden_BxD),
+              batch=batch, sizes=sizes, rng=llm_rng)
+      rank_B = jnp.cumsum(routed_B) - 1
 
     # 5. Append the chosen step to both contexts.
     slot_B = jnp.clip(rank_B, 0, C - 1)
-    step_BxK = jnp.where(routed_B[:, None], llm_CxK[slot_B], draft_BxK)
-    step_len_B = jnp.where(active_B, jnp.where(routed_B, llm_len_C[slot_B], draft_len_B), 0)
+    # took_B: the LLM's step is written (a mixed pair's step that cannot be handed back is not).
+    took_B = routed_B if setup.handoff is None else routed_B & handed_C[slot_B]
+    step_BxK = jnp.where(took_B[:, None], llm_CxK[slot_B], draft_BxK)
+    step_len_B = jnp.where(active_B, jnp.where(took_B, llm_len_C[slot_B], draft_len_B), 0)
     keep_BxK = jnp.arange(K) < step_len_B[:, None]
     open_B = privacy.span_open(state["ctx"], state["ctx_len"], sp)
     red_step_BxK, red_step_len_B = privacy.redact(step_BxK, step_len_B, sp, open_B)
     # A redacted request whose answer redaction changed: the LLM's cache holds its raw step,
     # not what the redacted context now says; it holds the context up to before the step.
-    changed_B = (red_step_len_B != step_len_B) | jnp.any(keep_BxK & (red_step_BxK != step_BxK), -1)
-    llm = dict(llm, synced_B=jnp.where(routed_B & llm["red_B"] & changed_B, state["red_len"],
-                                       llm["synced_B"]))
-    by_BxK = jnp.broadcast_to(jnp.where(routed_B, 2, 1)[:, None], (B, K))
+    # (A mixed pair's LLM re-reads its step from its own stream: collab/mixed_calls.py.)
+    if setup.handoff is None:
+      changed_B = (red_step_len_B != step_len_B) | jnp.any(
+          keep_BxK & (red_step_BxK != step_BxK), -1)
+      llm = dict(llm, synced_B=jnp.where(routed_B & llm["red_B"] & changed_B, state["red_len"],
+                                         llm["synced_B"]))
+    by_BxK = jnp.broadcast_to(jnp.where(took_B, 2, 1)[:, None], (B, K))
     routed_i = routed_B.astype(jnp.int32)
     record = Step(
         action=action_B, logp=logp_B, valid=active_B, hidden=state["hidden"],
-        scalars=scalars_BxF, mask=mask_BxA, routed=routed_B, overflow=want_B & ~routed_B,
-        llm_tokens=routed_i * llm_len_C[slot_B], context_tokens=routed_i * src_len_C[slot_B],
+        scalars=scalars_BxF, mask=mask_BxA, routed=took_B, overflow=want_B & ~took_B,
+        llm_tokens=routed_i * gen_len_C[slot_B], context_tokens=routed_i * src_len_C[slot_B],
         exposed=routed_i * exposed_C[slot_B], draft_min_logp=draft_min_B,
         draft_len=draft_len_B, draft_differs=differs_B)
     state = dict(

@@ -147,6 +147,19 @@ class Setup:
   # Else a hashable host callable (tokens_BxL, length_B, prompt_len_B, answer_BxA) -> bool_B,
   # run through jax.pure_callback at the rollout's end (collab/data/prompts.NumberScorer).
   scorer: object = None
+  # None: SLM and LLM share a tokenizer and exchange ids. Else a collab.handoff.Handoff: the
+  # LLM reads and writes its own ids, text crossing at step boundaries (collab/mixed_calls.py).
+  handoff: object = None
+
+  def __post_init__(self):
+    if self.handoff is not None and self.rollout.granularity != "line":
+      from collab import errors  # pylint: disable=g-import-not-at-top
+      raise errors.ConfigError(
+          "rollout.granularity='tokens' needs one tokenizer: pairs with different tokenizers "
+          "exchange whole lines (granularity='line'); see collab/handoff.py")
+    if self.handoff is not None and self.handoff.step_tokens != self.rollout.step_tokens:
+      raise ValueError(f"The handoff was built for {self.handoff.step_tokens}-token steps, the "
+                       f"rollout has {self.rollout.step_tokens}")
 
 
 class Step(NamedTuple):

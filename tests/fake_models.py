@@ -55,3 +55,38 @@ def export_random_pair(config, logit_scale: float = 1.0) -> None:
   """The config's SLM and LLM, random weights (seeds 1 and 2), with their data and tokenizer."""
   export_random_model(config, config.slm, 1, logit_scale)
   export_random_model(config, config.llm, 2, logit_scale)
+
+
+def chain_model(line_ids, end_id: int, vocab_size: int, d_model: int = 64):
+  """(cfg, params) of a llama-style model that writes `line_ids` then `end_id` after any token
+  that is not in the line, whatever came before: a bigram table (attention and MLP outputs
+  zeroed, so each position sees only its own token). The line's ids must be distinct and
+  fewer than d_model. A helper that writes a known text, in any tokenizer's ids."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from collab.models.config import ModelConfig  # pylint: disable=g-import-not-at-top
+  line_ids = [int(i) for i in line_ids]
+  if len(set(line_ids)) != len(line_ids) or len(line_ids) >= d_model or end_id in line_ids:
+    raise ValueError(f"a chain needs distinct ids, fewer than {d_model}: {line_ids}")
+  cfg = ModelConfig(arch="llama", vocab_size=vocab_size, d_model=d_model, num_layers=1,
+                    num_heads=2, num_kv_heads=2, d_ff=32, tie_embeddings=False)
+  params = jax.tree.map(np.zeros_like, transformer.init_params(cfg, jax.random.PRNGKey(0)))
+  params["layer_0"]["input_layernorm"]["scale"] += 1
+  params["layer_0"]["post_attention_layernorm"]["scale"] += 1
+  params["final_norm"]["scale"] += 1
+  embed_VxD = np.zeros((vocab_size, d_model), np.float32)
+  embed_VxD[:, 0] = 1.0  # every token: the first id of the line wins...
+  head_DxV = np.zeros((d_model, vocab_size), np.float32)
+  head_DxV[0, line_ids[0]] = 1.0
+  for i, tok in enumerate(line_ids):  # ...except a line token, whose successor wins
+    embed_VxD[tok, i + 1] = 1.0
+    head_DxV[i + 1, line_ids[i + 1] if i + 1 < len(line_ids) else end_id] = 3.0
+  params["embed"]["embedding"] = embed_VxD
+  params["lm_head"]["kernel"] = head_DxV
+  return cfg, jax.tree.map(jax.numpy.asarray, params)
+
+
+def scaled_logits(params, scale: float):
+  """params with the output embedding times `scale`: random models' next-token logits are
+  nearly flat, and a test comparing greedy tokens across device layouts needs wide margins."""
+  out, key = ("embed", "embedding") if "lm_head" not in params else ("lm_head", "kernel")
+  return dict(params, **{out: dict(params[out], **{key: params[out][key] * scale})})

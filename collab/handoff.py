@@ -1,0 +1,221 @@
+"""Handoff between an SLM and an LLM with different tokenizers: text at step boundaries.
+
+The SLM's context (full and redacted) stays in SLM ids, as in a same-tokenizer pair. The LLM
+reads its own stream: the prompt translated once on the host (`llm_prompts`), then the
+solution's text, decoded from SLM ids and encoded with the LLM's tokenizer (`to_llm`) on the
+host, through `jax.pure_callback`, once per decision step with calls and only for the routed
+rows (collab/mixed_calls.py). The step the LLM writes comes back the same way (`to_slm`), and
+the SLM absorbs it with its chunked prefill.
+
+What a step means across tokenizers:
+- The unit of exchange is text, line by line: `encode` of both tokenizers encodes each line on
+  its own and joins lines with <sep>, so the LLM's stream is always the LLM's own encoding of
+  the context's lines, whatever the SLM's tokens were. The whole solution is re-encoded at each
+  call (a few hundred characters a row), so a line cut at K tokens and continued in the next
+  step is read as one line, as the LLM would have written it.
+- K-token steps have no common meaning (K SLM tokens are not K LLM tokens, and a step boundary
+  inside a word has no text to cut at), so `granularity='tokens'` is refused.
+- A step of the LLM longer than K SLM tokens is cut at K, as any step is; the LLM's stream
+  holds what the SLM's context holds, so both sides see the cut step.
+
+Bad input: text one tokenizer cannot write (a character missing from a vocabulary without byte
+fallback encodes to <unk>) would reach the other model changed. `make_handoff` checks every
+piece of each vocabulary against the other tokenizer and raises TokenizerMismatchError naming
+the pieces, unless strict=False. Then, and as a net for text the piece check cannot foresee,
+every translation is checked to decode back to the same text; a row whose text does not is
+not served (its draft is kept, counted as overflow), never fed changed text. A prompt the LLM
+cannot read raises DataError.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Sequence
+
+import numpy as np
+
+from collab import errors
+from collab.data import tokenizer as tokenizer_lib
+from collab.rollout_types import Specials
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Handoff:
+  """Two tokenizers and the shapes of the LLM's side of a mixed pair (Setup.handoff).
+
+  llm_step_tokens (Kl): most tokens the LLM writes per step. llm_solution_tokens (Ls): most
+  LLM tokens of solution text its stream holds after the prompt; a row whose solution does not
+  fit is not served. Hashable by the tokenizers' fingerprints and the shapes, so a rollout
+  compiles once per pair.
+  """
+  slm_tok: object
+  llm_tok: object
+  step_tokens: int        # K: most SLM tokens per step (RolloutConfig.step_tokens)
+  llm_step_tokens: int
+  llm_solution_tokens: int
+
+  def _key(self):
+    return (self.slm_tok.fingerprint, self.llm_tok.fingerprint, self.step_tokens,
+            self.llm_step_tokens, self.llm_solution_tokens)
+
+  def __hash__(self):
+    return hash(self._key())
+
+  def __eq__(self, other):
+    return isinstance(other, Handoff) and other._key() == self._key()
+
+  @property
+  def llm_specials(self) -> Specials:
+    sp = Specials.from_tokenizer(self.llm_tok)
+    return sp._replace(stops=tuple(getattr(self.llm_tok, "stop_ids", ())))
+
+  # -- host functions run by jax.pure_callback (numpy in, numpy out)
+
+  def to_llm(self, src_NxL, start_N, end_N):
+    """LLM ids of each row's solution text src[start:end] (SLM ids). Returns (ids_NxLs,
+    len_N, ok_N); ok is False where the text does not fit Ls or does not decode back."""
+    src_NxL, start_N, end_N = np.asarray(src_NxL), np.asarray(start_N), np.asarray(end_N)
+    N, Ls = src_NxL.shape[0], self.llm_solution_tokens
+    texts = [self.slm_tok.decode(src_NxL[n, start_N[n]:end_N[n]]) for n in range(N)]
+    ids_NxLs = np.full((N, Ls), self.llm_tok.pad_id, np.int32)
+    len_N, ok_N = np.zeros((N,), np.int32), np.zeros((N,), bool)
+    for n, ids in enumerate(self.llm_tok.encode_batch(texts)):
+      if len(ids) <= Ls and self.llm_tok.decode(ids) == texts[n]:
+        ids_NxLs[n, :len(ids)] = ids
+        len_N[n], ok_N[n] = len(ids), True
+    return ids_NxLs, len_N, ok_N
+
+  def to_slm(self, step_NxKl, step_len_N, ctx_NxL, prompt_len_N, ctx_len_N):
+    """SLM ids of each row's LLM step (at most K; an <eos> the LLM wrote stays one). The SLM
+    context's unfinished line (after its last <sep>) is encoded with the step, so a step that
+    continues a line is tokenized as part of it. Returns (ids_NxK, len_N, ok_N); ok is False
+    where the step's text does not decode back, or is empty."""
+    step_NxKl, step_len_N = np.asarray(step_NxKl), np.asarray(step_len_N)
+    ctx_NxL, prompt_len_N, ctx_len_N = (np.asarray(ctx_NxL), np.asarray(prompt_len_N),
+                                        np.asarray(ctx_len_N))
+    slm, llm, K = self.slm_tok, self.llm_tok, self.step_tokens
+    ends = {llm.eos_id, *getattr(llm, "stop_ids", ())}
+    N = step_NxKl.shape[0]
+    ids_NxK = np.full((N, K), slm.pad_id, np.int32)
+    len_N, ok_N = np.zeros((N,), np.int32), np.zeros((N,), bool)
+    for n in range(N):
+      step = step_NxKl[n, :step_len_N[n]].tolist()
+      ended = bool(step) and step[-1] in ends
+      text = llm.decode(step[:-1] if ended else step)
+      ids = self._continue_line(ctx_NxL[n, prompt_len_N[n]:ctx_len_N[n]], text)
+      if slm.decode(ids) != text:
+        continue
+      ids = (ids + [slm.eos_id] if ended else ids)[:K]
+      if ids:
+        ids_NxK[n, :len(ids)] = ids
+        len_N[n], ok_N[n] = len(ids), True
+    return ids_NxK, len_N, ok_N
+
+  def _continue_line(self, solution_ids, text: str) -> list[int]:
+    """SLM ids of `text` written after `solution_ids`: the unfinished line and the text are
+    encoded together and the line's own ids dropped, when its ids stay a prefix; else the
+    text alone."""
+    slm = self.slm_tok
+    solution_ids = [int(i) for i in solution_ids]
+    seps = [j for j, i in enumerate(solution_ids) if i == slm.sep_id]
+    line = solution_ids[seps[-1] + 1:] if seps else solution_ids
+    if not line:
+      return slm.encode(text)
+    joined = slm.encode(slm.decode(line) + text)
+    return joined[len(line):] if joined[:len(line)] == line else slm.encode(text)
+
+
+def unexpressible(src, dst, limit: int = 8) -> list[tuple[int, str, str]]:
+  """Pieces of `src`'s vocabulary whose text `dst` cannot write: (id, text, what dst's
+  encoding decodes to), at most `limit`. Special and byte pieces are skipped (specials are
+  markup both tokenizers share by name; bytes are parts of characters)."""
+  skip = {src.pad_id, src.bos_id, src.eos_id, src.unk_id, src.sep_id, src.ask_id,
+          src.ask_redacted_id, src.redacted_id, src.priv_open_id, src.priv_close_id,
+          *getattr(src, "stop_ids", ())}
+  ids = [i for i in range(src.vocab_size) if i not in skip
+         and not _is_byte_piece(src.id_to_piece(i))]
+  texts = [src.decode([i]) for i in ids]
+  bad = []
+  for i, text, enc in zip(ids, texts, dst.encode_batch(texts)):
+    back = dst.decode(enc)
+    if back != text:
+      bad.append((i, text, back))
+      if len(bad) >= limit:
+        break
+  return bad
+
+
+def _is_byte_piece(piece: str) -> bool:
+  return len(piece) == 6 and piece.startswith("<0x") and piece.endswith(">")
+
+
+def check_expressible(slm_tok, llm_tok) -> None:
+  """Raises TokenizerMismatchError when either tokenizer has pieces the other cannot write."""
+  for name, src, dst, other in (("SLM", slm_tok, llm_tok, "LLM"),
+                                ("LLM", llm_tok, slm_tok, "SLM")):
+    bad = unexpressible(src, dst)
+    if bad:
+      shown = ", ".join(f"{text!r} (id {i}) -> {back!r}" for i, text, back in bad[:4])
+      raise tokenizer_lib.TokenizerMismatchError(
+          f"The {other}'s tokenizer cannot write the text of some {name} tokens: {shown}"
+          f"{' ...' if len(bad) > 4 else ''}. Text with them would reach the {other} changed. "
+          "Use tokenizers that cover each other's characters (byte fallback does), or build "
+          "the handoff with strict=False: a row whose text does not survive the round trip "
+          "then keeps the SLM's draft (counted as overflow).")
+
+
+def step_ratio(slm_tok, llm_tok, texts: Sequence[str]) -> float:
+  """Most LLM tokens per SLM token over `texts` (1.0 when there are none)."""
+  ratios = [len(b) / len(a) for a, b in zip(slm_tok.encode_batch(list(texts)),
+                                            llm_tok.encode_batch(list(texts))) if a]
+  return max([1.0] + ratios)
+
+
+def make_handoff(slm_tok, llm_tok, *, step_tokens: int, num_steps: int, granularity: str,
+                 texts: Sequence[str] = (), llm_step_tokens: int = 0,
+                 strict: bool = True) -> Handoff | None:
+  """The handoff of a pair, or None when both tokenizers are the same (the rollout then
+  exchanges ids, as before). texts: sample solution lines; the LLM's step and stream are
+  sized by their most LLM tokens per SLM token (llm_step_tokens overrides the step's)."""
+  if slm_tok.fingerprint == llm_tok.fingerprint:
+    return None
+  if granularity != "line":
+    raise errors.ConfigError(
+        "rollout.granularity='tokens' needs one tokenizer: K SLM tokens are not K LLM "
+        "tokens, and a cut inside a word has no text to hand over. Pairs with different "
+        "tokenizers exchange whole lines (granularity='line').")
+  if strict:
+    check_expressible(slm_tok, llm_tok)
+  ratio = step_ratio(slm_tok, llm_tok, texts)
+  Kl = llm_step_tokens or math.ceil(step_tokens * ratio)
+  return Handoff(slm_tok, llm_tok, step_tokens, Kl, num_steps * max(Kl, step_tokens))
+
+
+def llm_prompts(batch: dict[str, np.ndarray], handoff: Handoff, multiple: int = 16
+                ) -> dict[str, np.ndarray]:
+  """`batch` with the LLM's prompts (full and redacted), translated from the SLM's prompt ids:
+  llm_prompt_BxP / llm_prompt_len_B and llm_redacted_prompt_BxP / llm_redacted_prompt_len_B,
+  <bos> of the LLM first; the width rounded up to `multiple`. Raises DataError for a prompt
+  whose text the LLM's tokenizer cannot write."""
+  slm, llm = handoff.slm_tok, handoff.llm_tok
+  out = dict(batch)
+  rows = {}
+  for key in ("prompt", "redacted_prompt"):
+    ids_BxP, len_B = np.asarray(batch[f"{key}_BxP"]), np.asarray(batch[f"{key}_len_B"])
+    texts = [slm.decode(ids_BxP[b, :len_B[b]]) for b in range(len(len_B))]
+    encoded = llm.encode_batch(texts)
+    for b, (text, ids) in enumerate(zip(texts, encoded)):
+      if llm.decode(ids) != text:
+        raise errors.DataError(
+            f"Row {b}'s {key.replace('_', ' ')} has text the LLM's tokenizer cannot write: "
+            f"{text!r} reads back as {llm.decode(ids)!r}")
+    rows[key] = [[llm.bos_id] + ids for ids in encoded]
+  width = max(len(r) for rs in rows.values() for r in rs)
+  width = -(-width // multiple) * multiple
+  for key, rs in rows.items():
+    arr = np.full((len(rs), width), llm.pad_id, np.int32)
+    for b, r in enumerate(rs):
+      arr[b, :len(r)] = r
+    out[f"llm_{key}_BxP"] = arr
+    out[f"llm_{key}_len_B"] = np.array([len(r) for r in rs], np.int32)
+  return out
