@@ -29,9 +29,12 @@ TARGET = 1.5
 
 
 def run(*, slm: str, llm: str, batch_size: int, num_steps: int, step_tokens: int,
-        rounds: int, llm_sizes: int = 4) -> dict:
+        rounds: int, llm_sizes: int = 4, tok=None, llm_tok=None) -> dict:
+  """llm_tok: the LLM's own tokenizer (a mixed pair); its FLOPs are not replayed (the host
+  replay knows one tokenizer's schedule only), so the llm_flops fields are None."""
   env = common.make_env(slm=slm, llm=llm, batch_size=batch_size, num_steps=num_steps,
-                        step_tokens=step_tokens, policy=rollout_lib.Policy(kind="random"))
+                        step_tokens=step_tokens, policy=rollout_lib.Policy(kind="random"),
+                        tok=tok, llm_tok=llm_tok)
   env = common.with_setup(env, llm_capacity=batch_size, llm_sizes=llm_sizes)
   rng = jax.random.PRNGKey(0)
   common.log(f"[call_rate] compiling {slm} + {llm}, batch {batch_size}")
@@ -47,7 +50,9 @@ def run(*, slm: str, llm: str, batch_size: int, num_steps: int, step_tokens: int
   per_rate = []
   for r in RATES:
     steps, final = jax.device_get(common.jitted_rollout(env, r, rng))
-    work = common.rollout_work(env.setup, env.batch, steps)
+    work = (common.rollout_work(env.setup, env.batch, steps) if env.setup.handoff is None
+            else dict.fromkeys(("llm_flops", "llm_flops_useful", "slm_flops",
+                                "llm_tokens_read", "llm_tokens_written")))
     decisions = int(np.sum(steps.valid))
     per_rate.append(dict(
         rate=r, time_s=min(times[r]), time_median_s=statistics.median(times[r]),

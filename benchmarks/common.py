@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from collab import gating
+from collab import handoff as handoff_lib
 from collab import llm_calls
 from collab import rollout as rollout_lib
 from collab.data import episodes
@@ -69,10 +70,11 @@ def make_env(*, slm: str = "slm_s", llm: str = "llm_s", batch_size: int = 64,
              num_steps: int = 8, step_tokens: int = 16, granularity: str = "line",
              policy: rollout_lib.Policy = rollout_lib.Policy(kind="gate", greedy=True),
              llm_capacity: int = 0, llm_sizes: int = 4, kv_buckets: int = 4, seed: int = 0,
-             tok=None) -> Env:
+             tok=None, llm_tok=None) -> Env:
+  """llm_tok: the LLM's own tokenizer (a mixed pair, collab/handoff.py); default the SLM's."""
   tok = tok or make_tokenizer()
   slm_cfg = presets.get_model_config(slm, tok.vocab_size)
-  llm_cfg = presets.get_model_config(llm, tok.vocab_size)
+  llm_cfg = presets.get_model_config(llm, (llm_tok or tok).vocab_size)
   rngs = jax.random.split(jax.random.PRNGKey(seed), 4)
   slm_params = transformer.init_params(slm_cfg, rngs[0])
   llm_params = transformer.init_params(llm_cfg, rngs[1])
@@ -84,13 +86,19 @@ def make_env(*, slm: str = "slm_s", llm: str = "llm_s", batch_size: int = 64,
   records = make_records(batch_size)
   batch = episodes.make_episodes(records, tok, prompt_len=PROMPT_LEN, num_steps=num_steps,
                                  step_tokens=step_tokens, granularity=granularity)
+  hand = None
+  if llm_tok is not None:
+    hand = handoff_lib.make_handoff(tok, llm_tok, step_tokens=step_tokens, num_steps=num_steps,
+                                    granularity=granularity,
+                                    texts=[line for r in records for line in r["steps"]])
+    batch = handoff_lib.llm_prompts(batch, hand) if hand else batch
   setup = rollout_lib.Setup(
       slm=slm_cfg, llm=llm_cfg, gate=gate_cfg,
       rollout=rollout_lib.RolloutConfig(num_steps=num_steps, step_tokens=step_tokens,
                                         granularity=granularity, budget=num_steps,
                                         llm_capacity=llm_capacity, llm_sizes=llm_sizes,
                                         kv_buckets=kv_buckets),
-      specials=rollout_lib.Specials.from_tokenizer(tok))
+      specials=rollout_lib.Specials.from_tokenizer(tok), handoff=hand)
   return Env(tok, setup, policy, slm_params, llm_params, gate_params, batch, records)
 
 

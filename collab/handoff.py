@@ -96,33 +96,44 @@ class Handoff:
     slm, llm, K = self.slm_tok, self.llm_tok, self.step_tokens
     ends = {llm.eos_id, *getattr(llm, "stop_ids", ())}
     N = step_NxKl.shape[0]
-    ids_NxK = np.full((N, K), slm.pad_id, np.int32)
-    len_N, ok_N = np.zeros((N,), np.int32), np.zeros((N,), bool)
+    texts, ended, lines = [], [], []
     for n in range(N):
       step = step_NxKl[n, :step_len_N[n]].tolist()
-      ended = bool(step) and step[-1] in ends
-      text = llm.decode(step[:-1] if ended else step)
-      ids = self._continue_line(ctx_NxL[n, prompt_len_N[n]:ctx_len_N[n]], text)
-      if slm.decode(ids) != text:
+      ended.append(bool(step) and step[-1] in ends)
+      texts.append(llm.decode(step[:-1] if ended[-1] else step))
+      lines.append(_unfinished_line(ctx_NxL[n, prompt_len_N[n]:ctx_len_N[n]], slm.sep_id))
+    ids_N = self._continue_lines(lines, texts)
+    ids_NxK = np.full((N, K), slm.pad_id, np.int32)
+    len_N, ok_N = np.zeros((N,), np.int32), np.zeros((N,), bool)
+    for n, ids in enumerate(ids_N):
+      if slm.decode(ids) != texts[n]:
         continue
-      ids = (ids + [slm.eos_id] if ended else ids)[:K]
+      ids = (ids + [slm.eos_id] if ended[n] else ids)[:K]
       if ids:
         ids_NxK[n, :len(ids)] = ids
         len_N[n], ok_N[n] = len(ids), True
     return ids_NxK, len_N, ok_N
 
-  def _continue_line(self, solution_ids, text: str) -> list[int]:
-    """SLM ids of `text` written after `solution_ids`: the unfinished line and the text are
-    encoded together and the line's own ids dropped, when its ids stay a prefix; else the
-    text alone."""
+  def _continue_lines(self, lines: list[list[int]], texts: list[str]) -> list[list[int]]:
+    """SLM ids of each text written after its unfinished line: the line and the text encoded
+    together and the line's own ids dropped, when they stay a prefix; else the text alone.
+    (Two batched encodes: one SentencePiece call costs about as much as a hundred lines.)"""
     slm = self.slm_tok
-    solution_ids = [int(i) for i in solution_ids]
-    seps = [j for j, i in enumerate(solution_ids) if i == slm.sep_id]
-    line = solution_ids[seps[-1] + 1:] if seps else solution_ids
-    if not line:
-      return slm.encode(text)
-    joined = slm.encode(slm.decode(line) + text)
-    return joined[len(line):] if joined[:len(line)] == line else slm.encode(text)
+    joined = slm.encode_batch([slm.decode(line) + text if line else text
+                               for line, text in zip(lines, texts)])
+    out = [ids[len(line):] if ids[:len(line)] == line else None
+           for line, ids in zip(lines, joined)]
+    redo = [n for n, ids in enumerate(out) if ids is None]
+    for n, ids in zip(redo, slm.encode_batch([texts[n] for n in redo])):
+      out[n] = ids
+    return out
+
+
+def _unfinished_line(solution_ids, sep: int) -> list[int]:
+  """The ids after the last `sep` (all of them without one)."""
+  ids = [int(i) for i in solution_ids]
+  seps = [j for j, i in enumerate(ids) if i == sep]
+  return ids[seps[-1] + 1:] if seps else ids
 
 
 def unexpressible(src, dst, limit: int = 8) -> list[tuple[int, str, str]]:
@@ -165,18 +176,20 @@ def check_expressible(slm_tok, llm_tok) -> None:
 
 
 def step_ratio(slm_tok, llm_tok, texts: Sequence[str]) -> float:
-  """Most LLM tokens per SLM token over `texts` (1.0 when there are none)."""
-  ratios = [len(b) / len(a) for a, b in zip(slm_tok.encode_batch(list(texts)),
-                                            llm_tok.encode_batch(list(texts))) if a]
-  return max([1.0] + ratios)
+  """LLM tokens per SLM token over all of `texts` (at least 1.0; 1.0 without texts): the
+  LLM's step holds about as much text as the SLM's, on average."""
+  slm_n = sum(len(ids) for ids in slm_tok.encode_batch(list(texts)))
+  llm_n = sum(len(ids) for ids in llm_tok.encode_batch(list(texts)))
+  return max(1.0, llm_n / slm_n) if slm_n else 1.0
 
 
 def make_handoff(slm_tok, llm_tok, *, step_tokens: int, num_steps: int, granularity: str,
                  texts: Sequence[str] = (), llm_step_tokens: int = 0,
-                 strict: bool = True) -> Handoff | None:
+                 stream_margin: float = 1.5, strict: bool = True) -> Handoff | None:
   """The handoff of a pair, or None when both tokenizers are the same (the rollout then
-  exchanges ids, as before). texts: sample solution lines; the LLM's step and stream are
-  sized by their most LLM tokens per SLM token (llm_step_tokens overrides the step's)."""
+  exchanges ids, as before). texts: sample solution lines; the LLM's step is sized by their
+  LLM tokens per SLM token (llm_step_tokens overrides it), its solution stream by num_steps
+  such steps times stream_margin (room for text denser than the samples)."""
   if slm_tok.fingerprint == llm_tok.fingerprint:
     return None
   if granularity != "line":
@@ -188,7 +201,8 @@ def make_handoff(slm_tok, llm_tok, *, step_tokens: int, num_steps: int, granular
     check_expressible(slm_tok, llm_tok)
   ratio = step_ratio(slm_tok, llm_tok, texts)
   Kl = llm_step_tokens or math.ceil(step_tokens * ratio)
-  return Handoff(slm_tok, llm_tok, step_tokens, Kl, num_steps * max(Kl, step_tokens))
+  Ls = math.ceil(num_steps * max(Kl, step_tokens) * stream_margin)
+  return Handoff(slm_tok, llm_tok, step_tokens, Kl, Ls)
 
 
 def llm_prompts(batch: dict[str, np.ndarray], handoff: Handoff, multiple: int = 16
