@@ -29,12 +29,13 @@ TARGET = 1.5
 
 
 def run(*, slm: str, llm: str, batch_size: int, num_steps: int, step_tokens: int,
-        rounds: int, llm_sizes: int = 4, tok=None, llm_tok=None) -> dict:
+        rounds: int, llm_sizes: int = 4, tok=None, llm_tok=None, llm_step_tokens: int = 0
+        ) -> dict:
   """llm_tok: the LLM's own tokenizer (a mixed pair); its FLOPs are not replayed (the host
   replay knows one tokenizer's schedule only), so the llm_flops fields are None."""
   env = common.make_env(slm=slm, llm=llm, batch_size=batch_size, num_steps=num_steps,
                         step_tokens=step_tokens, policy=rollout_lib.Policy(kind="random"),
-                        tok=tok, llm_tok=llm_tok)
+                        tok=tok, llm_tok=llm_tok, llm_step_tokens=llm_step_tokens)
   env = common.with_setup(env, llm_capacity=batch_size, llm_sizes=llm_sizes)
   rng = jax.random.PRNGKey(0)
   common.log(f"[call_rate] compiling {slm} + {llm}, batch {batch_size}")

@@ -70,8 +70,10 @@ def make_env(*, slm: str = "slm_s", llm: str = "llm_s", batch_size: int = 64,
              num_steps: int = 8, step_tokens: int = 16, granularity: str = "line",
              policy: rollout_lib.Policy = rollout_lib.Policy(kind="gate", greedy=True),
              llm_capacity: int = 0, llm_sizes: int = 4, kv_buckets: int = 4, seed: int = 0,
-             tok=None, llm_tok=None) -> Env:
-  """llm_tok: the LLM's own tokenizer (a mixed pair, collab/handoff.py); default the SLM's."""
+             tok=None, llm_tok=None, llm_step_tokens: int = 0) -> Env:
+  """llm_tok: the LLM's own tokenizer (a mixed pair, collab/handoff.py); default the SLM's.
+  llm_step_tokens: the most tokens the LLM writes per step in a mixed pair (0: sized by the
+  two tokenizers, handoff.make_handoff)."""
   tok = tok or make_tokenizer()
   slm_cfg = presets.get_model_config(slm, tok.vocab_size)
   llm_cfg = presets.get_model_config(llm, (llm_tok or tok).vocab_size)
@@ -90,7 +92,8 @@ def make_env(*, slm: str = "slm_s", llm: str = "llm_s", batch_size: int = 64,
   if llm_tok is not None:
     hand = handoff_lib.make_handoff(tok, llm_tok, step_tokens=step_tokens, num_steps=num_steps,
                                     granularity=granularity,
-                                    texts=[line for r in records for line in r["steps"]])
+                                    texts=[line for r in records for line in r["steps"]],
+                                    llm_step_tokens=llm_step_tokens)
     batch = handoff_lib.llm_prompts(batch, hand) if hand else batch
   setup = rollout_lib.Setup(
       slm=slm_cfg, llm=llm_cfg, gate=gate_cfg,

@@ -7,6 +7,9 @@
    LLM on another (SentencePiece unigram, 384 ids, trained on the same corpus as the SLM's BPE
    of 512), so every call re-encodes text on the host (collab/handoff.py).
    handoff_ratio_at_1_8 = time(mixed, 1/8) / time(same, 1/8); the same at 0 and 1 too.
+   The mixed LLM may write as much text per step as the SLM (K SLM tokens are about 1.4 K of
+   its own), and random models always write the most; `mixed_k` caps the LLM at K tokens too,
+   which isolates the handoff itself from the longer steps (handoff_k_ratio_*).
 2. Host time of one re-encoding call (`Handoff.to_llm` on every row of a batch of solutions,
    `to_slm` on every row's step), outside the rollout.
 3. The in-graph alternative: a table from each SLM id to the LLM id of the same piece (the
@@ -104,8 +107,11 @@ def main(argv=None):
   same = call_rate.run(**kw)
   common.log("[handoff] mixed tokenizers")
   mixed = call_rate.run(**kw, llm_tok=llm_tok)
+  common.log("[handoff] mixed tokenizers, the LLM's step capped at K tokens")
+  mixed_k = call_rate.run(**kw, llm_tok=llm_tok, llm_step_tokens=args.step_tokens)
   at = lambda res, r: next(row for row in res["rates"] if row["rate"] == r)
-  ratios = {f"handoff_ratio_at_{name}": at(mixed, r)["time_s"] / at(same, r)["time_s"]
+  ratios = {f"handoff{k}_ratio_at_{name}": at(res, r)["time_s"] / at(same, r)["time_s"]
+            for k, res in (("", mixed), ("_k", mixed_k))
             for name, r in (("0", 0.0), ("1_8", 1 / 8), ("1", 1.0))}
   env = common.make_env(slm=args.slm, llm=args.llm, batch_size=args.batch,
                         num_steps=args.num_steps, step_tokens=args.step_tokens, tok=slm_tok,
@@ -120,7 +126,7 @@ def main(argv=None):
       host=host_cost(env, 5),
       table=dict(slm_to_llm=table_coverage(slm_tok, llm_tok, lines),
                  llm_to_slm=table_coverage(llm_tok, slm_tok, lines)),
-      same=same, mixed=mixed)
+      same=same, mixed=mixed, mixed_k=mixed_k)
   return common.emit(result, args.out)
 
 

@@ -76,7 +76,7 @@ def translate_in(N, llm, *, setup: rollout_types.Setup, idx_C, red_B, ctx, batch
                                      red[row_N], full[row_N])
   src_NxL = pick(ctx["red"], ctx["ctx"])
   start_N = pick(batch["redacted_prompt_len_B"], batch["prompt_len_B"]).astype(_I32)
-  end_N = pick(ctx["red_len"], ctx["ctx_len"])
+  end_N = jnp.where(ok_N, pick(ctx["red_len"], ctx["ctx_len"]), start_N)  # empty slot: no text
   Ls = hand.llm_solution_tokens
   sol_NxLs, sol_len_N, fits_N = jax.pure_callback(
       hand.to_llm, (jax.ShapeDtypeStruct((N, Ls), _I32), jax.ShapeDtypeStruct((N,), _I32),
