@@ -3,13 +3,16 @@
     python -m benchmarks.handoff [--quick] [--out F]
 
 1. Call rate, mixed against same: benchmarks/call_rate.py's rollout (random asking at forced
-   rates, the same random models, problems and batch) once with one tokenizer, once with the
-   LLM on another (SentencePiece unigram, 384 ids, trained on the same corpus as the SLM's BPE
-   of 512), so every call re-encodes text on the host (collab/handoff.py).
-   handoff_ratio_at_1_8 = time(mixed, 1/8) / time(same, 1/8); the same at 0 and 1 too.
-   The mixed LLM may write as much text per step as the SLM (K SLM tokens are about 1.4 K of
-   its own), and random models always write the most; `mixed_k` caps the LLM at K tokens too,
-   which isolates the handoff itself from the longer steps (handoff_k_ratio_*).
+   rates, the same random models, problems and batch) once with one tokenizer (the SLM's BPE
+   of 512 ids), once with the LLM on another, so every call re-encodes text on the host
+   (collab/handoff.py). Two LLM tokenizers:
+   - `mixed`: BPE of 512 ids trained on another sample of the corpus: the same algorithm and
+     size, so the same model compute and about as many tokens per line, but other ids (63 of
+     512 pieces share an id): the cost of the handoff itself.
+     handoff_ratio_at_1_8 = time(mixed, 1/8) / time(same, 1/8); the same at 0 and 1 too.
+   - `mixed_unigram`: a SentencePiece unigram model (179 ids on this corpus), about 1.4 of its
+     tokens per SLM token: the LLM's step and stream are longer (the same text), its
+     vocabulary smaller (handoff_unigram_ratio_*).
 2. Host time of one re-encoding call (`Handoff.to_llm` on every row of a batch of solutions,
    `to_slm` on every row's step), outside the rollout.
 3. The in-graph alternative: a table from each SLM id to the LLM id of the same piece (the
@@ -29,14 +32,16 @@ from benchmarks import common
 from collab.data import task as task_lib
 from collab.data import tokenizer as tokenizer_lib
 
-LLM_VOCAB, LLM_MODEL = 384, "unigram"
 
-
-def llm_tokenizer():
-  """The LLM's tokenizer: another algorithm and size, on the corpus of common.make_tokenizer."""
+def llm_tokenizers() -> dict:
+  """The LLMs' tokenizers: BPE of common.VOCAB_SIZE on 500 of common.make_tokenizer's 2000
+  problems (other ids), and a unigram model on all of them (another segmentation)."""
   cfg = task_lib.TaskConfig(num_train=2000, num_validation=16, num_test=16)
-  return tokenizer_lib.train_tokenizer(task_lib.corpus_texts(cfg, 2000), vocab_size=LLM_VOCAB,
-                                       model_type=LLM_MODEL)
+  return dict(
+      mixed=tokenizer_lib.train_tokenizer(task_lib.corpus_texts(cfg, 500),
+                                          vocab_size=common.VOCAB_SIZE),
+      mixed_unigram=tokenizer_lib.train_tokenizer(task_lib.corpus_texts(cfg, 2000),
+                                                  vocab_size=384, model_type="unigram"))
 
 
 def table_coverage(src, dst, lines) -> dict:
@@ -100,33 +105,35 @@ def main(argv=None):
   if args.quick:
     args.slm, args.llm, args.batch, args.num_steps, args.rounds = (
         "test_tiny", "test_tiny", 32, 4, 2)
-  slm_tok, llm_tok = common.make_tokenizer(), llm_tokenizer()
+  slm_tok, llm_toks = common.make_tokenizer(), llm_tokenizers()
   kw = dict(slm=args.slm, llm=args.llm, batch_size=args.batch, num_steps=args.num_steps,
             step_tokens=args.step_tokens, rounds=args.rounds, tok=slm_tok)
   common.log("[handoff] same tokenizer")
-  same = call_rate.run(**kw)
-  common.log("[handoff] mixed tokenizers")
-  mixed = call_rate.run(**kw, llm_tok=llm_tok)
-  common.log("[handoff] mixed tokenizers, the LLM's step capped at K tokens")
-  mixed_k = call_rate.run(**kw, llm_tok=llm_tok, llm_step_tokens=args.step_tokens)
+  runs = dict(same=call_rate.run(**kw))
+  for name, llm_tok in llm_toks.items():
+    common.log(f"[handoff] {name}")
+    runs[name] = call_rate.run(**kw, llm_tok=llm_tok)
   at = lambda res, r: next(row for row in res["rates"] if row["rate"] == r)
-  ratios = {f"handoff{k}_ratio_at_{name}": at(res, r)["time_s"] / at(same, r)["time_s"]
-            for k, res in (("", mixed), ("_k", mixed_k))
-            for name, r in (("0", 0.0), ("1_8", 1 / 8), ("1", 1.0))}
-  env = common.make_env(slm=args.slm, llm=args.llm, batch_size=args.batch,
-                        num_steps=args.num_steps, step_tokens=args.step_tokens, tok=slm_tok,
-                        llm_tok=llm_tok)
+  result = dict(benchmark="handoff", quick=args.quick,
+                slm_tokenizer=dict(model="bpe", vocab=slm_tok.vocab_size), **runs)
   lines = [line for r in common.make_records(512) for line in r["steps"]]
-  result = dict(
-      ratios, benchmark="handoff", quick=args.quick,
-      slm_tokenizer=dict(model="bpe", vocab=slm_tok.vocab_size),
-      llm_tokenizer=dict(model=LLM_MODEL, vocab=llm_tok.vocab_size),
-      llm_step_tokens=env.setup.handoff.llm_step_tokens,
-      llm_solution_tokens=env.setup.handoff.llm_solution_tokens,
-      host=host_cost(env, 5),
-      table=dict(slm_to_llm=table_coverage(slm_tok, llm_tok, lines),
-                 llm_to_slm=table_coverage(llm_tok, slm_tok, lines)),
-      same=same, mixed=mixed, mixed_k=mixed_k)
+  for name, llm_tok in llm_toks.items():
+    suffix = name.replace("mixed", "")
+    for rate_name, r in (("0", 0.0), ("1_8", 1 / 8), ("1", 1.0)):
+      result[f"handoff{suffix}_ratio_at_{rate_name}"] = (at(runs[name], r)["time_s"]
+                                                         / at(runs["same"], r)["time_s"])
+    env = common.make_env(slm=args.slm, llm=args.llm, batch_size=args.batch,
+                          num_steps=args.num_steps, step_tokens=args.step_tokens, tok=slm_tok,
+                          llm_tok=llm_tok)
+    result[f"{name}_handoff"] = dict(
+        llm_tokenizer=dict(vocab=llm_tok.vocab_size, shared_ids=sum(
+            slm_tok.id_to_piece(i) == llm_tok.id_to_piece(i)
+            for i in range(min(slm_tok.vocab_size, llm_tok.vocab_size)))),
+        llm_step_tokens=env.setup.handoff.llm_step_tokens,
+        llm_solution_tokens=env.setup.handoff.llm_solution_tokens,
+        host=host_cost(env, 5),
+        table=dict(slm_to_llm=table_coverage(slm_tok, llm_tok, lines),
+                   llm_to_slm=table_coverage(llm_tok, slm_tok, lines)))
   return common.emit(result, args.out)
 
 

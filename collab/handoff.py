@@ -24,12 +24,14 @@ piece of each vocabulary against the other tokenizer and raises TokenizerMismatc
 the pieces, unless strict=False. Then, and as a net for text the piece check cannot foresee,
 every translation is checked to decode back to the same text; a row whose text does not is
 not served (its draft is kept, counted as overflow), never fed changed text. A prompt the LLM
-cannot read raises DataError.
+cannot read raises DataError. An <unk> a model wrote crosses as the other side's <unk> (it has
+no text to lose; `same_text`).
 """
 from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from typing import Sequence
 
 import numpy as np
@@ -80,7 +82,7 @@ class Handoff:
     ids_NxLs = np.full((N, Ls), self.llm_tok.pad_id, np.int32)
     len_N, ok_N = np.zeros((N,), np.int32), np.zeros((N,), bool)
     for n, ids in enumerate(self.llm_tok.encode_batch(texts)):
-      if len(ids) <= Ls and self.llm_tok.decode(ids) == texts[n]:
+      if len(ids) <= Ls and same_text(self.llm_tok.decode(ids), texts[n]):
         ids_NxLs[n, :len(ids)] = ids
         len_N[n], ok_N[n] = len(ids), True
     return ids_NxLs, len_N, ok_N
@@ -106,7 +108,7 @@ class Handoff:
     ids_NxK = np.full((N, K), slm.pad_id, np.int32)
     len_N, ok_N = np.zeros((N,), np.int32), np.zeros((N,), bool)
     for n, ids in enumerate(ids_N):
-      if slm.decode(ids) != texts[n]:
+      if not same_text(slm.decode(ids), texts[n]):
         continue
       ids = (ids + [slm.eos_id] if ended[n] else ids)[:K]
       if ids:
@@ -127,6 +129,19 @@ class Handoff:
     for n, ids in zip(redo, slm.encode_batch([texts[n] for n in redo])):
       out[n] = ids
     return out
+
+
+# SentencePiece writes an <unk> as this, with a space on each side.
+UNK_SURFACE = "\u2047"
+_UNK_RE = re.compile(r"\s*" + UNK_SURFACE + r"\s*")
+
+
+def same_text(got: str, want: str) -> bool:
+  """Whether `got` (text after a round trip) is `want`. An <unk> a model wrote has no text to
+  lose: it crosses as the other tokenizer's <unk>, the spaces SentencePiece writes around it
+  aside. A character one tokenizer cannot write is not an <unk> in `want`, so it never
+  passes."""
+  return got == want or _UNK_RE.sub(UNK_SURFACE, got) == _UNK_RE.sub(UNK_SURFACE, want)
 
 
 def _unfinished_line(solution_ids, sep: int) -> list[int]:

@@ -206,3 +206,14 @@ def test_text_a_tokenizer_cannot_write_is_refused_or_kept_out(toks):
   assert not steps.routed.any() and steps.overflow[:, 0].all()
   assert int(final.calls_B[0]) == S and (steps.llm_tokens[:, 0] > 0).all()
   assert _texts(c, final, batch)[0].split("\n")[:S] == [SLM_LINE] * S
+
+
+def test_an_unk_crosses_as_unk(toks):
+  """An <unk> a model wrote has no text to lose: it reaches the other side as <unk>; a
+  character the other side lacks does not pass as one."""
+  a, b = toks["a"], toks["b"]
+  hand = _handoff(a, b)
+  src = a.encode("price") + [a.unk_id] + a.encode("cost 12") + [a.sep_id]
+  ids_1xLs, len_1, ok_1 = hand.to_llm(np.array([src]), np.array([0]), np.array([len(src)]))
+  assert ok_1[0] and b.unk_id in ids_1xLs[0, :len_1[0]].tolist()
+  assert not handoff_lib.same_text(" \u2047 ", "9") and handoff_lib.same_text("a \u2047 b", "a\u2047b")
