@@ -91,7 +91,8 @@ class Handoff:
     """SLM ids of each row's LLM step (at most K; an <eos> the LLM wrote stays one). The SLM
     context's unfinished line (after its last <sep>) is encoded with the step, so a step that
     continues a line is tokenized as part of it. Returns (ids_NxK, len_N, ok_N); ok is False
-    where the step's text does not decode back, or is empty."""
+    where no SLM ids make the context read as it did plus the step's text, or the step is
+    empty."""
     step_NxKl, step_len_N = np.asarray(step_NxKl), np.asarray(step_len_N)
     ctx_NxL, prompt_len_N, ctx_len_N = (np.asarray(ctx_NxL), np.asarray(prompt_len_N),
                                         np.asarray(ctx_len_N))
@@ -108,7 +109,7 @@ class Handoff:
     ids_NxK = np.full((N, K), slm.pad_id, np.int32)
     len_N, ok_N = np.zeros((N,), np.int32), np.zeros((N,), bool)
     for n, ids in enumerate(ids_N):
-      if not same_text(slm.decode(ids), texts[n]):
+      if ids is None:
         continue
       ids = (ids + [slm.eos_id] if ended[n] else ids)[:K]
       if ids:
@@ -116,18 +117,21 @@ class Handoff:
         len_N[n], ok_N[n] = len(ids), True
     return ids_NxK, len_N, ok_N
 
-  def _continue_lines(self, lines: list[list[int]], texts: list[str]) -> list[list[int]]:
-    """SLM ids of each text written after its unfinished line: the line and the text encoded
-    together and the line's own ids dropped, when they stay a prefix; else the text alone.
-    (Two batched encodes: one SentencePiece call costs about as much as a hundred lines.)"""
+  def _continue_lines(self, lines: list[list[int]], texts: list[str]) -> list[list[int] | None]:
+    """SLM ids of each text written after its unfinished line, such that the line then reads
+    as the line's text followed by the text; None when no encoding does. Tried in order: the
+    line and the text encoded together, less the line's own ids (when they stay a prefix:
+    the text tokenized as part of the line), then the text alone. (Batched: one SentencePiece
+    call costs about as much as a hundred lines.)"""
     slm = self.slm_tok
-    joined = slm.encode_batch([slm.decode(line) + text if line else text
-                               for line, text in zip(lines, texts)])
-    out = [ids[len(line):] if ids[:len(line)] == line else None
-           for line, ids in zip(lines, joined)]
-    redo = [n for n, ids in enumerate(out) if ids is None]
-    for n, ids in zip(redo, slm.encode_batch([texts[n] for n in redo])):
-      out[n] = ids
+    heads = [slm.decode(line) if line else "" for line in lines]
+    joined = slm.encode_batch([head + text for head, text in zip(heads, texts)])
+    alone = slm.encode_batch(texts)
+    out = []
+    for line, head, text, whole, plain in zip(lines, heads, texts, joined, alone):
+      tries = ([whole[len(line):]] if whole[:len(line)] == line else []) + [plain]
+      out.append(next((ids for ids in tries if same_text(slm.decode(line + ids), head + text)),
+                      None))
     return out
 
 

@@ -41,10 +41,11 @@ def _chain(tok, line):
   return fake_models.chain_model(tok.encode(line), tok.sep_id, tok.vocab_size)
 
 
-def _setup(slm_tok, slm_cfg, llm_cfg, handoff=None):
+def _setup(slm_tok, slm_cfg, llm_cfg, handoff=None, **rollout_kw):
+  rollout_kw = dict(dict(llm_sizes=1, kv_buckets=1), **rollout_kw)
   return rollout_lib.Setup(
       slm=slm_cfg, llm=llm_cfg, gate=gating.GateConfig(actions=ACTIONS),
-      rollout=rollout_lib.RolloutConfig(num_steps=S, step_tokens=K, llm_sizes=1, kv_buckets=1),
+      rollout=rollout_lib.RolloutConfig(num_steps=S, step_tokens=K, **rollout_kw),
       specials=rollout_lib.Specials.from_tokenizer(slm_tok), handoff=handoff)
 
 
@@ -73,7 +74,8 @@ def _texts(tok, final, batch):
 
 def test_a_mixed_pair_writes_what_a_same_tokenizer_pair_writes(toks):
   """The same SLM with a helper that writes LLM_LINE in A's ids, and with one that writes it
-  in B's: the SLM's context, token for token, and every decision are the same."""
+  in B's: the SLM's context, token for token, and every decision are the same. At most 2 of
+  the 4 rows are served per step (on 1 or 2 compiled rows): the same rows overflow."""
   a, b = toks["a"], toks["b"]
   slm_cfg, slm = _chain(a, SLM_LINE)
   questions = [QUESTION, "the lamp costs 12", "price of the cup is 31", QUESTION]
@@ -82,13 +84,15 @@ def test_a_mixed_pair_writes_what_a_same_tokenizer_pair_writes(toks):
   runs = {}
   for name, llm_tok, handoff in (("same", a, None), ("mixed", b, hand)):
     llm_cfg, llm = _chain(llm_tok, LLM_LINE)
-    runs[name] = _run(_setup(a, slm_cfg, llm_cfg, handoff), slm, llm,
+    runs[name] = _run(_setup(a, slm_cfg, llm_cfg, handoff, llm_capacity=2, llm_sizes=2),
+                      slm, llm,
                       _batch(a, questions, handoff), rollout_lib.Policy(kind="random"), 0.5)
   (same_steps, same), (mixed_steps, mixed) = runs["same"], runs["mixed"]
   for field in ("tokens_BxL", "length_B", "writer_BxL", "calls_B", "overflow_B"):
     np.testing.assert_array_equal(getattr(mixed, field), getattr(same, field), err_msg=field)
-  np.testing.assert_array_equal(mixed_steps.routed, same_steps.routed)
-  np.testing.assert_array_equal(mixed_steps.action, same_steps.action)
+  for field in ("routed", "overflow", "action"):
+    np.testing.assert_array_equal(getattr(mixed_steps, field), getattr(same_steps, field))
+  assert mixed.overflow_B.sum() > 0
   texts = _texts(a, mixed, _batch(a, questions))
   assert 0 < int(mixed.calls_B.sum()) < S * len(questions)
   for b_, text in enumerate(texts):
@@ -217,3 +221,25 @@ def test_an_unk_crosses_as_unk(toks):
   ids_1xLs, len_1, ok_1 = hand.to_llm(np.array([src]), np.array([0]), np.array([len(src)]))
   assert ok_1[0] and b.unk_id in ids_1xLs[0, :len_1[0]].tolist()
   assert not handoff_lib.same_text(" \u2047 ", "9") and handoff_lib.same_text("a \u2047 b", "a\u2047b")
+
+
+def test_a_step_that_continues_a_line_is_encoded_with_it(toks):
+  """A step cut inside a line, then continued by the LLM: the SLM gets the ids it would have
+  for the whole line, not the continuation encoded as a line of its own (a word start, which
+  reads as a space); where no ids can continue the line, the step is not handed over."""
+  a, b = toks["a"], toks["b"]
+  hand = _handoff(a, b)
+
+  def to_slm(head_text, step_text):
+    head = a.encode(head_text)  # the SLM's unfinished line
+    step = b.encode(step_text)[1:] + [b.sep_id]  # the LLM's continuation, no word start
+    out_1xK, len_1, ok_1 = hand.to_slm(np.array([step]), np.array([len(step)]),
+                                       np.array([[a.bos_id] + head]), np.array([1]),
+                                       np.array([1 + len(head)]))
+    return head, (out_1xK[0, :len_1[0]].tolist() if ok_1[0] else None)
+
+  head, ids = to_slm("price", "total=5")  # '▁price' then 'to' 'tal' '=' '5'
+  assert ids == a.encode("pricetotal=5")[len(head):] + [a.sep_id]
+  assert a.decode(head + ids) == "pricetotal=5\n" and ids[0] != a.encode("total=5")[0]
+  # '▁p' 'ri' then "ce=14": the whole line is '▁price' ..., and "ce=14" alone starts a word.
+  assert to_slm("pri", "ce=14") == (a.encode("pri"), None)
