@@ -77,7 +77,8 @@ def host_cost(env, repeats: int) -> dict:
     ids = (hand.llm_tok.encode(r["steps"][0]) + [hand.llm_tok.sep_id])[:Kl]
     step_BxKl[b, :len(ids)], step_len_B[b] = ids, len(ids)
   to_llm = lambda: hand.to_llm(final.tokens_BxL, start_B, final.length_B)
-  to_slm = lambda: hand.to_slm(step_BxKl, step_len_B, final.tokens_BxL, start_B,
+  to_slm = lambda: hand.to_slm(step_BxKl, step_len_B, env.batch["llm_prompt_BxP"],
+                               env.batch["llm_prompt_len_B"], final.tokens_BxL, start_B,
                                final.length_B)
   out = {}
   for name, fn in (("to_llm", to_llm), ("to_slm", to_slm)):

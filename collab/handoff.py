@@ -29,6 +29,7 @@ no text to lose; `same_text`).
 """
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import math
 import re
@@ -87,13 +88,18 @@ class Handoff:
         len_N[n], ok_N[n] = len(ids), True
     return ids_NxLs, len_N, ok_N
 
-  def to_slm(self, step_NxKl, step_len_N, ctx_NxL, prompt_len_N, ctx_len_N):
-    """SLM ids of each row's LLM step (at most K; an <eos> the LLM wrote stays one). The SLM
-    context's unfinished line (after its last <sep>) is encoded with the step, so a step that
-    continues a line is tokenized as part of it. Returns (ids_NxK, len_N, ok_N); ok is False
-    where no SLM ids make the context read as it did plus the step's text, or the step is
-    empty."""
+  def to_slm(self, step_NxKl, step_len_N, src_NxLl, src_len_N, ctx_NxL, prompt_len_N,
+             ctx_len_N):
+    """SLM ids of each row's LLM step (at most K; an <eos> the LLM wrote stays one).
+
+    A step may continue a line (the SLM's last step was cut at K tokens): its text is read
+    after the LLM's unfinished line in its stream src (a step decoded alone would lose the
+    space a word-start piece begins with), and encoded for the SLM after the SLM context's
+    unfinished line, so the line is tokenized as one. Returns (ids_NxK, len_N, ok_N); ok is
+    False where no SLM ids make the context read as it did plus the step's text, or the step
+    is empty."""
     step_NxKl, step_len_N = np.asarray(step_NxKl), np.asarray(step_len_N)
+    src_NxLl, src_len_N = np.asarray(src_NxLl), np.asarray(src_len_N)
     ctx_NxL, prompt_len_N, ctx_len_N = (np.asarray(ctx_NxL), np.asarray(prompt_len_N),
                                         np.asarray(ctx_len_N))
     slm, llm, K = self.slm_tok, self.llm_tok, self.step_tokens
@@ -103,7 +109,8 @@ class Handoff:
     for n in range(N):
       step = step_NxKl[n, :step_len_N[n]].tolist()
       ended.append(bool(step) and step[-1] in ends)
-      texts.append(llm.decode(step[:-1] if ended[-1] else step))
+      texts.append(_text_after(llm, _unfinished_line(src_NxLl[n, :src_len_N[n]], llm.sep_id),
+                               step[:-1] if ended[-1] else step))
       lines.append(_unfinished_line(ctx_NxL[n, prompt_len_N[n]:ctx_len_N[n]], slm.sep_id))
     ids_N = self._continue_lines(lines, texts)
     ids_NxK = np.full((N, K), slm.pad_id, np.int32)
@@ -119,17 +126,22 @@ class Handoff:
 
   def _continue_lines(self, lines: list[list[int]], texts: list[str]) -> list[list[int] | None]:
     """SLM ids of each text written after its unfinished line, such that the line then reads
-    as the line's text followed by the text; None when no encoding does. Tried in order: the
-    line and the text encoded together, less the line's own ids (when they stay a prefix:
-    the text tokenized as part of the line), then the text alone. (Batched: one SentencePiece
-    call costs about as much as a hundred lines.)"""
+    as the line's text followed by the text; None when none is found. Tried in order: the
+    line's text and the text encoded together, from the token that starts where the line's
+    text ends (the text tokenized as part of the line), then the text alone (fine at a line
+    start). (Batched: one SentencePiece call costs about as much as a hundred lines.)"""
     slm = self.slm_tok
     heads = [slm.decode(line) if line else "" for line in lines]
     joined = slm.encode_batch([head + text for head, text in zip(heads, texts)])
     alone = slm.encode_batch(texts)
     out = []
     for line, head, text, whole, plain in zip(lines, heads, texts, joined, alone):
-      tries = ([whole[len(line):]] if whole[:len(line)] == line else []) + [plain]
+      tries = [plain]
+      if line:
+        # The first k whose text covers the line's (a bisection: text grows with k).
+        k = bisect.bisect_left(range(len(whole) + 1), len(head),
+                               key=lambda k: len(slm.decode(whole[:k])))
+        tries = [whole[k:]] + tries
       out.append(next((ids for ids in tries if same_text(slm.decode(line + ids), head + text)),
                       None))
     return out
@@ -146,6 +158,14 @@ def same_text(got: str, want: str) -> bool:
   aside. A character one tokenizer cannot write is not an <unk> in `want`, so it never
   passes."""
   return got == want or _UNK_RE.sub(UNK_SURFACE, got) == _UNK_RE.sub(UNK_SURFACE, want)
+
+
+def _text_after(tok, line: list[int], ids: list[int]) -> str:
+  """The text `ids` add after `line` (ids of one unfinished line)."""
+  if not line:
+    return tok.decode(ids)
+  head, whole = tok.decode(line), tok.decode(line + ids)
+  return whole[len(head):] if whole.startswith(head) else tok.decode(ids)
 
 
 def _unfinished_line(solution_ids, sep: int) -> list[int]:

@@ -133,8 +133,8 @@ def llm_call(N, ops, *, setup: rollout_types.Setup, slm_params, llm_params, idx_
   step_NxK, step_len_N, handed_N = jax.pure_callback(
       hand.to_slm, (jax.ShapeDtypeStruct((N, K), _I32), jax.ShapeDtypeStruct((N,), _I32),
                     jax.ShapeDtypeStruct((N,), jnp.bool_)),
-      gen_NxKl, gen_len_N, ctx["ctx"][row_N], batch["prompt_len_B"][row_N].astype(_I32),
-      ctx_len_N, vmap_method="sequential")
+      gen_NxKl, gen_len_N, src_NxLl, src_len_N, ctx["ctx"][row_N],
+      batch["prompt_len_B"][row_N].astype(_I32), ctx_len_N, vmap_method="sequential")
   # The SLM absorbs the step in one chunked prefill (rows whose step was handed over).
   absorb_N = jnp.where(ok_N & handed_N, idx_N, B)
   last_N = jnp.maximum(step_len_N - 1, 0)

@@ -224,22 +224,28 @@ def test_an_unk_crosses_as_unk(toks):
 
 
 def test_a_step_that_continues_a_line_is_encoded_with_it(toks):
-  """A step cut inside a line, then continued by the LLM: the SLM gets the ids it would have
-  for the whole line, not the continuation encoded as a line of its own (a word start, which
-  reads as a space); where no ids can continue the line, the step is not handed over."""
+  """A step cut inside a line, then continued by the LLM: its text is read after the LLM's
+  part of the line (a word-start piece keeps its space), and the SLM gets the ids it would
+  have for the whole line, not the continuation encoded as a line of its own; where no ids
+  can continue the SLM's line, the step is not handed over."""
   a, b = toks["a"], toks["b"]
   hand = _handoff(a, b)
 
-  def to_slm(head_text, step_text):
-    head = a.encode(head_text)  # the SLM's unfinished line
-    step = b.encode(step_text)[1:] + [b.sep_id]  # the LLM's continuation, no word start
-    out_1xK, len_1, ok_1 = hand.to_slm(np.array([step]), np.array([len(step)]),
-                                       np.array([[a.bos_id] + head]), np.array([1]),
-                                       np.array([1 + len(head)]))
-    return head, (out_1xK[0, :len_1[0]].tolist() if ok_1[0] else None)
+  def to_slm(head, line):
+    """The SLM's ids after its unfinished line `head` when the LLM ends the line `line`."""
+    slm_head, llm_head = a.encode(head), b.encode(head)
+    step = b.encode(line)[len(llm_head):] + [b.sep_id]
+    assert b.encode(line)[:len(llm_head)] == llm_head
+    out_1xK, len_1, ok_1 = hand.to_slm(
+        np.array([step]), np.array([len(step)]), np.array([[b.bos_id, b.sep_id] + llm_head]),
+        np.array([2 + len(llm_head)]), np.array([[a.bos_id] + slm_head]), np.array([1]),
+        np.array([1 + len(slm_head)]))
+    return (a.decode(slm_head + out_1xK[0, :len_1[0]].tolist()) if ok_1[0] else None,
+            out_1xK[0, :len_1[0]].tolist())
 
-  head, ids = to_slm("price", "total=5")  # '▁price' then 'to' 'tal' '=' '5'
-  assert ids == a.encode("pricetotal=5")[len(head):] + [a.sep_id]
-  assert a.decode(head + ids) == "pricetotal=5\n" and ids[0] != a.encode("total=5")[0]
+  # '▁price' then 'to' 'tal' '=' '5', not '▁total' ...
+  assert to_slm("price", "pricetotal=5") == ("pricetotal=5\n",
+                                              a.encode("pricetotal=5")[1:] + [a.sep_id])
+  assert to_slm("price", "price =14")[0] == "price =14\n"  # the LLM's step starts with '▁'
   # '▁p' 'ri' then "ce=14": the whole line is '▁price' ..., and "ce=14" alone starts a word.
-  assert to_slm("pri", "ce=14") == (a.encode("pri"), None)
+  assert to_slm("pri", "price=14")[0] is None
