@@ -138,9 +138,10 @@ class Handoff:
     for line, head, text, whole, plain in zip(lines, heads, texts, joined, alone):
       tries = [plain]
       if line:
-        # The first k whose text covers the line's (a bisection: text grows with k).
-        k = bisect.bisect_left(range(len(whole) + 1), len(head),
-                               key=lambda k: len(slm.decode(whole[:k])))
+        # The first k whose text covers the line's: the line's own ids when they are how the
+        # tokenizer writes it (no decoding), else a bisection (text grows with k).
+        k = len(line) if whole[:len(line)] == line else bisect.bisect_left(
+            range(len(whole) + 1), len(head), key=lambda k: len(slm.decode(whole[:k])))
         tries = [whole[k:]] + tries
       out.append(next((ids for ids in tries if same_text(slm.decode(line + ids), head + text)),
                       None))
