@@ -84,13 +84,7 @@ def run(*, slm: str, llm: str, batch_size: int, num_steps: int, step_tokens: int
 
 
 def main(argv=None):
-  p = common.parser(__doc__)
-  p.add_argument("--slm", default="slm_s")
-  p.add_argument("--llm", default="llm_s")
-  p.add_argument("--batch", type=int, default=64)
-  p.add_argument("--num_steps", type=int, default=8)
-  p.add_argument("--step_tokens", type=int, default=16)
-  p.add_argument("--rounds", type=int, default=7)
+  p = common.rollout_parser(__doc__, rounds=True)
   p.add_argument("--llm_sizes", type=int, default=4,
                  help="row counts the LLM call compiles for (RolloutConfig.llm_sizes)")
   args = p.parse_args(argv)

@@ -303,6 +303,21 @@ def parser(description: str) -> argparse.ArgumentParser:
   return p
 
 
+def rollout_parser(description: str, *, step_tokens: bool = True,
+                   rounds: bool = False) -> argparse.ArgumentParser:
+  """`parser` with the rollout benchmarks' pair and shape flags."""
+  p = parser(description)
+  p.add_argument("--slm", default="slm_s")
+  p.add_argument("--llm", default="llm_s")
+  p.add_argument("--batch", type=int, default=64)
+  p.add_argument("--num_steps", type=int, default=8)
+  if step_tokens:
+    p.add_argument("--step_tokens", type=int, default=16)
+  if rounds:
+    p.add_argument("--rounds", type=int, default=7)
+  return p
+
+
 def emit(result: dict[str, Any], out: str = "") -> dict[str, Any]:
   """Prints the result as one JSON line (the last line of output); writes it to `out` too."""
   result = dict(result, device=device_info(), argv=sys.argv[1:],

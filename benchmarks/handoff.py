@@ -95,13 +95,7 @@ def host_cost(env, repeats: int) -> dict:
 
 
 def main(argv=None):
-  p = common.parser(__doc__)
-  p.add_argument("--slm", default="slm_s")
-  p.add_argument("--llm", default="llm_s")
-  p.add_argument("--batch", type=int, default=64)
-  p.add_argument("--num_steps", type=int, default=8)
-  p.add_argument("--step_tokens", type=int, default=16)
-  p.add_argument("--rounds", type=int, default=7)
+  p = common.rollout_parser(__doc__, rounds=True)
   args = p.parse_args(argv)
   if args.quick:
     args.slm, args.llm, args.batch, args.num_steps, args.rounds = (

@@ -133,12 +133,7 @@ def run(*, slm: str, llm: str, batch_size: int, num_steps: int, step_tokens: int
 
 
 def main(argv=None):
-  p = common.parser(__doc__)
-  p.add_argument("--slm", default="slm_s")
-  p.add_argument("--llm", default="llm_s")
-  p.add_argument("--batch", type=int, default=64)
-  p.add_argument("--num_steps", type=int, default=8)
-  p.add_argument("--step_tokens", type=int, default=16)
+  p = common.rollout_parser(__doc__)
   p.add_argument("--policy", default="gate", help="gate (greedy) or a baseline kind")
   p.add_argument("--policy_value", type=float, default=0.0)
   p.add_argument("--k", type=int, default=2, help="every_k's k")

@@ -82,11 +82,7 @@ def train_point(model: str, batch_size: int, repeats: int, vocab: int) -> dict:
 
 
 def main(argv=None):
-  p = common.parser(__doc__)
-  p.add_argument("--slm", default="slm_s")
-  p.add_argument("--llm", default="llm_s")
-  p.add_argument("--batch", type=int, default=64)
-  p.add_argument("--num_steps", type=int, default=8)
+  p = common.rollout_parser(__doc__, step_tokens=False)
   p.add_argument("--matmul_n", type=int, default=0, help="0: 2048 on CPU, 8192 otherwise")
   p.add_argument("--llm_sizes", type=int, default=4,
                  help="row counts the LLM call compiles for (RolloutConfig.llm_sizes)")

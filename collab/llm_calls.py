@@ -137,17 +137,34 @@ def llm_call(N, ops, *, setup: rollout_types.Setup, slm_params, llm_params, idx_
   sent_NxL = jnp.arange(L) < src_len_N[:, None]
   exposed_N = jnp.sum(privacy.private_mask(src_NxL, sp) & sent_NxL, -1)
 
-  # The SLM absorbs the LLM's step in one chunked prefill.
-  last_N = jnp.maximum(llm_len_N - 1, 0)
-  a_logits_Nx1xV, a_hidden_NxKxD, a_cache = transformer.apply(
-      slm_params, setup.slm, llm_NxK, ctx["ctx_len"][row_N][:, None] + jnp.arange(K),
-      gather(cache, row_N), kv_buckets=setup.rollout.kv_buckets, logits_at_B=last_N)
-  cache = scatter(cache, a_cache, idx_N)
-  logits_BxV = logits_BxV.at[idx_N].set(a_logits_Nx1xV[:, 0], mode="drop")
-  hidden_BxD = hidden_BxD.at[idx_N].set(at(a_hidden_NxKxD, last_N), mode="drop")
-  pad = lambda x, v: jnp.full((C,) + x.shape[1:], v, x.dtype).at[:N].set(x)
+  cache, logits_BxV, hidden_BxD = absorb(
+      setup, slm_params, (cache, logits_BxV, hidden_BxD), llm_NxK, llm_len_N, ctx["ctx_len"],
+      row_N, idx_N)
+  pad = functools.partial(pad_slots, C)
   return ((cache, logits_BxV, hidden_BxD, llm), pad(llm_NxK, sp.pad), pad(llm_len_N, 0),
           pad(src_len_N, 0), pad(exposed_N, 0))
+
+
+def absorb(setup: rollout_types.Setup, slm_params, ops, step_NxK, step_len_N, ctx_len_B,
+           row_N, write_N):
+  """The SLM absorbs an LLM step (in SLM ids, written from each row's ctx_len) in one chunked
+  prefill. ops: (SLM cache, logits_BxV, hidden_BxD), read at row_N and written at write_N
+  (indices == B are dropped)."""
+  cache, logits_BxV, hidden_BxD = ops
+  K = step_NxK.shape[1]
+  last_N = jnp.maximum(step_len_N - 1, 0)
+  a_logits_Nx1xV, a_hidden_NxKxD, a_cache = transformer.apply(
+      slm_params, setup.slm, step_NxK, ctx_len_B[row_N][:, None] + jnp.arange(K),
+      gather(cache, row_N), kv_buckets=setup.rollout.kv_buckets, logits_at_B=last_N)
+  cache = scatter(cache, a_cache, write_N)
+  logits_BxV = logits_BxV.at[write_N].set(a_logits_Nx1xV[:, 0], mode="drop")
+  hidden_BxD = hidden_BxD.at[write_N].set(at(a_hidden_NxKxD, last_N), mode="drop")
+  return cache, logits_BxV, hidden_BxD
+
+
+def pad_slots(C, x_N, value):
+  """x_N padded with `value` to C slots along its first axis."""
+  return jnp.full((C,) + x_N.shape[1:], value, x_N.dtype).at[:x_N.shape[0]].set(x_N)
 
 
 def no_call(ops, *, C, K, pad):

@@ -135,16 +135,11 @@ def llm_call(N, ops, *, setup: rollout_types.Setup, slm_params, llm_params, idx_
                     jax.ShapeDtypeStruct((N,), jnp.bool_)),
       gen_NxKl, gen_len_N, src_NxLl, src_len_N, ctx["ctx"][row_N],
       batch["prompt_len_B"][row_N].astype(_I32), ctx_len_N, vmap_method="sequential")
-  # The SLM absorbs the step in one chunked prefill (rows whose step was handed over).
-  absorb_N = jnp.where(ok_N & handed_N, idx_N, B)
-  last_N = jnp.maximum(step_len_N - 1, 0)
-  a_logits_Nx1xV, a_hidden_NxKxD, a_cache = transformer.apply(
-      slm_params, setup.slm, step_NxK, ctx_len_N[:, None] + jnp.arange(K),
-      llm_calls.gather(cache, row_N), kv_buckets=cfg.kv_buckets, logits_at_B=last_N)
-  cache = llm_calls.scatter(cache, a_cache, absorb_N)
-  logits_BxV = logits_BxV.at[absorb_N].set(a_logits_Nx1xV[:, 0], mode="drop")
-  hidden_BxD = hidden_BxD.at[absorb_N].set(llm_calls.at(a_hidden_NxKxD, last_N), mode="drop")
-  pad = lambda x, v: jnp.full((C,) + x.shape[1:], v, x.dtype).at[:N].set(x)
+  # The SLM absorbs the step (rows whose step was handed over).
+  cache, logits_BxV, hidden_BxD = llm_calls.absorb(
+      setup, slm_params, (cache, logits_BxV, hidden_BxD), step_NxK, step_len_N,
+      ctx["ctx_len"], row_N, jnp.where(ok_N & handed_N, idx_N, B))
+  pad = functools.partial(llm_calls.pad_slots, C)
   return ((cache, logits_BxV, hidden_BxD, llm), pad(step_NxK, setup.specials.pad),
           pad(step_len_N, 0), pad(gen_len_N, 0), pad(src_len_N, 0), pad(exposed_N, 0),
           pad(handed_N | ~ok_N, True))

@@ -8,6 +8,7 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
+from collab import errors
 from collab import gating
 from collab.data import task as task_lib
 from collab.models.config import ModelConfig
@@ -153,7 +154,6 @@ class Setup:
 
   def __post_init__(self):
     if self.handoff is not None and self.rollout.granularity != "line":
-      from collab import errors  # pylint: disable=g-import-not-at-top
       raise errors.ConfigError(
           "rollout.granularity='tokens' needs one tokenizer: pairs with different tokenizers "
           "exchange whole lines (granularity='line'); see collab/handoff.py")
