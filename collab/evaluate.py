@@ -14,7 +14,7 @@ import json
 import math
 import os
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import ml_collections
@@ -166,22 +166,60 @@ def hull_baselines(policies: dict[str, dict], per_problem: dict[str, dict],
   return out
 
 
+class BaselineRuns(NamedTuple):
+  """The baselines that do not depend on the gate, run: what `evaluate` would run for them."""
+  fitted: fitted_baselines.Fitted
+  policies: dict[str, dict]                  # name -> summary
+  per_problem: dict[str, dict[str, np.ndarray]]
+
+
+def _placed(config: ml_collections.ConfigDict, pair: pair_lib.Pair, gate_params):
+  """(pair, gate_params, mesh): placed once on the model mesh, if there is one, so that
+  run_policy copies nothing."""
+  mesh = parallel.model_mesh(config)
+  if mesh:
+    pair = dataclasses.replace(pair, slm_params=mesh.replicate(pair.slm_params),
+                               llm_params=mesh.shard_model(pair.llm_params))
+    gate_params = mesh.replicate(gate_params)
+  return pair, gate_params, mesh
+
+
+def run_baselines(config: ml_collections.ConfigDict, pair: pair_lib.Pair, gate_params=None
+                  ) -> BaselineRuns:
+  """Fits the fitted baselines and runs every baseline that does not depend on the gate (all
+  but random asking at the gate's rate and the hulls at its calls) on the evaluation problems.
+  Their asks ignore the gate, so `gate_params` may be an untrained gate of the same shape
+  (the default): this can run beside gate training, and `evaluate(..., baselines=)` then
+  reuses it."""
+  setup = pair_lib.make_setup(config, pair)
+  episodes = pair_lib.eval_episodes(config, pair)
+  if gate_params is None:
+    gate_params = pair_lib.init_gate(config, pair)
+  pair, gate_params, mesh = _placed(config, pair, gate_params)
+  fitted = fitted_baselines.fit(config, pair, setup)
+  named = baselines_lib.baselines(config.eval, None, fitted)
+  policies, per_problem, t0 = {}, {}, time.time()
+  for i, b in enumerate(named):
+    eta = f", ETA {(time.time() - t0) / i * (len(named) - i):.0f} s" if i else ""
+    policies[b.name], per_problem[b.name] = run_named(
+        config, pair, setup, gate_params, episodes, b, mesh=mesh,
+        tag=f"[baseline {i + 1}/{len(named)}{eta}] ")
+  return BaselineRuns(fitted, policies, jax.device_get(per_problem))
+
+
 def evaluate(config: ml_collections.ConfigDict, pair: pair_lib.Pair, gate_params,
-             out_dir: str) -> dict[str, Any]:
+             out_dir: str, baselines: BaselineRuns | None = None) -> dict[str, Any]:
   """Evaluates the greedy gate and every baseline on config.eval.num_problems problems of
   config.eval.split. Writes out_dir/metrics.json, out_dir/pareto.png (accuracy vs calls; also
   pareto_llm_tokens.png and pareto_exposed.png), prints a table, and
   returns the metrics dict ({"policies": {name: summary}, "comparison": ..., "fitted": what
   the fitted baselines learned on training problems, ...}). The convex hull of each swept
-  family is run at the greedy gate's calls (`hull_baselines`).
+  family is run at the greedy gate's calls (`hull_baselines`). `baselines`, from
+  `run_baselines` on the same config and pair, are reused instead of run again.
   With several processes, each runs its share of the problems and process 0 writes."""
   episodes = pair_lib.eval_episodes(config, pair)
   setup = pair_lib.make_setup(config, pair)
-  mesh = parallel.model_mesh(config)
-  if mesh:  # placed once here; run_policy's placement then copies nothing
-    pair = dataclasses.replace(pair, slm_params=mesh.replicate(pair.slm_params),
-                               llm_params=mesh.shard_model(pair.llm_params))
-    gate_params = mesh.replicate(gate_params)
+  pair, gate_params, mesh = _placed(config, pair, gate_params)
   per_problem, policies = {}, {}
   points = gate_points(config, setup)
   t0 = time.time()
@@ -189,13 +227,19 @@ def evaluate(config: ml_collections.ConfigDict, pair: pair_lib.Pair, gate_params
     policies[named.name], per_problem[named.name] = run_named(
         config, pair, setup, gate_params, episodes, named, call_price=call_price, mesh=mesh,
         tag=f"[{i + 1}/{len(points)}+] ")
-  fitted = fitted_baselines.fit(config, pair, setup)
+  fitted = baselines.fitted if baselines else fitted_baselines.fit(config, pair, setup)
   others = baselines_lib.baselines(config.eval, policies["gate"]["call_rate"], fitted)
-  for i, named in enumerate(others):
-    left = (time.time() - t0) / (len(points) + i) * (len(others) - i)
+  done = dict(baselines.policies) if baselines else {}
+  for name in done:
+    policies[name], per_problem[name] = done[name], baselines.per_problem[name]
+  to_run = [b for b in others if b.name not in done]
+  for i, named in enumerate(to_run):
+    left = (time.time() - t0) / (len(points) + i) * (len(to_run) - i)
     policies[named.name], per_problem[named.name] = run_named(
         config, pair, setup, gate_params, episodes, named, mesh=mesh,
-        tag=f"[{len(points) + i + 1}/{len(points) + len(others)}, ETA {left:.0f} s] ")
+        tag=f"[{len(points) + i + 1}/{len(points) + len(to_run)}, ETA {left:.0f} s] ")
+  # In the order of the baseline list, whoever ran them.
+  policies = {n: policies[n] for n in [p.name for p, _ in points] + [b.name for b in others]}
   draws_N = hull_lib.draws(config.seed, episodes["row_id_B"])
   for named in hull_baselines(policies, per_problem, {b.name: b for b in others}, draws_N,
                               policies["gate"]["calls"]["mean"]):

@@ -397,6 +397,22 @@ def test_every_baseline_shares_one_compiled_rollout(env):
   assert outs[a.name]["calls"].mean() < outs[h.name]["calls"].mean() <= target
 
 
+def test_baselines_run_beside_gate_training_give_the_same_metrics(env, tmp_path):
+  """run_baselines, with an untrained gate of the gate's shape (as the quickstart runs it
+  beside gate training), then evaluate(..., baselines=) with the trained gate: every policy's
+  per-problem numbers equal those of the evaluation that runs everything itself."""
+  config, pair = env["config"], env["pair"]
+  runs = evaluate.run_baselines(config, pair)
+  assert "random_at_gate_rate" not in runs.policies and "oracle" in runs.policies
+  metrics = evaluate.evaluate(config, pair, env["gate"], str(tmp_path), baselines=runs)
+  assert list(metrics["policies"]) == list(env["metrics"]["policies"])
+  assert metrics["fitted"] == env["metrics"]["fitted"]
+  for name, want in env["metrics"]["policies"].items():
+    for key in ("accuracy", "calls", "llm_tokens", "exposed"):
+      assert metrics["policies"][name][key] == want[key], (name, key)
+  assert metrics["comparison"] == env["metrics"]["comparison"]
+
+
 def test_hull_baselines_mix_the_vertices_around_the_target():
   """The hull point at a target mixes the hull's vertices on either side of it (skipping a
   point under the hull), and spends at most the target on the problems."""

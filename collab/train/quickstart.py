@@ -12,6 +12,7 @@ import os
 import time
 from typing import Any
 
+import jax
 import ml_collections
 
 from collab import evaluate
@@ -67,12 +68,24 @@ def pretrain_pair(gate_config: ml_collections.ConfigDict, parallel: bool = True
     return {name: f.result() for name, f in futures.items()}
 
 
+def _run_baselines(gate_config: ml_collections.ConfigDict) -> evaluate.BaselineRuns:
+  return evaluate.run_baselines(gate_config, pair_lib.load_pair(gate_config))
+
+
 def run(workdir: str, gate_config: ml_collections.ConfigDict, parallel: bool = True
         ) -> dict[str, Any]:
-  """Pretrains gate_config.slm and gate_config.llm (their recipes; in two processes with
-  `parallel`), trains the gate of `gate_config` and evaluates it, everything under
-  `workdir`."""
+  """Pretrains gate_config.slm and gate_config.llm (their recipes), trains the gate of
+  `gate_config` and evaluates it, everything under `workdir`. With `parallel`, the two models
+  pretrain in two processes, and the baselines that do not depend on the gate are evaluated in
+  a second process while the gate trains: each job keeps about one core busy, so on a 2-core
+  machine a pair of them takes about the time of the longer one. Compiled programs are cached
+  in workdir/jax_cache, so the gate's evaluation reuses the rollout the baselines compiled."""
   os.makedirs(workdir, exist_ok=True)
+  if not jax.config.jax_compilation_cache_dir:
+    jax.config.update("jax_compilation_cache_dir",
+                      os.path.abspath(os.path.join(workdir, "jax_cache")))
+  # The spawned processes read it from the environment.
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = jax.config.jax_compilation_cache_dir
   gate_config = ml_collections.ConfigDict(gate_config.to_dict())
   gate_config.assets_dir = os.path.join(workdir, "assets")
   gate_config.pretrain_dir = workdir
@@ -82,16 +95,26 @@ def run(workdir: str, gate_config: ml_collections.ConfigDict, parallel: bool = T
   pretrain_table = results_table(results)
   print(pretrain_table, flush=True)
 
-  print("=== training the gate ===", flush=True)
   t1 = time.time()
   gate_dir = os.path.join(workdir, "gate")
-  gate.train(gate_config, gate_dir)
-  timings["gate_seconds"] = time.time() - t1
-  print("=== evaluating the gate and the baselines ===", flush=True)
-  t2 = time.time()
+  if parallel:
+    print("=== training the gate; evaluating the baselines in a second process ===", flush=True)
+    with concurrent.futures.ProcessPoolExecutor(
+        1, mp_context=multiprocessing.get_context("spawn")) as pool:
+      future = pool.submit(_run_baselines, gate_config)
+      gate.train(gate_config, gate_dir)
+      t2 = time.time()
+      baseline_runs = future.result()
+  else:
+    print("=== training the gate ===", flush=True)
+    gate.train(gate_config, gate_dir)
+    t2, baseline_runs = time.time(), None
+  # Evaluation: from the end of gate training (waiting for the baselines' process, if any).
+  timings["gate_seconds"] = t2 - t1
+  print("=== evaluating the gate (and the baselines left) ===", flush=True)
   pair = pair_lib.load_pair(gate_config)
   gate_params, _ = pair_lib.load_gate(gate_dir)
-  metrics = evaluate.evaluate(gate_config, pair, gate_params, gate_dir)
+  metrics = evaluate.evaluate(gate_config, pair, gate_params, gate_dir, baselines=baseline_runs)
   timings["eval_seconds"] = time.time() - t2
   timings["wall_seconds"] = time.time() - t0
 
