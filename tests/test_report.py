@@ -103,6 +103,15 @@ def results(tmp_path):
                                                  "mode": "price"}),
       "calls=1_lr0.001": _setting([0.4] * 3, [2.0, 0.0, 0.5], budget_target={
           "calls": 1.0, "llm_tokens": 0.0, "mode": "dual"})}})
+  gain = lambda mean: {"threshold_-0.1": {"mean": mean, "ci95": 0.02}}  # noqa: E731
+  _write(r, "worlds", {
+      "settings": {"default": _setting([0.9] * 3, [2.0] * 3, gains=gain(0.05)),
+                   "heldout": _setting([0.9] * 3, [2.0] * 3, gains=gain(-0.05)),
+                   "fallible": _setting([0.9] * 3, [2.0] * 3, gains=gain(0.01)),
+                   "arith": _setting([0.9] * 3, [2.0] * 3, gains=gain(0.05))},
+      "rivals": dict({w: {"threshold": "threshold_-0.1", "router": None}
+                      for w in ("default", "heldout", "fallible")},
+                     arith={"threshold": "threshold_-0.1"})})
   return r
 
 
@@ -138,6 +147,14 @@ def test_verdicts_of_known_summaries(results):
   assert rows["4b. Budget targets are met: price"]["verdict"] == "holds"
   dual = rows["4b. Budget targets are met: dual"]
   assert dual["verdict"] == "fails" and "0 of 1 targets" in dual["effect"]
+  # Worlds: a row per world; a family with no point at the gate's calls keeps 'holds' out.
+  worlds = {r["setting"].split()[0]: r for r in report.verdict_rows(results)
+            if r["claim"].startswith("5.")}
+  assert {w: r["verdict"] for w, r in worlds.items()} == {
+      "default": "inconclusive", "heldout": "fails", "fallible": "inconclusive",
+      "arith": "holds"}
+  assert "vs threshold (threshold_-0.1) +5.0 [+3.0, +7.0]" in worlds["default"]["effect"]
+  assert "no router point" in worlds["default"]["effect"]
   # Variants not run leave no 'also'; a missing study is 'not run'.
   assert "also" not in rows["2a. A stronger SLM asks less"]["setting"]
 
@@ -163,7 +180,7 @@ def test_report_opens_with_the_verdict_table(results, tmp_path):
   assert text.index("## Verdicts") < text.index("## Frontier") < text.index("## Scaling")
   table = text[text.index("## Verdicts"):text.index("## Frontier")]
   assert "| claim | setting | measured effect | 95% CI | seeds | verdict | section |" in table
-  assert table.count("\n| ") == 11  # header and 10 rows
+  assert table.count("\n| ") == 15  # header and 14 rows (4 of them worlds)
   assert "Not run yet" not in table
 
 
@@ -185,5 +202,7 @@ def test_helpers():
 def test_committed_results_give_a_verdict_per_claim():
   rows = report.verdict_rows(os.path.join(REPO, "results"))
   claims = {r["claim"].split(" ")[0] for r in rows}
-  assert {"1.", "2a.", "2b.", "3.", "4a.", "4b."} <= claims
-  assert all(r["verdict"] in ("holds", "fails", "inconclusive") for r in rows)
+  assert {"1.", "2a.", "2b.", "3.", "4a.", "4b.", "5."} <= claims
+  run = os.path.exists(os.path.join(REPO, "results", "worlds"))
+  assert all(r["verdict"] in ("holds", "fails", "inconclusive")
+             or (r["claim"].startswith("5.") and not run) for r in rows)

@@ -10,7 +10,7 @@ from typing import Any, Callable, Sequence
 
 from collab.studies import verdicts
 
-STUDIES = ("frontier", "scaling", "transfer", "constraints", "granularity", "budget")
+STUDIES = ("frontier", "scaling", "transfer", "constraints", "granularity", "budget", "worlds")
 # Further runs of a study, each in its own results/<name>/, shown after the study's section.
 VARIANTS = {
     "scaling": (("scaling_causal", "Scaling: causal credit"),),
@@ -92,6 +92,8 @@ CLAIM_RIVALS = ("1. ... and matches or beats the strongest rivals: a confidence 
 CLAIM_PRIVACY = "4a. A privacy cost steers requests to redaction"
 CLAIM_PRICES = "4b. Prices shape the strategy"
 CLAIM_BUDGET = "4b. Budget targets are met"
+CLAIM_WORLDS = ("5. Learning when to ask beats the strongest rivals (threshold, supervised "
+                "router, line-kind rule) at equal calls")
 BUDGET_MODES = {"price": "a price-conditioned gate told a calibrated price",
                 "dual": "dual ascent on the price in training",
                 "mixture": "a gate used on a calibrated share of the problems"}
@@ -172,6 +174,16 @@ def verdict_rows(results_dir: str) -> list[dict[str, str]]:
     row(CLAIM_PRICES, setting, {"effect": "fewer than two prices swept", "ci": "-",
                                 "verdict": v.INCONCLUSIVE if load("constraints")
                                 else v.NOT_RUN}, section=link("constraints"))
+
+  worlds = load("worlds")
+  if worlds is None:
+    row(CLAIM_WORLDS, "default, held-out knowledge, fallible LLM, SLM sound at arithmetic",
+        section="results/worlds")
+  else:
+    for name, setting in worlds["settings"].items():
+      row(CLAIM_WORLDS, f"{name} world: {setting['slm']} x {setting['llm']}",
+          v.claim_world(setting, worlds["rivals"][name]), v.seeds_text(setting["seeds"]),
+          link("worlds"))
 
   study = "budget_causal" if load("budget_causal") else "budget"
   if load(study) is None:

@@ -27,6 +27,10 @@ Each row gives the setting, the measured effect, its 95% CI, the seeds, and a ve
   at, over seeds; holds when every slope is significantly negative.
 - 4b, budgets: a target is met when the seed mean achieved on the test split is within
   BUDGET_TOLERANCE of it; holds when every target of a mode is met, fails when most miss.
+- 5, worlds: in each world, the gate (seeds pooled) against the most accurate point of each
+  rival family (confidence threshold, supervised router, line-kind rule) at equal or fewer
+  calls, paired over problems. Holds when it beats every one with 95% confidence; fails when
+  one beats it so; inconclusive otherwise (a tie with at least one).
 """
 from __future__ import annotations
 
@@ -421,3 +425,30 @@ def pair_name(summary: dict[str, Any] | None) -> str:
     return "one pair"
   s = next(iter(summary["settings"].values()))
   return f"{s['slm']} x {s['llm']}"
+
+
+# ------------------------------------------------------------------------- claim 5: worlds
+
+
+def claim_world(setting: dict[str, Any], rivals: dict[str, str | None]) -> dict[str, Any]:
+  """One world of the worlds study (collab/studies/worlds.py): the gate's paired gain over
+  the best point of each rival family that spends no more calls."""
+  parts, lows, highs = [], [], []
+  for family, rival in rivals.items():
+    if rival is None:
+      parts.append(f"no {family} point at or under its calls")
+      continue
+    g = setting["gain_vs"][rival]
+    lows.append(g["mean"] - g["ci95"])
+    highs.append(g["mean"] + g["ci95"])
+    parts.append(f"vs {family} ({rival}) {100 * g['mean']:+.1f} "
+                 f"{interval(g['mean'], g['ci95'])}")
+  if not lows:
+    return {"verdict": INCONCLUSIVE, "effect": "no rival point to compare", "ci": "-"}
+  verdict = (FAILS if min(highs) < 0 else HOLDS if min(lows) > 0 and len(lows) == len(rivals)
+             else INCONCLUSIVE)
+  acc, calls = setting["accuracy"], setting["calls"]
+  effect = (f"gate {_pct(acc['mean'])} at {calls['mean']:.2f} calls (SLM alone "
+            f"{_pct(setting['slm_alone'])}, LLM alone {_pct(setting['llm_alone'])}); "
+            + "; ".join(parts))
+  return {"verdict": verdict, "effect": effect, "ci": "per rival, paired (in the effect)"}
