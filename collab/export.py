@@ -6,7 +6,10 @@ Layout of `export_dir` (format version 1)::
   export.json      package version, pair names, tokenizer fingerprint
   config.json      the gate config (ConfigDict JSON)
   tokenizer.model  the tokenizer the pair shares: the SentencePiece model of a generated-task
-                   pair, or an imported pair's serialized HFTokenizer (JSON)
+                   pair, or an imported pair's serialized HFTokenizer (JSON); the SLM's in a
+                   pair with two tokenizers
+  llm_tokenizer.model  only in a pair with two tokenizers: the LLM's (export.json then holds
+                   its fingerprint, llm_tokenizer_fingerprint, and llm_step_ratio)
   gate/ slm/ llm/  params-only orbax exports (`checkpoint.save_params`); metadata holds the
                    tokenizer fingerprint (and the ModelConfig for slm/llm)
   manifest.json    {format_version, files: {relative path: {size, sha256}}} of everything above
@@ -39,8 +42,9 @@ from collab.models import config as model_config
 from collab import pair as pair_lib
 
 FORMAT_VERSION = 1
-MANIFEST, VERSION, INFO, CONFIG, TOKENIZER = (
-    "manifest.json", "VERSION", "export.json", "config.json", "tokenizer.model")
+MANIFEST, VERSION, INFO, CONFIG, TOKENIZER, LLM_TOKENIZER = (
+    "manifest.json", "VERSION", "export.json", "config.json", "tokenizer.model",
+    "llm_tokenizer.model")
 GATE, SLM, LLM = "gate", "slm", "llm"
 
 
@@ -188,20 +192,27 @@ def write_export(config: ml_collections.ConfigDict, workdir: str, export_dir: st
     gate_params, slm_params, llm_params = jax.device_get(
         (gate_params, pair.slm_params, pair.llm_params))
     ckpt_lib.save_params(os.path.join(tmp, GATE), gate_params, metadata=gate_meta)
-    for role, name, params, cfg in ((SLM, config.slm, slm_params, pair.slm_cfg),
-                                    (LLM, config.llm, llm_params, pair.llm_cfg)):
+    llm_tok = pair.llm_tokenizer or pair.tokenizer
+    for role, name, params, cfg, tok in (
+        (SLM, config.slm, slm_params, pair.slm_cfg, pair.tokenizer),
+        (LLM, config.llm, llm_params, pair.llm_cfg, llm_tok)):
       meta = {"model": name, "model_config": dataclasses.asdict(cfg),
-              "tokenizer_fingerprint": fingerprint}
+              "tokenizer_fingerprint": tok.fingerprint}
       if pair.vocab:  # an imported pair: rows added to (or cropped from) the checkpoint's
         meta["vocab"] = {"rows": pair.vocab["rows"], **pair.vocab[role.upper()]}
       ckpt_lib.save_params(os.path.join(tmp, role), params, metadata=meta)
     pair.tokenizer.save(os.path.join(tmp, TOKENIZER))
+    mixed = {}
+    if pair.llm_tokenizer is not None:
+      pair.llm_tokenizer.save(os.path.join(tmp, LLM_TOKENIZER))
+      mixed = {"llm_tokenizer_fingerprint": pair.llm_tokenizer.fingerprint,
+               "llm_step_ratio": pair.llm_step_ratio}
     with open(os.path.join(tmp, CONFIG), "w") as f:
       f.write(config.to_json_best_effort(indent=2, sort_keys=True))
     with open(os.path.join(tmp, INFO), "w") as f:
       json.dump({"format_version": FORMAT_VERSION, "package_version": package_version(),
                  "slm": config.slm, "llm": config.llm, "tokenizer_fingerprint": fingerprint,
-                 "workdir": os.path.abspath(workdir),
+                 "workdir": os.path.abspath(workdir), **mixed,
                  **({"vocab": pair.vocab} if pair.vocab else {})}, f, indent=2)
     with open(os.path.join(tmp, VERSION), "w") as f:
       f.write(f"{FORMAT_VERSION}\n")
@@ -235,14 +246,18 @@ def load_export(export_dir: str) -> tuple[ml_collections.ConfigDict, pair_lib.Pa
   with open(os.path.join(export_dir, CONFIG)) as f:
     config = config_from_json(f.read())
   tok = hf_tokenizer.load_any(os.path.join(export_dir, TOKENIZER))  # either kind
+  llm_tok = None
+  if os.path.exists(os.path.join(export_dir, LLM_TOKENIZER)):  # two tokenizers
+    llm_tok = hf_tokenizer.load_any(os.path.join(export_dir, LLM_TOKENIZER))
   slm_params, slm_cfg = _load_model(export_dir, SLM, tok)
-  llm_params, llm_cfg = _load_model(export_dir, LLM, tok)
+  llm_params, llm_cfg = _load_model(export_dir, LLM, llm_tok or tok)
   gate_params, gate_meta = ckpt_lib.load_params(os.path.join(export_dir, GATE))
   tokenizer_lib.check_fingerprint(gate_meta["tokenizer_fingerprint"], tok,
                                   where=os.path.join(export_dir, GATE))
   # On the default device once, rather than copied from host at every jitted call.
   slm_params, llm_params, gate_params = jax.device_put((slm_params, llm_params, gate_params))
   with open(os.path.join(export_dir, INFO)) as f:
-    vocab = json.load(f).get("vocab")
-  pair = pair_lib.Pair(slm_params, llm_params, slm_cfg, llm_cfg, tok, vocab)
+    info = json.load(f)
+  pair = pair_lib.Pair(slm_params, llm_params, slm_cfg, llm_cfg, tok, info.get("vocab"),
+                       llm_tok, float(info.get("llm_step_ratio", 1.0)))
   return config, pair, gate_params

@@ -56,10 +56,15 @@ class Handoff:
   step_tokens: int        # K: most SLM tokens per step (RolloutConfig.step_tokens)
   llm_step_tokens: int
   llm_solution_tokens: int
+  # Where the LLM's step ends when steps are non-empty lines (Specials.line_ends / blanks in
+  # its ids: a Gemma step ends at '\n\n' too); empty: at its <sep>.
+  llm_line_ends: tuple[int, ...] = ()
+  llm_blanks: tuple[int, ...] = ()
 
   def _key(self):
     return (self.slm_tok.fingerprint, self.llm_tok.fingerprint, self.step_tokens,
-            self.llm_step_tokens, self.llm_solution_tokens)
+            self.llm_step_tokens, self.llm_solution_tokens, self.llm_line_ends,
+            self.llm_blanks)
 
   def __hash__(self):
     return hash(self._key())
@@ -70,7 +75,8 @@ class Handoff:
   @property
   def llm_specials(self) -> Specials:
     sp = Specials.from_tokenizer(self.llm_tok)
-    return sp._replace(stops=tuple(getattr(self.llm_tok, "stop_ids", ())))
+    return sp._replace(stops=tuple(getattr(self.llm_tok, "stop_ids", ())),
+                       line_ends=self.llm_line_ends, blanks=self.llm_blanks)
 
   # -- host functions run by jax.pure_callback (numpy in, numpy out)
 
@@ -223,27 +229,36 @@ def step_ratio(slm_tok, llm_tok, texts: Sequence[str]) -> float:
   return max(1.0, llm_n / slm_n) if slm_n else 1.0
 
 
-def make_handoff(slm_tok, llm_tok, *, step_tokens: int, num_steps: int, granularity: str,
-                 texts: Sequence[str] = (), llm_step_tokens: int = 0,
-                 stream_margin: float = 1.0, strict: bool = True) -> Handoff | None:
-  """The handoff of a pair, or None when both tokenizers are the same (the rollout then
-  exchanges ids, as before). texts: sample solution lines; the LLM's step is sized by their
-  LLM tokens per SLM token (llm_step_tokens overrides it), its solution stream by num_steps
-  such steps times stream_margin (room for text denser than the samples, paid for in the
-  LLM's cache length: a margin of 1.5 cost the call-rate benchmark 8% at rate 1/8)."""
-  if slm_tok.fingerprint == llm_tok.fingerprint:
-    return None
+def check_granularity(granularity: str) -> None:
+  """ConfigError unless steps are lines: the only unit two tokenizers share."""
   if granularity != "line":
     raise errors.ConfigError(
         "rollout.granularity='tokens' needs one tokenizer: K SLM tokens are not K LLM "
         "tokens, and a cut inside a word has no text to hand over. Pairs with different "
         "tokenizers exchange whole lines (granularity='line').")
+
+
+def make_handoff(slm_tok, llm_tok, *, step_tokens: int, num_steps: int, granularity: str,
+                 texts: Sequence[str] = (), llm_step_tokens: int = 0,
+                 stream_margin: float = 1.0, strict: bool = True,
+                 llm_line_ends: tuple[int, ...] = (), llm_blanks: tuple[int, ...] = ()
+                 ) -> Handoff | None:
+  """The handoff of a pair, or None when both tokenizers are the same (the rollout then
+  exchanges ids, as before). texts: sample solution lines; the LLM's step is sized by their
+  LLM tokens per SLM token (llm_step_tokens overrides it), its solution stream by num_steps
+  such steps times stream_margin (room for text denser than the samples, paid for in the
+  LLM's cache length: a margin of 1.5 cost the call-rate benchmark 8% at rate 1/8).
+  llm_line_ends / llm_blanks: see Handoff."""
+  if slm_tok.fingerprint == llm_tok.fingerprint:
+    return None
+  check_granularity(granularity)
   if strict:
     check_expressible(slm_tok, llm_tok)
   ratio = step_ratio(slm_tok, llm_tok, texts)
   Kl = llm_step_tokens or math.ceil(step_tokens * ratio)
   Ls = math.ceil(num_steps * max(Kl, step_tokens) * stream_margin)
-  return Handoff(slm_tok, llm_tok, step_tokens, Kl, Ls)
+  return Handoff(slm_tok, llm_tok, step_tokens, Kl, Ls, tuple(llm_line_ends),
+                 tuple(llm_blanks))
 
 
 def llm_prompts(batch: dict[str, np.ndarray], handoff: Handoff, multiple: int = 16
@@ -253,7 +268,6 @@ def llm_prompts(batch: dict[str, np.ndarray], handoff: Handoff, multiple: int = 
   <bos> of the LLM first; the width rounded up to `multiple`. Raises DataError for a prompt
   whose text the LLM's tokenizer cannot write."""
   slm, llm = handoff.slm_tok, handoff.llm_tok
-  out = dict(batch)
   rows = {}
   for key in ("prompt", "redacted_prompt"):
     ids_BxP, len_B = np.asarray(batch[f"{key}_BxP"]), np.asarray(batch[f"{key}_len_B"])
@@ -266,10 +280,23 @@ def llm_prompts(batch: dict[str, np.ndarray], handoff: Handoff, multiple: int = 
             f"{text!r} reads back as {llm.decode(ids)!r}")
     rows[key] = [[llm.bos_id] + ids for ids in encoded]
   width = max(len(r) for rs in rows.values() for r in rs)
-  width = -(-width // multiple) * multiple
-  for key, rs in rows.items():
-    arr = np.full((len(rs), width), llm.pad_id, np.int32)
+  return with_llm_prompts(batch, llm.pad_id, rows["prompt"], rows["redacted_prompt"],
+                          -(-width // multiple) * multiple)
+
+
+def with_llm_prompts(batch: dict[str, np.ndarray], pad_id: int, prompts: Sequence[list[int]],
+                     redacted: Sequence[list[int]], width: int) -> dict[str, np.ndarray]:
+  """`batch` with the LLM's prompt ids (one list per row, full and redacted) padded to
+  `width` (a static shape: the LLM's stream is `width` + llm_solution_tokens long). Pairs
+  built from a config write each side's prompt with its own tokenizer and template
+  (collab/pair.py); ValueError for a prompt longer than `width`."""
+  out = dict(batch)
+  for key, rs in (("prompt", prompts), ("redacted_prompt", redacted)):
+    arr = np.full((len(rs), width), pad_id, np.int32)
     for b, r in enumerate(rs):
+      if len(r) > width:
+        raise ValueError(f"An LLM {key.replace('_', ' ')} of {len(r)} tokens does not fit in "
+                         f"{width}: raise the limit (llm_prompt_len, default prompt_len)")
       arr[b, :len(r)] = r
     out[f"llm_{key}_BxP"] = arr
     out[f"llm_{key}_len_B"] = np.array([len(r) for r in rs], np.int32)

@@ -3,7 +3,9 @@
 Gate training and evaluation (collab/train/gate.py, collab/evaluate.py) take this path when the
 config names checkpoint directories (`slm_hf_dir`, `llm_hf_dir`, see configs/pairs/) and read
 problems from `data_dir` (train.jsonl, test.jsonl, optional validation.jsonl; the TFDS builder
-of collab/data/tfds_gsm8k.py prepares them once under assets_dir/gsm8k).
+of collab/data/tfds_gsm8k.py prepares them once under assets_dir/gsm8k). The two checkpoints
+may have different tokenizers (a cross-family pair): collab/pair.py then builds the rollout
+with a handoff (collab/handoff.py, docs/tokenizers.md).
 """
 from __future__ import annotations
 
@@ -54,26 +56,30 @@ def architecture_fields(path: str) -> dict[str, Any]:
 
 def load_models(config: ml_collections.ConfigDict) -> tuple[Any, Any, ModelConfig, ModelConfig,
                                                             hf_tokenizer.HFTokenizer,
+                                                            hf_tokenizer.HFTokenizer | None,
                                                             dict[str, Any]]:
-  """(slm_params, llm_params, slm_cfg, llm_cfg, tokenizer, vocab) of the two checkpoints
-  (Hugging Face directories or GGUF files), both embeddings at one width.
+  """(slm_params, llm_params, slm_cfg, llm_cfg, tokenizer, llm_tokenizer, vocab) of the two
+  checkpoints (Hugging Face directories or GGUF files). llm_tokenizer is None when both
+  checkpoints have the same tokenizer, else the LLM's (the pair then exchanges text at step
+  boundaries, collab/handoff.py).
 
-  The width: the tokenizer's ids (its vocabulary plus the task's markup tokens, see
+  One tokenizer: both embeddings at one width, since the LLM's ids are fed to the SLM. The
+  width: the tokenizer's ids (its vocabulary plus the task's markup tokens, see
   collab/data/hf_tokenizer.py) must all have rows. A checkpoint whose embedding is full gets
   rows added (`hf_io.resize_vocab`, the mean of the existing rows, as transformers'
   `resize_token_embeddings`); a wider one is cropped to the narrower (`hf_io.crop_vocab`).
-  `vocab` records it: {"rows": the pair's width, "SLM"/"LLM": {"checkpoint_rows": n,
-  "rows_added": k, "rows_cropped": m, "added_init": ...}}; exports keep it (export.json
-  and each model's metadata).
+  Two tokenizers: each model keeps its own width, rows added where its tokenizer's ids need
+  them. `vocab` records it: {"rows": the pair's width (two tokenizers: {"SLM": n, "LLM": m}),
+  "SLM"/"LLM": {"checkpoint_rows": n, "rows_added": k, "rows_cropped": m, "added_init": ...}
+  (two tokenizers: "rows" too)}; exports keep it (export.json and each model's metadata).
 
-  Errors: a missing directory; two tokenizers (naming both); a checkpoint whose architecture
-  differs from the config's `models` (every field, norm eps included)."""
+  Errors: a missing directory; a checkpoint whose architecture differs from the config's
+  `models` (every field, norm eps included)."""
   dirs = {"SLM": config.get("slm_hf_dir"), "LLM": config.get("llm_hf_dir")}
   missing = [role for role, d in dirs.items() if not d]
   if missing:
     raise errors.ConfigError(f"An imported pair needs both slm_hf_dir and llm_hf_dir; {missing} "
                              "unset")
-  names = {"SLM": config.slm, "LLM": config.llm}
   loaded, toks = {}, {}
   for role, d in dirs.items():
     if not (os.path.isdir(d) or (d.endswith(".gguf") and os.path.isfile(d))):
@@ -83,28 +89,47 @@ def load_models(config: ml_collections.ConfigDict) -> tuple[Any, Any, ModelConfi
     if expected:
       _check_architecture(cfg, hf_io.config_from_hf(dict(expected)), f"{role} {d}")
     loaded[role] = (params, cfg)
-  hf_tokenizer.check_same_tokenizer(toks["SLM"], toks["LLM"], f"SLM {names['SLM']} ({dirs['SLM']})",
-                                    f"LLM {names['LLM']} ({dirs['LLM']})")
-  # The LLM's tokens are fed to the SLM (and back): one width for both, at least the
-  # tokenizer's ids, so no model is fed an id it lacks.
-  tok = toks["SLM"]
-  common = max(tok.vocab_size, min(cfg.vocab_size for _, cfg in loaded.values()))
-  vocab: dict[str, Any] = {"rows": common}
+  shared = toks["SLM"].fingerprint == toks["LLM"].fingerprint
+  if shared:
+    # The LLM's tokens are fed to the SLM (and back): one width for both, at least the
+    # tokenizer's ids, so no model is fed an id it lacks.
+    common = max(toks["SLM"].vocab_size, min(cfg.vocab_size for _, cfg in loaded.values()))
+    widths = {role: common for role in loaded}
+  else:
+    logging.info("SLM %s and LLM %s have different tokenizers (%s vs %s): text crosses at "
+                 "step boundaries (collab/handoff.py)", dirs["SLM"], dirs["LLM"],
+                 toks["SLM"].describe(), toks["LLM"].describe())
+    widths = {role: max(toks[role].vocab_size, cfg.vocab_size)
+              for role, (_, cfg) in loaded.items()}
+  vocab: dict[str, Any] = {"rows": widths["SLM"] if shared else dict(widths)}
   out = {}
   for role, (params, cfg) in loaded.items():
+    width = widths[role]
     vocab[role] = {"checkpoint_rows": cfg.vocab_size,
-                   "rows_added": max(0, common - cfg.vocab_size),
-                   "rows_cropped": max(0, cfg.vocab_size - common),
-                   "added_init": "mean of the checkpoint's rows"}
-    if common > cfg.vocab_size:
+                   "rows_added": max(0, width - cfg.vocab_size),
+                   "rows_cropped": max(0, cfg.vocab_size - width),
+                   "added_init": "mean of the checkpoint's rows",
+                   **({} if shared else {"rows": width})}
+    if width > cfg.vocab_size:
       logging.info("%s %s: embedding resized from %d to %d rows for the tokenizer's ids "
                    "(new rows: the mean of the existing rows)", role, dirs[role],
-                   cfg.vocab_size, common)
-      out[role] = hf_io.resize_vocab(params, cfg, common)
+                   cfg.vocab_size, width)
+      out[role] = hf_io.resize_vocab(params, cfg, width)
     else:
-      out[role] = hf_io.crop_vocab(params, cfg, common)
+      out[role] = hf_io.crop_vocab(params, cfg, width)
   (slm_params, slm_cfg), (llm_params, llm_cfg) = out["SLM"], out["LLM"]
-  return slm_params, llm_params, slm_cfg, llm_cfg, tok, vocab
+  return (slm_params, llm_params, slm_cfg, llm_cfg, toks["SLM"],
+          None if shared else toks["LLM"], vocab)
+
+
+def sample_lines(config: ml_collections.ConfigDict, limit: int = 64) -> list[str]:
+  """Question and solution lines of the first `limit` training problems of config.data_dir
+  (read from the JSONL itself): the text a mixed pair's LLM steps are sized on."""
+  path = os.path.join(config.data_dir, f"{config.rl.get('split', 'train')}.jsonl")
+  if not os.path.exists(path):
+    path = os.path.join(config.data_dir, "train.jsonl")
+  examples = tfds_gsm8k.read_jsonl(path)[:limit]
+  return [line for e in examples for line in e["text"].split("\n")]
 
 
 # Fields that change no maths: the dtypes are a choice at load time.

@@ -4,18 +4,23 @@ Training (collab/train/gate.py), evaluation (collab/evaluate.py), checkpoint sel
 price calibration, export and the studies all build what they run from here, so a config
 means the same models, tokenizer, problems and rollout everywhere.
 
-  pair = load_pair(config)                       # frozen SLM and LLM, one tokenizer
+  pair = load_pair(config)                       # frozen SLM and LLM, one or two tokenizers
   setup = make_setup(config, pair)               # static: model configs, gate, rollout
   episodes = make_episodes(config, pair, load_records(config, pair, split, n))
 
 A pair is either two presets pretrained here (config.slm / config.llm under
 config.pretrain_dir, see collab/train/pretrain.py) or two Hugging Face checkpoints
-(config.slm_hf_dir / config.llm_hf_dir, collab/hf_pair.py).
+(config.slm_hf_dir / config.llm_hf_dir, collab/hf_pair.py). Two checkpoints with different
+tokenizers make a cross-family pair: each side's prompts are written with its own tokenizer
+and prompt style (config.llm_prompt over config.prompt for the LLM), and the rollout carries a
+handoff that moves text between them at step boundaries (collab/handoff.py; config.handoff:
+strict, stream_margin, llm_step_tokens). `tokens` granularity is refused for such a pair.
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
 from typing import Any
 
@@ -27,6 +32,7 @@ from collab import checkpoint as ckpt_lib
 from collab import config_args
 from collab import errors
 from collab import gating
+from collab import handoff as handoff_lib
 from collab import hf_pair
 from collab import rl
 from collab import rollout as rollout_lib
@@ -40,7 +46,7 @@ from collab.models import config as model_config
 
 @dataclasses.dataclass(frozen=True)
 class Pair:
-  """A frozen SLM and LLM that share a tokenizer."""
+  """A frozen SLM and LLM: sharing a tokenizer, or each with its own (llm_tokenizer set)."""
   slm_params: Any
   llm_params: Any
   slm_cfg: Any
@@ -49,6 +55,10 @@ class Pair:
   # Imported pairs: how the embeddings were fitted to the tokenizer (rows added or cropped,
   # hf_pair.load_models); None for pairs pretrained here.
   vocab: dict[str, Any] | None = None
+  # Two tokenizers: the LLM's (None: it shares `tokenizer`), and its tokens per SLM token on
+  # sample solution lines (the LLM's step length, collab/handoff.py).
+  llm_tokenizer: tokenizer_lib.TokenizerBase | None = None
+  llm_step_ratio: float = 1.0
 
 
 def task_config(config: ml_collections.ConfigDict) -> task_lib.TaskConfig:
@@ -73,10 +83,14 @@ def load_model(workdir: str):
 def load_pair(config: ml_collections.ConfigDict) -> Pair:
   """The pair a gate config names (its presets must be pretrained already)."""
   if hf_pair.uses_hf_models(config):  # Hugging Face checkpoints or GGUF files (configs/pairs/)
-    slm_params, llm_params, slm_cfg, llm_cfg, tok, vocab = hf_pair.load_models(config)
+    slm_params, llm_params, slm_cfg, llm_cfg, tok, llm_tok, vocab = hf_pair.load_models(config)
     # Chat prompts: the tokenizer's eos becomes the template's turn end (prompts.py).
     tok = prompts_lib.task_tokenizer(tok, prompt_config(config).resolve(tok))
-    return Pair(slm_params, llm_params, slm_cfg, llm_cfg, tok, vocab)
+    if llm_tok is None:
+      return Pair(slm_params, llm_params, slm_cfg, llm_cfg, tok, vocab)
+    llm_tok = prompts_lib.task_tokenizer(llm_tok, llm_prompt_config(config).resolve(llm_tok))
+    return Pair(slm_params, llm_params, slm_cfg, llm_cfg, tok, vocab, llm_tok,
+                _step_ratio(config, tok, llm_tok))
   slm_params, slm_cfg, slm_tok = load_model(model_dir(config, config.slm))
   llm_params, llm_cfg, llm_tok = load_model(model_dir(config, config.llm))
   if slm_tok.fingerprint != llm_tok.fingerprint:
@@ -124,6 +138,63 @@ def prompt_config(config: ml_collections.ConfigDict) -> prompts_lib.PromptConfig
   return config_args.to_dataclass(prompts_lib.PromptConfig, config.prompt, "config.prompt")
 
 
+def llm_prompt_config(config: ml_collections.ConfigDict) -> prompts_lib.PromptConfig:
+  """The LLM's prompts in a pair with two tokenizers: config.prompt, with the fields of
+  config.llm_prompt over it (e.g. worked examples for a base model that has no template)."""
+  base = prompt_config(config)
+  over = config.get("llm_prompt")
+  if not over:
+    return base
+  return config_args.to_dataclass(prompts_lib.PromptConfig,
+                                  dict(dataclasses.asdict(base), **dict(over)),
+                                  "config.llm_prompt")
+
+
+HANDOFF_DEFAULTS = dict(strict=True, stream_margin=1.0, llm_step_tokens=0)
+
+
+def handoff_settings(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """config.handoff over HANDOFF_DEFAULTS (collab/handoff.make_handoff's arguments)."""
+  out = dict(HANDOFF_DEFAULTS, **dict(config.get("handoff") or {}))
+  unknown = sorted(set(out) - set(HANDOFF_DEFAULTS))
+  if unknown:
+    raise errors.ConfigError(f"Unknown key(s) {unknown} in config.handoff; valid: "
+                             f"{sorted(HANDOFF_DEFAULTS)}")
+  return out
+
+
+def _step_ratio(config: ml_collections.ConfigDict, tok, llm_tok) -> float:
+  """Checks that a pair with two tokenizers can run (line steps; each tokenizer writes the
+  other's pieces, unless config.handoff.strict is False) and returns the LLM's tokens per SLM
+  token on the training problems' lines."""
+  handoff_lib.check_granularity(config.rollout.granularity)
+  if handoff_settings(config)["strict"]:
+    try:
+      handoff_lib.check_expressible(tok, llm_tok)
+    except tokenizer_lib.TokenizerMismatchError as e:
+      raise tokenizer_lib.TokenizerMismatchError(
+          f"{e} In a pair config: config.handoff = dict(strict=False), as "
+          "configs/pairs/smollm2_gemma3.py sets.") from None
+  return handoff_lib.step_ratio(tok, llm_tok, hf_pair.sample_lines(config))
+
+
+def make_handoff(config: ml_collections.ConfigDict, pair: Pair) -> handoff_lib.Handoff | None:
+  """The rollout's handoff of a pair with two tokenizers (None for one tokenizer). The
+  pair's checks ran when it was loaded (load_pair), so none runs again here."""
+  if pair.llm_tokenizer is None:
+    return None
+  settings, K = handoff_settings(config), config.rollout.step_tokens
+  llm_tok = pair.llm_tokenizer
+  line_ends, blanks = (prompts_lib.line_tokens(llm_tok)
+                       if llm_prompt_config(config).steps == "nonempty_lines" else ((), ()))
+  return handoff_lib.make_handoff(
+      pair.tokenizer, llm_tok, step_tokens=K, num_steps=config.rollout.num_steps,
+      granularity=config.rollout.granularity,
+      llm_step_tokens=settings["llm_step_tokens"] or math.ceil(K * pair.llm_step_ratio),
+      stream_margin=settings["stream_margin"], strict=False, llm_line_ends=line_ends,
+      llm_blanks=blanks)
+
+
 def make_setup(config: ml_collections.ConfigDict, pair: Pair) -> rollout_lib.Setup:
   tok = pair.tokenizer
   specials = rollout_lib.Specials.from_tokenizer(tok)
@@ -136,12 +207,17 @@ def make_setup(config: ml_collections.ConfigDict, pair: Pair) -> rollout_lib.Set
     specials = specials._replace(stops=tuple(getattr(tok, "stop_ids", ())),
                                  line_ends=line_ends, blanks=blanks)
     scorer = prompts_lib.scorer(tok, pcfg)
+    few_shot = prompts_lib.FEW_SHOT_QUESTION
+    if (scorer is not None and pair.llm_tokenizer is not None and few_shot not in scorer.cut
+        and llm_prompt_config(config).resolve(pair.llm_tokenizer).style == "few_shot"):
+      # A few-shot LLM writes the next 'Question:' too: the solution ends before it.
+      scorer = prompts_lib.NumberScorer(tok, scorer.cut + (few_shot,))
   return rollout_lib.Setup(
       slm=pair.slm_cfg, llm=pair.llm_cfg,
       gate=config_args.to_dataclass(gating.GateConfig, config.gate, "config.gate"),
       rollout=config_args.to_dataclass(rollout_lib.RolloutConfig, config.rollout,
                                        "config.rollout"),
-      specials=specials, scorer=scorer)
+      specials=specials, scorer=scorer, handoff=make_handoff(config, pair))
 
 
 def make_episodes(config: ml_collections.ConfigDict, pair: Pair, records
@@ -154,11 +230,24 @@ def make_episodes(config: ml_collections.ConfigDict, pair: Pair, records
     shots = load_records(config, pair, "train", pcfg.shots) if pcfg.shots else []
     prompt_fn = functools.partial(prompts_lib.prompt_ids, pair.tokenizer, pcfg, shots=shots)
     answers = pcfg.scoring
-  return episodes_lib.make_episodes(
+  batch = episodes_lib.make_episodes(
       records, pair.tokenizer, prompt_len=config.prompt_len,
       num_steps=config.rollout.num_steps, step_tokens=config.rollout.step_tokens,
       granularity=config.rollout.granularity, prompt_fn=prompt_fn,
       answers="number" if answers == "number" else "line")
+  if pair.llm_tokenizer is None:
+    return batch
+  # Two tokenizers: the LLM's own prompts, written from the questions with its tokenizer and
+  # prompt style (its template; a base model's few-shot text, with its bos), not translated
+  # from the SLM's, whose template the LLM was never trained on.
+  llm_tok = pair.llm_tokenizer
+  lpcfg = llm_prompt_config(config).resolve(llm_tok)
+  shots = load_records(config, pair, "train", lpcfg.shots) if lpcfg.shots else []
+  llm_fn = functools.partial(prompts_lib.prompt_ids, llm_tok, lpcfg, shots=shots)
+  return handoff_lib.with_llm_prompts(
+      batch, llm_tok.pad_id, [llm_fn(r["question"]) for r in records],
+      [llm_fn(task_lib.redacted(r["question"])) for r in records],
+      config.get("llm_prompt_len") or config.prompt_len)
 
 
 def eval_episodes(config: ml_collections.ConfigDict, pair: Pair) -> dict[str, np.ndarray]:
