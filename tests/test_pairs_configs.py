@@ -144,3 +144,16 @@ def test_runlocal_and_bad_arguments():
     _module("llama3").get_config("tpu=v9-8")
   with pytest.raises(ValueError, match="does not divide"):
     _module("llama3").get_config("model_axis=3")
+
+
+def test_cross_family_pair_config_names_what_is_missing(tmp_path):
+  """configs/pairs/smollm2_gemma3.py (SmolLM2 SLM, Gemma 3 LLM: two tokenizers) reads its
+  architectures from the GGUF files (DERIVED, so not among PAIR_FILES): a missing file is a
+  ConfigError naming the make target. tests/test_mixed_pair.py builds it on tiny GGUF files,
+  tests/e2e/test_smollm2_gemma3_pair_real.py on the real ones."""
+  from collab import errors  # pylint: disable=g-import-not-at-top
+  module = _module("smollm2_gemma3")
+  assert module.DERIVED and "smollm2_gemma3" not in PAIR_FILES
+  assert "make real-models" in module.missing(llm_dir=str(tmp_path / "none.gguf"))
+  with pytest.raises(errors.ConfigError, match="make real-models"):
+    module.get_config(f"llm_dir={tmp_path / 'none.gguf'}")

@@ -25,8 +25,10 @@ every crossing, collab/handoff.py).
 arg keys: slm_dir, llm_dir, data_dir (defaults: the files in .cache/), seed, call_cost, steps
 (gate training steps, 4), problems (training problems per step, 2), eval_problems (8),
 num_steps / step_tokens (decisions per problem and SLM tokens per decision, 6 x 32),
-prompt_len (192: the SLM's chat prompts), shots (the LLM's worked problems, 1), llm_prompt_len
-(320), runlocal (2 training steps, 2 problems evaluated, 3 x 16 tokens: for tests).
+prompt_len (192: the SLM's chat prompts, 56-172 tokens), shots (the LLM's worked problems, 1),
+llm_prompt_len (352; GSM-Symbolic's one-shot Gemma prompts are up to 326 tokens), runlocal (2
+training steps, 2 problems evaluated, 3 x 16 tokens, llm_prompt_len 448: for tests, whose
+problems and worked example differ).
 """
 import os
 
@@ -53,7 +55,7 @@ def get_config(arg=None):
   arg = config_args.parse_arg(
       arg, slm_dir=SMOLLM2, llm_dir=GEMMA3, data_dir=DATA_DIR, seed=0, call_cost=0.02,
       steps=0, problems=2, eval_problems=0, num_steps=0, step_tokens=0, prompt_len=192,
-      shots=1, llm_prompt_len=320, runlocal=False)
+      shots=1, llm_prompt_len=0, runlocal=False)
   reason = missing(arg.slm_dir, arg.llm_dir, arg.data_dir)
   if reason:
     raise errors.ConfigError(reason)
@@ -68,7 +70,7 @@ def get_config(arg=None):
   # The LLM's own prompts (collab/pair.py): config.prompt with these fields over it. Gemma has
   # no chat template, so 'auto' gives few-shot text, BOS first.
   config.llm_prompt = ml_collections.ConfigDict(dict(shots=arg.shots))
-  config.llm_prompt_len = arg.llm_prompt_len
+  config.llm_prompt_len = arg.llm_prompt_len or (448 if arg.runlocal else 352)
   config.handoff = ml_collections.ConfigDict(dict(strict=False, stream_margin=1.0,
                                                   llm_step_tokens=0))
   # The baselines asked for: SLM alone, LLM alone, random asking and the confidence threshold
@@ -76,4 +78,6 @@ def get_config(arg=None):
   config.eval.update(every_k=(), fixed_steps=())
   config.eval.line_kinds.problems = 0
   config.eval.router.problems = 0
+  if not arg.runlocal:
+    config.rl.num_train_problems = 64  # a short training reads few of them
   return config

@@ -1,0 +1,54 @@
+"""configs/pairs/smollm2_gemma3.py end to end on the real files: SmolLM2-135M-Instruct (GGUF,
+byte-level BPE, ChatML) as SLM and Gemma 3 270M (GGUF, SentencePiece-style, BOS, few-shot) as
+LLM on GSM-Symbolic JSONL: a gate trained for 2 steps by experiments.train_gate, then
+experiments.evaluate (SLM alone, LLM alone, random asking, the threshold, the oracle) on 2
+problems, both as a user runs them. Skips, saying why, without the models (`make real-models`)
+or the wheel (`make gsm-symbolic`). Minutes on two cores, hence tests/e2e/."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from collab.data import gsm_symbolic
+from collab.data import reasoning_gym_wheel
+from collab.models import real_models
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SLM, LLM, WHEEL = real_models.find("smollm2"), real_models.find("gemma3"), reasoning_gym_wheel.find()
+pytestmark = pytest.mark.skipif(
+    SLM is None or LLM is None or WHEEL is None,
+    reason="; ".join(r for r in (SLM is None and real_models.missing_reason("smollm2"),
+                                 LLM is None and real_models.missing_reason("gemma3"),
+                                 WHEEL is None and reasoning_gym_wheel.missing_reason()) if r))
+
+
+def _run(module, *args):
+  # One CPU device, as a user's machine has, and XLA's usual optimisation.
+  env = dict(os.environ, XLA_FLAGS="")
+  out = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True,
+                       text=True, timeout=1800, env=env)
+  assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+  return out.stdout + out.stderr
+
+
+def test_train_two_steps_and_evaluate(tmp_path):
+  data = tmp_path / "gsm"
+  gsm_symbolic.build(str(data), gsm_symbolic.Spec(train=16, validation=0, test=4, heldout=2),
+                     reasoning_gym_wheel.load_generators(WHEEL))
+  config = (f"--config={ROOT}/configs/pairs/smollm2_gemma3.py:runlocal,slm_dir={SLM},"
+            f"llm_dir={LLM},data_dir={data}")
+  workdir = str(tmp_path / "run")
+  _run("experiments.train_gate", config, f"--workdir={workdir}")
+  assert os.path.isdir(os.path.join(workdir, "gate"))
+  _run("experiments.evaluate", config, f"--workdir={workdir}")
+  with open(os.path.join(workdir, "metrics.json")) as f:
+    metrics = json.load(f)
+  assert metrics["num_problems"] == 2
+  policies = metrics["policies"]
+  assert {"gate", "slm_alone", "llm_alone", "random_0.5", "threshold_-1"} <= set(policies)
+  assert policies["slm_alone"]["calls"]["mean"] == 0
+  assert policies["llm_alone"]["calls"]["mean"] >= 1  # every step of every problem asks
+  assert policies["llm_alone"]["llm_tokens"]["mean"] > 0  # Gemma tokens written
+  assert all(0 <= p["accuracy"]["mean"] <= 1 for p in policies.values())
