@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from collab import errors
+from collab import evaluate
 from collab import export
 from collab import gating
 from collab import pair as pair_lib
@@ -28,7 +29,7 @@ import gguf_files  # noqa: E402  (after the skips)
 
 def _write_data(path):
   os.makedirs(path)
-  for split, seeds in (("train", range(8)), ("test", range(100, 104))):
+  for split, seeds in (("train", range(8)), ("test", range(100, 108))):
     with open(os.path.join(path, f"{split}.jsonl"), "w") as f:
       for i in seeds:
         a, b = 3 + i % 7, 10 + i % 5
@@ -114,6 +115,24 @@ def test_a_rollout_crosses_between_the_tokenizers(env):
   assert int(final.context_tokens_B.min()) >= int(batch["llm_prompt_len_B"].min())
   steps, final = runs["self"]
   assert int(final.calls_B.sum()) == 0 and not (final.writer_BxL == 2).any()
+
+
+def test_gate_training_and_evaluation_run(env):
+  """gate.train, then every baseline the config asks for, as the entry points run them (one
+  problem per fake device)."""
+  cfg = env["config"]()
+  cfg.rl.problems_per_step = jax.device_count()
+  cfg.eval.update(num_problems=8, batch_size=8)
+  workdir = str(env["root"] / "trained")
+  gate_lib.train(cfg, workdir)
+  cfg = pair_lib.resolve_assets_dir(cfg, workdir)
+  gate_params, _ = pair_lib.load_gate(workdir)
+  metrics = evaluate.evaluate(cfg, env["pair"], gate_params, str(env["root"] / "eval"))
+  policies = metrics["policies"]
+  assert {"gate", "slm_alone", "llm_alone", "random_0.5", "threshold_-1"} <= set(policies)
+  assert policies["slm_alone"]["calls"]["mean"] == 0
+  llm_alone = policies["llm_alone"]
+  assert llm_alone["calls"]["mean"] == cfg.rollout.num_steps and llm_alone["llm_tokens"]["mean"] > 0
 
 
 def test_same_tokenizer_pair_goes_the_old_way(env):
