@@ -17,10 +17,11 @@ Each model alone solves few GSM-Symbolic problems (3 of 10 simple ones each, by 
 pair tests the mechanics of a cross-family pair (two tokenizers, two prompt formats, BOS) end
 to end, not whether asking a larger model pays off.
 
-strict=False: three of Gemma's 262,144 pieces (the control characters U+0013 and U+0014 and a
-private-use character) do not survive SmolLM2's tokenizer, so the pair is refused by the
-piece check; text with them never reaches the other model (each row's text is checked at
-every crossing, collab/handoff.py).
+strict=False: three of Gemma's 262,144 pieces (the control characters U+0013 and U+0014 and
+the unassigned code point U+BFABA) do not survive SmolLM2's tokenizer
+(`handoff.check_expressible` on the two files' tokenizers; every SmolLM2 piece survives
+Gemma's), so the piece check would refuse the pair; text with them never reaches the other
+model (each row's text is checked at every crossing, collab/handoff.py).
 
 arg keys: slm_dir, llm_dir, data_dir (defaults: the files in .cache/), seed, call_cost, steps
 (gate training steps, 4), problems (training problems per step, 2), eval_problems (8),
