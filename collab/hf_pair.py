@@ -124,7 +124,10 @@ def load_models(config: ml_collections.ConfigDict) -> tuple[Any, Any, ModelConfi
 
 def sample_lines(config: ml_collections.ConfigDict, limit: int = 64) -> list[str]:
   """Question and solution lines of the first `limit` training problems of config.data_dir
-  (read from the JSONL itself): the text a mixed pair's LLM steps are sized on."""
+  (read from the JSONL itself): the text a mixed pair's LLM steps are sized on. None without
+  data_dir (load_records then says what is missing)."""
+  if not config.get("data_dir"):
+    return []
   path = os.path.join(config.data_dir, f"{config.rl.get('split', 'train')}.jsonl")
   if not os.path.exists(path):
     path = os.path.join(config.data_dir, "train.jsonl")
