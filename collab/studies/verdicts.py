@@ -441,7 +441,9 @@ def claim_world(setting: dict[str, Any], rivals: dict[str, str | None]) -> dict[
     g = setting["gain_vs"][rival]
     lows.append(g["mean"] - g["ci95"])
     highs.append(g["mean"] + g["ci95"])
-    parts.append(f"vs {family} ({rival}) {100 * g['mean']:+.1f} "
+    # A family with no point at or under the gate's calls starts from SLM alone (0 calls).
+    who = "none at or under its calls: SLM alone" if rival == "slm_alone" else rival
+    parts.append(f"vs {family} ({who}) {100 * g['mean']:+.1f} "
                  f"{interval(g['mean'], g['ci95'])}")
   if not lows:
     return {"verdict": INCONCLUSIVE, "effect": "no rival point to compare", "ci": "-"}
