@@ -160,6 +160,14 @@ def test_worlds_never_share_study_baselines():
   assert runner.baseline_key(held) == "test_tiny__gpt2_tiny__line16x8_b8__heldout_entities0.25"
 
 
+def test_worlds_study_gate_args_name_their_settings():
+  from configs.studies import worlds
+  runs = worlds.get_config("worlds=fallible,gate=steps=480:init=router,seeds=1").runs
+  assert [r["name"] for r in runs] == ["fallible+steps480+initrouter__s0"]
+  assert runs[0]["arg"].endswith("steps=480,init=router,seed=0")
+  assert [r["name"] for r in worlds.get_config("worlds=arith,seeds=1").runs] == ["arith__s0"]
+
+
 def test_pretrain_config_args_set_overlap_and_arith_weight():
   path = os.path.join(ROOT, "configs", "pretrain.py")
   spec = importlib.util.spec_from_file_location("pretrain_config", path)

@@ -2,7 +2,8 @@
 the supervised router and the line-kind rule in the default world, with held-out knowledge,
 with a fallible LLM, and with an SLM sound at arithmetic. arg keys: worlds (':'-separated of
 default, heldout, fallible, arith), heldout (the share of entities held out), call_cost,
-seeds, first_seed, runlocal.
+gate (more configs/gate.py args for every gate, ':'-separated, e.g. steps=480:init=router;
+the settings are then named <world>+<args>), seeds, first_seed, runlocal.
 
   python -m experiments.study --config=configs/studies/worlds.py --workdir=runs/studies/worlds
 """
@@ -12,7 +13,7 @@ WORLDS = ("default", "heldout", "fallible", "arith")
 
 
 def get_config(arg=None):
-  arg = common.parse(arg, worlds=":".join(WORLDS), heldout=0.25, call_cost=0.02)
+  arg = common.parse(arg, worlds=":".join(WORLDS), heldout=0.25, call_cost=0.02, gate="")
   config = common.base_config("worlds", arg)
   if arg.runlocal:  # the rivals are the point: fitted on 16 problems (runlocal has them off)
     config.fitted_problems = 16
@@ -27,6 +28,9 @@ def get_config(arg=None):
   unknown = sorted(set(worlds) - set(WORLDS))
   if unknown or not worlds:
     raise ValueError(f"worlds must be ':'-separated names of {WORLDS}, got {arg.worlds!r}")
+  extra = [a for a in arg.gate.split(":") if a]
+  suffix = "".join("+" + a.replace("=", "") for a in extra)
   for world in worlds:
-    common.add_runs(config, world, f"{pairs[world]},call_cost={arg.call_cost}")
+    common.add_runs(config, world + suffix,
+                    ",".join([pairs[world], f"call_cost={arg.call_cost}"] + extra))
   return config
