@@ -13,7 +13,8 @@ its ChatML template; Gemma, which has no template, BOS and `shots` worked proble
 text ("Question: ... Answer: ... #### N"). Both write steps on non-empty lines; answers are
 compared as numbers, a few-shot 'Question:' the LLM starts ending the solution.
 
-Each model alone solves few GSM-Symbolic problems (3 of 10 simple ones each, by hand), so this
+Each model alone solves few GSM-Symbolic problems (3 of 10 simple ones each in a hand test
+reported with issue 22; 0 of 8 test problems in results/smollm2_gemma3/), so this
 pair tests the mechanics of a cross-family pair (two tokenizers, two prompt formats, BOS) end
 to end, not whether asking a larger model pays off.
 
