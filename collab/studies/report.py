@@ -20,7 +20,8 @@ VARIANTS = {
         ("constraints_last", "Constraints: the same gates' last steps (selection's control)"),
         ("constraints_privacy", "Constraints: privacy cost, seeds 3-5")),
     "granularity": (("granularity_causal", "Granularity: causal credit, 3 seeds"),),
-    "budget": (("budget_causal", "Budget: causal credit, dual ascent against price calibration"),)}
+    "budget": (("budget_causal", "Budget: causal credit, dual ascent against price calibration"),),
+    "worlds": (("worlds_fallible_long", "Worlds: a fallible LLM, gates trained 480 steps"),)}
 
 
 def machine() -> dict[str, Any]:
@@ -175,15 +176,15 @@ def verdict_rows(results_dir: str) -> list[dict[str, str]]:
                                 "verdict": v.INCONCLUSIVE if load("constraints")
                                 else v.NOT_RUN}, section=link("constraints"))
 
-  worlds = load("worlds")
-  if worlds is None:
+  if load("worlds") is None:
     row(CLAIM_WORLDS, "default, held-out knowledge, fallible LLM, SLM sound at arithmetic",
         section="results/worlds")
-  else:
+  for study in ("worlds",) + tuple(d for d, _ in VARIANTS["worlds"]):
+    worlds = load(study) or {"settings": {}}
     for name, setting in worlds["settings"].items():
       row(CLAIM_WORLDS, f"{name} world: {setting['slm']} x {setting['llm']}",
           v.claim_world(setting, worlds["rivals"][name]), v.seeds_text(setting["seeds"]),
-          link("worlds"))
+          link(study))
 
   study = "budget_causal" if load("budget_causal") else "budget"
   if load(study) is None:
