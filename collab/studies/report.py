@@ -21,7 +21,8 @@ VARIANTS = {
         ("constraints_privacy", "Constraints: privacy cost, seeds 3-5")),
     "granularity": (("granularity_causal", "Granularity: causal credit, 3 seeds"),),
     "budget": (("budget_causal", "Budget: causal credit, dual ascent against price calibration"),),
-    "worlds": (("worlds_fallible_long", "Worlds: a fallible LLM, gates trained 480 steps"),)}
+    "worlds": (("worlds_fallible_long", "Worlds: a fallible LLM, gates trained 480 steps"),
+               ("worlds_default_long", "Worlds: the default world, gates trained 480 steps"))}
 
 
 def machine() -> dict[str, Any]:
