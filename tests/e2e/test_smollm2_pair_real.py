@@ -5,42 +5,26 @@ why, without the model (`make real-models`) or the wheel (`make gsm-symbolic`). 
 cores (the 30-layer rollout compiles in each process), hence tests/e2e/."""
 import json
 import os
-import subprocess
-import sys
-
-import pytest
 
 from collab.data import gsm_symbolic
 from collab.data import reasoning_gym_wheel
 from collab.models import real_models
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import real_runs  # tests/e2e/real_runs.py
+
 MODEL, WHEEL = real_models.find("smollm2"), reasoning_gym_wheel.find()
-pytestmark = pytest.mark.skipif(
-    MODEL is None or WHEEL is None,
-    reason="; ".join(r for r in (MODEL is None and real_models.missing_reason("smollm2"),
-                                 WHEEL is None and reasoning_gym_wheel.missing_reason()) if r))
-
-
-def _run(module, *args):
-  # One CPU device, as a user's machine has (the suite's 8 fake devices would split 4
-  # problems per training step over 8), and XLA's usual optimisation: the real model runs.
-  env = dict(os.environ, XLA_FLAGS="")
-  out = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True,
-                       text=True, timeout=1800, env=env)
-  assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-  return out.stdout + out.stderr
+pytestmark = real_runs.skip_without("smollm2")
 
 
 def test_train_two_steps_and_evaluate_every_baseline(tmp_path):
   data = tmp_path / "gsm"
   gsm_symbolic.build(str(data), gsm_symbolic.Spec(train=64, validation=0, test=8, heldout=4),
                      reasoning_gym_wheel.load_generators(WHEEL))
-  config = f"--config={ROOT}/configs/pairs/smollm2.py:runlocal,data_dir={data}"
+  config = f"--config={real_runs.ROOT}/configs/pairs/smollm2.py:runlocal,data_dir={data}"
   workdir = str(tmp_path / "run")
-  _run("experiments.train_gate", config, f"--workdir={workdir}")
+  real_runs.run_entry_point("experiments.train_gate", config, f"--workdir={workdir}")
   assert os.path.isdir(os.path.join(workdir, "gate"))
-  _run("experiments.evaluate", config, f"--workdir={workdir}")
+  real_runs.run_entry_point("experiments.evaluate", config, f"--workdir={workdir}")
   with open(os.path.join(workdir, "metrics.json")) as f:
     metrics = json.load(f)
   assert metrics["num_problems"] == 4
