@@ -11,7 +11,7 @@ from collab.data import gsm_symbolic
 from collab.data import reasoning_gym_wheel
 from collab.models import real_models
 
-import real_runs  # tests/e2e/real_runs.py
+import real_runs  # tests/real_runs.py
 
 SLM, LLM, WHEEL = real_models.find("smollm2"), real_models.find("gemma3"), reasoning_gym_wheel.find()
 pytestmark = real_runs.skip_without("smollm2", "gemma3")

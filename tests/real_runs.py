@@ -9,7 +9,7 @@ import pytest
 from collab.data import reasoning_gym_wheel
 from collab.models import real_models
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def skip_without(*models: str):
