@@ -376,6 +376,11 @@ def check_gate(config: ml_collections.ConfigDict) -> None:
   check_ranges(config, GATE)
   _check_task(config)
   rl = config.rl
+  split = config.eval.get("split", "test")
+  valid = (("train", "validation", "test") if config.get("data_dir")
+           else task_lib.SPLITS + (task_lib.SEALED,))
+  if split not in valid:  # the sealed split is the generated task's own
+    raise errors.ConfigError(f"config.eval.split={split!r}; valid: {', '.join(valid)}")
   if rl.select_problems:
     available = rl.num_train_problems
     if not config.get("data_dir") and config.get("task") is not None:

@@ -19,6 +19,11 @@ Held-out knowledge (`heldout_entities` > 0): a seeded share of the entities is h
 test problems buy only held-out entities and validation problems (the gate's training
 problems) none, so no look-up of a test problem occurs in a gate-training problem. The train
 split (pretraining) is unchanged and holds every entity.
+
+The sealed split (`SEALED`) holds the headline numbers only: problems of the test split's
+hash region (so never a training or validation problem) drawn from their own candidate stream,
+minus every problem of the test split, which settings were chosen on. It is generated on
+request (never part of the TFDS data set) and has the test split's size.
 """
 from __future__ import annotations
 
@@ -30,6 +35,9 @@ from typing import Iterable, Sequence
 import numpy as np
 
 SPLITS = ("train", "validation", "test")
+SEALED = "sealed"
+# Candidate streams (the second word of the rng seed; 0, 1, 3, 4 seed the world itself).
+_STREAM, _SEALED_STREAM = 2, 5
 STEP_KINDS = ("lookup", "mul", "add", "sub", "answer")
 PRIV_OPEN, PRIV_CLOSE, REDACTED = "<priv>", "</priv>", "<redacted>"
 
@@ -65,7 +73,7 @@ class TaskConfig:
 
   def split_size(self, split: str) -> int:
     return {"train": self.num_train, "validation": self.num_validation,
-            "test": self.num_test}[_check_split(split)]
+            "test": self.num_test, SEALED: self.num_test}[_check_split(split)]
 
 
 # Options of the harder worlds and their off values: configs and data names leave an option
@@ -74,8 +82,8 @@ OFF_OPTIONS = {"heldout_entities": 0.0}
 
 
 def _check_split(split: str) -> str:
-  if split not in SPLITS:
-    raise ValueError(f"Unknown split {split!r}; valid: {SPLITS}")
+  if split not in SPLITS + (SEALED,):
+    raise ValueError(f"Unknown split {split!r}; valid: {SPLITS + (SEALED,)}")
   return split
 
 
@@ -258,11 +266,11 @@ def _split_of(key: str) -> str:
   return "train"
 
 
-def _candidates(cfg: TaskConfig, world: World) -> Iterable[tuple]:
+def _candidates(cfg: TaskConfig, world: World, stream: int = _STREAM) -> Iterable[tuple]:
   """Endless seeded stream of (entity_ids, quantities, balance | None), drawn in blocks."""
   if not 1 <= cfg.min_items <= cfg.max_items <= cfg.num_entities:
     raise ValueError(f"Need 1 <= min_items <= max_items <= num_entities, got {cfg}")
-  rng = np.random.default_rng([cfg.world_seed, 2])
+  rng = np.random.default_rng([cfg.world_seed, stream])
   lo_bal = 10 ** (cfg.balance_digits - 1) if cfg.balance_digits > 1 else 0
   hi_bal = 10 ** cfg.balance_digits - 1
   m = cfg.max_items
@@ -292,14 +300,34 @@ def generate_splits(cfg: TaskConfig, splits: Sequence[str] = SPLITS) -> dict[str
   One seeded candidate stream; each candidate goes to the split its canonical key hashes to
   (items sorted, so reorderings of one purchase are one problem) and is kept while that split
   still needs problems. A split of size n is a prefix of the same split of any larger size.
+  SEALED, when requested, comes from its own stream (module docstring).
   """
   world = World(cfg)
+  need = {s: cfg.split_size(s) for s in map(_check_split, splits) if s != SEALED}
+  out = _draw(cfg, world, need, _STREAM, _split_of)
+  if SEALED in splits:
+    test = out.get("test") or _draw(cfg, world, {"test": cfg.num_test}, _STREAM, _split_of)["test"]
+    touched = {_key(p.entity_ids, p.quantities, p.balance if p.has_private else None)
+               for p in test}
+    route = lambda key: SEALED if _split_of(key) == "test" and key not in touched else None  # noqa: E731
+    out[SEALED] = _draw(cfg, world, {SEALED: cfg.num_test}, _SEALED_STREAM, route)[SEALED]
+  return {s: out[s] for s in splits}
+
+
+def _key(ents, qtys, balance) -> str:
+  return ",".join(f"{e}x{q}" for e, q in sorted(zip(ents, qtys))) + f";{balance}"
+
+
+def _draw(cfg: TaskConfig, world: World, need: dict[str, int], stream: int,
+          route) -> dict[str, list[Problem]]:
+  """Candidates of `stream` routed by route(key) -> split | None, kept while needed."""
   heldout_E = world.heldout_mask()
-  need = {s: cfg.split_size(s) for s in map(_check_split, splits)}
   out: dict[str, list[Problem]] = {s: [] for s in need}
   seen: set[str] = set()
-  max_draws = 50 * sum(need.values()) + 100_000
-  for draws, (ents, qtys, balance) in enumerate(_candidates(cfg, world)):
+  # The draw limit only decides when to give up; from the config, so that one split requested
+  # alone is found exactly when it is found with the others.
+  max_draws = 50 * (cfg.num_train + cfg.num_validation + 2 * cfg.num_test) + 100_000
+  for draws, (ents, qtys, balance) in enumerate(_candidates(cfg, world, stream)):
     if all(len(out[s]) >= n for s, n in need.items()):
       break
     if draws >= max_draws:
@@ -307,13 +335,13 @@ def generate_splits(cfg: TaskConfig, splits: Sequence[str] = SPLITS) -> dict[str
       raise ValueError(f"Problem space too small for the requested splits {need} "
                        f"(got {got} after {draws} draws); raise num_entities/qty_max/max_items"
                        + (" or heldout_entities." if heldout_E.any() else "."))
-    key = ",".join(f"{e}x{q}" for e, q in sorted(zip(ents, qtys))) + f";{balance}"
-    split = _split_of(key)
+    key = _key(ents, qtys, balance)
+    split = route(key)
     if split not in need or len(out[split]) >= need[split] or key in seen:
       continue
     if heldout_E.any() and split != "train":
       held = heldout_E[ents]
-      if not (held.all() if split == "test" else not held.any()):
+      if not (held.all() if split in ("test", SEALED) else not held.any()):
         continue
     seen.add(key)
     out[split].append(make_problem(world, ents, qtys, balance))

@@ -15,6 +15,7 @@ import numpy as np
 from collab.studies import stats
 from collab.studies import summaries as sm
 from collab.studies.pareto import analyze_constraints, analyze_frontier  # noqa: F401
+from collab.studies.headline import analyze_headline
 from collab.studies.worlds import analyze_worlds
 
 # --------------------------------------------------------------------------------- scaling
@@ -288,4 +289,4 @@ def analyze_budget(result: dict[str, Any], out_dir: str) -> dict[str, Any]:
 ANALYSES: dict[str, Callable[[dict, str], dict]] = {
     "scaling": analyze_scaling, "transfer": analyze_transfer,
     "constraints": analyze_constraints, "granularity": analyze_granularity,
-    "budget": analyze_budget, "worlds": analyze_worlds}
+    "budget": analyze_budget, "worlds": analyze_worlds, "headline": analyze_headline}

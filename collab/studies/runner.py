@@ -51,7 +51,8 @@ class Run:
   call_price: float | None = None  # the price a price-conditioned gate is told in evaluation
   gate_dir: str = "gate"          # the trained params to evaluate ('gate_last': the last step's
                                   # when training selected another checkpoint)
-  price_target: tuple[str, float] | None = None  # ('calls' | 'llm_tokens', per problem): the
+  price_target: tuple[str, float] | None = None  # ('calls' | 'llm_tokens' per problem, or
+                                  # 'call_rate', per decision): the
                                   # price-conditioned gate is told the price that meets it on
                                   # held-out training problems (collab/train/calibration.py)
 
@@ -90,9 +91,9 @@ def check_study(config: ml_collections.ConfigDict, workdir: str | None = None) -
                                f"expected {config_check.NON_NEGATIVE.describe()}")
     if run.price_target is not None:
       kind, target = run.price_target
-      if kind not in ("calls", "llm_tokens"):
-        raise errors.ConfigError(f"{where}: price_target kind {kind!r}; valid: 'calls', "
-                                 "'llm_tokens'")
+      if kind not in calibration.KEYS:
+        raise errors.ConfigError(f"{where}: price_target kind {kind!r}; valid: "
+                                 + ", ".join(map(repr, calibration.KEYS)))
       if not config_check.POSITIVE.contains(target):
         raise errors.ConfigError(f"{where}: price_target={target!r} is out of range: "
                                  f"expected {config_check.POSITIVE.describe()}")
@@ -145,6 +146,8 @@ def baseline_key(cfg: ml_collections.ConfigDict) -> str:
   test split: other test problems) adds its value, so worlds never share baselines."""
   r = cfg.rollout
   key = f"{cfg.slm}__{cfg.llm}__{r.granularity}{r.step_tokens}x{r.num_steps}_b{r.budget}"
+  if cfg.eval.split != "test":  # e.g. the sealed split: other problems
+    key += f"__{cfg.eval.split}"
   task = cfg.get("task") or {}
   return key + "".join(f"__{k}{task[k]}" for k in sorted(task_lib.OFF_OPTIONS)
                        if k in task and task[k] != task_lib.OFF_OPTIONS[k])

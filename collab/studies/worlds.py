@@ -37,6 +37,19 @@ def analyze_worlds(result: dict[str, Any], out_dir: str) -> dict[str, Any]:
                 f"{sm.pct(s['accuracy']['mean'], s['accuracy']['ci95'])} | "
                 f"{s['calls']['mean']:.2f} | {sm.share(s['gap_recovered'])} | "
                 + " | ".join(cells) + " |")
+  plot_settings(sets, os.path.join(sm.out_dir_ready(out_dir), "worlds.png"))
+  report = "\n".join([
+      "### Worlds where when-to-ask is hard to judge", "",
+      "Gain: the gate's paired accuracy gain (± 95% CI over problems, seeds pooled) over the "
+      "most accurate policy of each family that spends no more calls per problem.", "",
+      "| world | pair | SLM alone | LLM alone | oracle | gate | calls | gap recovered | "
+      "vs threshold | vs router | vs line kinds |", "|---|---|---|---|---|---|---|---|---|---|---|",
+      *rows, "", "![worlds](worlds.png)"])
+  return sm.write(out_dir, {"settings": sets, "rivals": rivals}, report)
+
+
+def plot_settings(sets: dict[str, dict], path: str) -> None:
+  """One panel per setting: its rivals' curves and the gate's point (± seeds)."""
   plt = sm.pyplot()
   fig, axes = plt.subplots(1, len(sets), figsize=(4.5 * len(sets), 4), squeeze=False)
   for ax, (name, s) in zip(axes[0], sets.items()):
@@ -48,13 +61,5 @@ def analyze_worlds(result: dict[str, Any], out_dir: str) -> dict[str, Any]:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
   fig.tight_layout()
-  fig.savefig(os.path.join(sm.out_dir_ready(out_dir), "worlds.png"), dpi=110)
+  fig.savefig(path, dpi=110)
   plt.close(fig)
-  report = "\n".join([
-      "### Worlds where when-to-ask is hard to judge", "",
-      "Gain: the gate's paired accuracy gain (± 95% CI over problems, seeds pooled) over the "
-      "most accurate policy of each family that spends no more calls per problem.", "",
-      "| world | pair | SLM alone | LLM alone | oracle | gate | calls | gap recovered | "
-      "vs threshold | vs router | vs line kinds |", "|---|---|---|---|---|---|---|---|---|---|---|",
-      *rows, "", "![worlds](worlds.png)"])
-  return sm.write(out_dir, {"settings": sets, "rivals": rivals}, report)

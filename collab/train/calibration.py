@@ -6,7 +6,8 @@ makes a spend in between optimal: the price overshoots and the gate collapses to
 A gate trained over a range of prices and told its price (config.costs.per_call_range) already
 holds a whole curve: the higher the price it is told, the fewer calls it makes. For a target
 of T calls (or LLM tokens) per problem, bisection on log-price finds the lowest price in the
-training range at which the greedy gate spends at most T per problem on held-out training
+training range at which the greedy gate spends at most T per problem (or, for `call_rate`,
+asks at most a share T of its steps) on held-out training
 problems (checkpoint selection's: the last config.rl.select_problems, never trained on, never
 the evaluation split). One trained gate then serves every target:
 
@@ -26,13 +27,14 @@ import numpy as np
 from collab import pair as pair_lib
 from collab.train import selection
 
-KEYS = ("calls", "llm_tokens")
+# Spends per problem, and call_rate: calls per decision (the share of steps asked).
+KEYS = ("calls", "llm_tokens", "call_rate")
 
 
 def bisect_price(spend_at: Callable[[float], dict[str, float]], key: str, target: float,
                  low: float, high: float, iters: int = 8) -> dict[str, Any]:
   """The lowest price in [low, high] (to a factor (high/low)**(1/2**iters)) whose spend[key]
-  is <= target. spend_at(price) -> {'calls', 'llm_tokens', 'accuracy'} per problem."""
+  is <= target. spend_at(price) -> {'calls', 'llm_tokens', 'call_rate', 'accuracy'}."""
   if key not in KEYS:
     raise ValueError(f"A price target is on one of {KEYS}, got {key!r}")
   if not 0 < low < high:
@@ -78,7 +80,8 @@ def calibrate(config: ml_collections.ConfigDict, pair: pair_lib.Pair, gate_param
 
   def spend_at(price):
     per = run(gate_params, price)
-    return {k: float(np.mean(per[k])) for k in KEYS} | {
+    return {k: float(np.mean(per[k])) for k in ("calls", "llm_tokens")} | {
+        "call_rate": float(np.sum(per["calls"]) / max(1, np.sum(per["decisions"]))),
         "accuracy": float(np.mean(per["correct"]))}
 
   out = bisect_price(spend_at, key, target, *price_range, iters=iters)

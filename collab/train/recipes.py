@@ -65,6 +65,11 @@ RECIPES: dict[str, Recipe] = {
     "test_tiny_arith": Recipe("test_tiny", 0.5, 30, batch_size=16, warmup_steps=5,
                               role="test", arith_weight=3.0),
 }
+# Pretraining seeds of the headline pair (init and data order; same facts and schedule):
+# slm_s_p1, llm_s_p2, ... A model's seed is as much a source of variance as the gate's.
+PRETRAIN_SEEDS = (1, 2)
+RECIPES.update({f"{name}_p{seed}": dataclasses.replace(RECIPES[name], seed=seed)
+                for name in ("slm_s", "llm_s") for seed in PRETRAIN_SEEDS})
 
 
 def get_recipe(name: str) -> Recipe:

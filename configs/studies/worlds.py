@@ -17,13 +17,7 @@ def get_config(arg=None):
   config = common.base_config("worlds", arg)
   if arg.runlocal:  # the rivals are the point: fitted on 16 problems (runlocal has them off)
     config.fitted_problems = 16
-  slm, llm = ("test_tiny", "gpt2_tiny") if arg.runlocal else ("slm_s", "llm_s")
-  fallible = "test_tiny_fallible" if arg.runlocal else "llm_fallible"
-  arith = "test_tiny_arith" if arg.runlocal else "slm_arith"
-  pairs = {"default": f"slm={slm},llm={llm}",
-           "heldout": f"slm={slm},llm={llm},heldout={arg.heldout}",
-           "fallible": f"slm={slm},llm={fallible}",
-           "arith": f"slm={arith},llm={llm}"}
+  pairs = world_pairs(arg.runlocal, arg.heldout)
   worlds = [w for w in arg.worlds.split(":") if w]
   unknown = sorted(set(worlds) - set(WORLDS))
   if unknown or not worlds:
@@ -34,3 +28,14 @@ def get_config(arg=None):
     common.add_runs(config, world + suffix,
                     ",".join([pairs[world], f"call_cost={arg.call_cost}"] + extra))
   return config
+
+
+def world_pairs(runlocal: bool, heldout: float) -> dict[str, str]:
+  """configs/gate.py args of each world's pair (tiny models with runlocal)."""
+  slm, llm = ("test_tiny", "gpt2_tiny") if runlocal else ("slm_s", "llm_s")
+  fallible = "test_tiny_fallible" if runlocal else "llm_fallible"
+  arith = "test_tiny_arith" if runlocal else "slm_arith"
+  return {"default": f"slm={slm},llm={llm}",
+          "heldout": f"slm={slm},llm={llm},heldout={heldout}",
+          "fallible": f"slm={slm},llm={fallible}",
+          "arith": f"slm={arith},llm={llm}"}

@@ -1,0 +1,56 @@
+"""The headline numbers, on the sealed split only (collab/data/task.py, problems no setting was
+chosen on): in each world, a price-conditioned gate told the price at which it asks at a share
+`rate` of its steps (calibrated on held-out training problems), against every rival at equal
+calls (collab/studies/headline.py). The default world repeats with each pretraining seed of
+its pair (slm_s / llm_s, slm_s_p1 / llm_s_p1, ...: models and gate seeded alike); the other
+worlds run 3 gate seeds on pretraining seed 0's models.
+arg keys: worlds (':'-separated of default, heldout, fallible, arith), rate (the share of
+steps asked), pretrain_seeds (pairs of the default world), steps, seeds, runlocal.
+
+The gate recipe is the one chosen on test problems for price-conditioned gates (REPORT.md,
+Constraints: causal credit, the price-offset head, checkpoint selection on 200 held-out
+training problems); nothing here was tuned on the sealed split.
+
+  python -m experiments.study --config=configs/studies/headline.py --workdir=runs/studies/headline
+"""
+from configs.studies import _common as common
+from configs.studies import worlds as worlds_config
+
+GATE = "price_min=0.01,price_max=1.0,price_offset=True,credit=causal,select=200"
+LOCAL_GATE = "price_min=0.01,price_max=1.0,price_offset=True,select=8"
+
+
+def get_config(arg=None):
+  arg = common.parse(arg, worlds=":".join(worlds_config.WORLDS), rate=0.25, pretrain_seeds=3,
+                     steps=200)
+  config = common.base_config("headline", arg)
+  config.base_arg = (common.LOCAL_BASE + ",eval_split=sealed" if arg.runlocal
+                     else f"steps={arg.steps},eval_problems=300,eval_split=sealed")
+  if arg.runlocal:
+    config.fitted_problems = 16
+  worlds = [w for w in arg.worlds.split(":") if w]
+  unknown = sorted(set(worlds) - set(worlds_config.WORLDS))
+  if unknown or not worlds:
+    raise ValueError(f"worlds must be ':'-separated names of {worlds_config.WORLDS}, "
+                     f"got {arg.worlds!r}")
+  if not 0 < arg.rate < 1:
+    raise ValueError(f"rate is a share of steps in (0, 1), got {arg.rate}")
+  pairs = worlds_config.world_pairs(arg.runlocal, heldout=0.25)
+  gate = LOCAL_GATE if arg.runlocal else GATE
+  target = ("call_rate", float(arg.rate))
+  later = []
+  for world in worlds:
+    if world == "default" and not arg.runlocal:
+      # One pair per pretraining seed, its gate seeded alike: pretraining is a source of
+      # variance as much as the gate's seed. Seeds > 0 run last (their models may still be
+      # pretraining when the study starts).
+      for p in range(arg.pretrain_seeds):
+        tag = "" if p == 0 else f"_p{p}"
+        (later if p else config.runs).append({
+            "name": f"default_p{p}__s{p}", "setting": f"default_p{p}",
+            "arg": f"slm=slm_s{tag},llm=llm_s{tag},{gate},seed={p}", "eval_llms": (),
+            "price_target": target})
+      continue
+    common.add_runs(config, world, f"{pairs[world]},{gate}", price_target=target)
+  config.runs.extend(later)
+  return config
