@@ -257,6 +257,18 @@ def test_price_bisection_finds_the_lowest_price_that_meets_the_target():
     calibration.bisect_price(spend_at, "exposed", 1.0, 0.01, 1.0)
 
 
+def test_price_bisection_on_a_share_of_steps_asked():
+  from collab.train import calibration
+
+  def spend_at(price):  # 6 decisions per problem; 3, 1.5, 0 calls as the price rises
+    calls = 3.0 if price < 0.2 else 1.5 if price < 0.6 else 0.0
+    return {"calls": calls, "llm_tokens": 10 * calls, "call_rate": calls / 6,
+            "accuracy": calls / 3}
+
+  out = calibration.bisect_price(spend_at, "call_rate", 0.25, 0.01, 1.0)
+  assert out["met"] and out["spend"]["call_rate"] == 0.25 and 0.2 <= out["price"] < 0.21
+
+
 def test_price_calibration_runs_the_gate_on_held_out_training_problems(env):
   """A price-offset gate whose only preference is an ask bias of 1 asks while 2 * price < 1:
   the lowest price at which it spends <= 1 call is 0.5."""

@@ -99,3 +99,39 @@ def test_transfer_study_runlocal(shared):
   # Rerunning resumes: nothing is trained or evaluated again, results are identical.
   again = runner.run_study(_config(shared, "transfer"), shared["workdir"])
   assert again["runs"] == result["runs"]
+
+
+def _policy(family, correct, calls):
+  correct, calls = np.asarray(correct, float), np.asarray(calls, float)
+  return {"family": family, "accuracy": {"mean": correct.mean()}, "calls": {"mean": calls.mean()},
+          "per_problem": {"correct": correct.tolist(), "calls": calls.tolist()}}
+
+
+def test_headline_rival_is_a_real_hull_mix_at_the_gates_calls():
+  from collab.studies import headline
+  n = 200
+  rng = np.random.default_rng(0)
+  policies = {
+      "slm_alone": _policy("slm_alone", np.zeros(n), np.zeros(n)),
+      # a solves the first 40% of the problems, b all but the first 10%.
+      "threshold_a": _policy("threshold", np.arange(n) < 0.4 * n, np.ones(n)),
+      "threshold_b": _policy("threshold", np.arange(n) >= 0.1 * n, np.full(n, 3.0)),
+      "threshold_worse": _policy("threshold", np.zeros(n), np.full(n, 2.0)),
+      "every_2": _policy("every_k", rng.random(n) < 0.6, np.full(n, 2.0))}
+  per = {k: p["per_problem"] for k, p in policies.items()}
+  name, correct_N = headline.hull_at(policies, per, "threshold", 2.0)
+  assert name.startswith("threshold_a~threshold_b@")
+  a, b = (np.asarray(per[k]["correct"]) for k in ("threshold_a", "threshold_b"))
+  # Each problem's outcome is one of its two points'; about half the problems use each
+  # (2 calls), seen where the two differ.
+  assert np.all((correct_N == a) | (correct_N == b))
+  differ = a != b
+  assert abs((correct_N[differ] == b[differ]).mean() - 0.5) < 0.15
+  best = headline.best_rival(policies, per, 2.0)
+  assert best["family"] == "threshold" and best["accuracy"] > policies["every_2"][
+      "accuracy"]["mean"]
+  # Past the family's most accurate point the hull is that point; under its cheapest, SLM
+  # alone mixed in.
+  assert headline.hull_at(policies, per, "threshold", 5.0)[0] == "threshold_b"
+  assert headline.hull_at(policies, per, "threshold", 0.5)[0].startswith("slm_alone~threshold_a")
+  assert headline.hull_at(policies, per, "router", 1.0) is None

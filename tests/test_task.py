@@ -154,3 +154,32 @@ def test_too_small_problem_space_raises():
                             num_train=100)
   with pytest.raises(ValueError, match="too small"):
     task_lib.generate_split(cfg, "train")
+
+
+def test_sealed_split_is_its_own_and_leaves_every_other_split_unchanged(splits):
+  both = task_lib.generate_splits(CFG, ("test", task_lib.SEALED))
+  sealed = both[task_lib.SEALED]
+  assert both["test"] == splits["test"]  # asking for it changes no other split
+  assert len(sealed) == CFG.num_test
+  assert [p.text() for p in sealed] == [p.text() for p in
+                                        task_lib.generate_split(CFG, task_lib.SEALED)]
+  key = lambda p: (tuple(sorted(zip(p.entity_ids, p.quantities))), p.balance)  # noqa: E731
+  sealed_keys = {key(p) for p in sealed}
+  assert len(sealed_keys) == len(sealed)
+  for s in task_lib.SPLITS:
+    assert not sealed_keys & {key(p) for p in splits[s]}, s
+  # The test split's hash region (never a training problem), from another candidate stream:
+  # not a reordering of the test split's candidates.
+  assert all(task_lib._split_of(task_lib._key(p.entity_ids, p.quantities,
+                                              p.balance if p.has_private else None)) == "test"
+             for p in sealed)
+  with pytest.raises(ValueError, match="Unknown split"):
+    task_lib.generate_split(CFG, "sealed_test")
+
+
+def test_sealed_split_of_the_heldout_world_buys_only_held_out_entities():
+  held = dataclasses.replace(CFG, heldout_entities=0.25)
+  heldout_E = task_lib.World(held).heldout_mask()
+  sealed = task_lib.generate_split(held, task_lib.SEALED)
+  assert len(sealed) == CFG.num_test
+  assert all(heldout_E[list(p.entity_ids)].all() for p in sealed)

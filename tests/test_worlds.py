@@ -77,6 +77,20 @@ def test_gate_config_heldout_arg_and_its_checks():
     task_lib.World(dataclasses.replace(CFG, heldout_entities=1.0)).heldout_mask()
 
 
+def test_gate_config_eval_split_sealed_and_its_check():
+  assert _gate_config("runlocal").eval.split == "test"
+  config = _gate_config("runlocal,eval_split=sealed")
+  assert config.eval.split == task_lib.SEALED
+  config_check.check_gate(config)
+  config.eval.split = "holdout"
+  with pytest.raises(errors.ConfigError, match="eval.split='holdout'; valid: .*sealed"):
+    config_check.check_gate(config)
+  config.data_dir = "/data/gsm8k"  # imported problems have no sealed split
+  config.eval.split = task_lib.SEALED
+  with pytest.raises(errors.ConfigError, match="valid: train, validation, test$"):
+    config_check.check_gate(config)
+
+
 # ------------------------------------------------------------------ a fallible LLM
 
 

@@ -23,3 +23,14 @@ def test_worlds_study_runlocal(shared):
   assert os.path.exists(os.path.join(out_dir, "worlds.png"))
   assert "### Worlds where when-to-ask is hard to judge" in md and "| heldout |" in md
   assert set(summary["rivals"]["fallible"]) == {"threshold", "router", "line_kind"}
+
+
+def test_headline_study_runlocal_runs_on_the_sealed_split(shared):
+  result, summary, md, out_dir = _run(shared, "headline")
+  assert {r["world"] for r in summary["rows"]} == {"default", "heldout", "fallible", "arith"}
+  for r in result["runs"]:
+    assert r["budget_target"]["mode"] == "price" and r["budget_target"]["call_rate"] == 0.25
+    assert r["baselines"][r["llm"]].endswith("__sealed")  # its own baselines, sealed problems
+  assert all(b["split"] == "sealed" for b in result["baselines"].values())
+  assert "### Headline: the sealed split" in md
+  assert os.path.exists(os.path.join(out_dir, "headline.png"))
