@@ -10,7 +10,8 @@ from typing import Any, Callable, Sequence
 
 from collab.studies import verdicts
 
-STUDIES = ("frontier", "scaling", "transfer", "constraints", "granularity", "budget", "worlds")
+STUDIES = ("headline", "frontier", "scaling", "transfer", "constraints", "granularity", "budget",
+           "worlds")
 # Further runs of a study, each in its own results/<name>/, shown after the study's section.
 VARIANTS = {
     "scaling": (("scaling_causal", "Scaling: causal credit"),),
@@ -96,6 +97,8 @@ CLAIM_PRICES = "4b. Prices shape the strategy"
 CLAIM_BUDGET = "4b. Budget targets are met"
 CLAIM_WORLDS = ("5. Learning when to ask beats the strongest rivals (threshold, supervised "
                 "router, line-kind rule) at equal calls")
+CLAIM_HEADLINE = ("Headline: on the sealed split, at a quarter of the steps asked, the gate "
+                  "beats the best rival at equal calls")
 BUDGET_MODES = {"price": "a price-conditioned gate told a calibrated price",
                 "dual": "dual ascent on the price in training",
                 "mixture": "a gate used on a calibrated share of the problems"}
@@ -132,6 +135,14 @@ def verdict_rows(results_dir: str) -> list[dict[str, str]]:
     others = [f"{link(o)}: {compute(load(o))['verdict']}" for o in also if load(o)]
     row(claim, setting + (f" (also {'; '.join(others)})" if others else ""), compute(summary),
         seeds(summary) if seeds else v.seeds_text(v.seeds_of(summary)), link(study))
+
+  headline = load("headline")
+  if headline is None:
+    row(CLAIM_HEADLINE, "default, held-out knowledge, fallible LLM, SLM sound at arithmetic",
+        section="results/headline")
+  for r in (headline or {}).get("rows", []):
+    row(CLAIM_HEADLINE, f"{r['world']} world", v.claim_headline(r), v.seeds_text(r["seeds"]),
+        link("headline"))
 
   pair = v.pair_name(load("constraints"))
   study_row(CLAIM_STATIC, "constraints",

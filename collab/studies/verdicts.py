@@ -454,3 +454,20 @@ def claim_world(setting: dict[str, Any], rivals: dict[str, str | None]) -> dict[
             f"{_pct(setting['slm_alone'])}, LLM alone {_pct(setting['llm_alone'])}); "
             + "; ".join(parts))
   return {"verdict": verdict, "effect": effect, "ci": "per rival, paired (in the effect)"}
+
+
+def claim_headline(row: dict[str, Any]) -> dict[str, Any]:
+  """One world of the headline study (collab/studies/headline.py): the gate against the
+  most accurate rival at its calls, paired over the sealed split's problems."""
+  g = row["gain"]
+  lo, hi = g["mean"] - g["ci95"], g["mean"] + g["ci95"]
+  share = lambda x: "-" if x is None else f"{100 * x:.0f}%"  # noqa: E731
+  effect = (f"gate {_pct(row['gate'])} asking at {100 * row['call_rate']:.0f}% of steps "
+            f"({row['calls']:.2f} calls; gap recovered {share(row['gate_gap_recovered'])}) vs "
+            f"best rival {row['rival']} {_pct(row['rival_accuracy'])} (gap recovered "
+            f"{share(row['rival_gap_recovered'])}); SLM alone {_pct(row['slm_alone'])}, LLM "
+            f"alone {_pct(row['llm_alone'])}")
+  verdict = HOLDS if lo > 0 else FAILS if hi < 0 else INCONCLUSIVE
+  return {"verdict": verdict, "effect": effect,
+          "ci": f"{interval(g['mean'], g['ci95'])} points (paired over {row['problems']} "
+                "problems)"}
