@@ -36,6 +36,7 @@ from collab import pair as pair_lib
 from collab import rollout as rollout_lib
 from collab.data import task as task_lib
 from collab.data import tfds_gsm8k
+from collab.data import tokenizer as tokenizer_lib
 from collab.models import presets
 from collab.train import loop
 from collab.train import recipes
@@ -375,6 +376,7 @@ def check_gate(config: ml_collections.ConfigDict) -> None:
   """Ranges, then the settings' consistency (check_gate_consistency)."""
   check_ranges(config, GATE)
   _check_task(config)
+  _config_errors(tokenizer_lib.check_type, pair_lib.tokenizer_type(config))
   rl = config.rl
   split = config.eval.get("split", "test")
   valid = (("train", "validation", "test") if config.get("data_dir")
@@ -476,6 +478,7 @@ def check_pretraining(config: ml_collections.ConfigDict, workdir: str | None = N
     check_workdir(workdir)
   check_ranges(config, PRETRAIN)
   _check_task(config)
+  _config_errors(tokenizer_lib.check_type, pair_lib.tokenizer_type(config))
   task_cfg = _config_errors(pair_lib.task_config, config)
   # The facts it trains on: coverage and overlap must fit the world.
   _config_errors(lambda: recipes.known_mask(config, task_lib.World(task_cfg)))

@@ -10,11 +10,14 @@ means the same models, tokenizer, problems and rollout everywhere.
 
 A pair is either two presets pretrained here (config.slm / config.llm under
 config.pretrain_dir, see collab/train/pretrain.py) or two Hugging Face checkpoints
-(config.slm_hf_dir / config.llm_hf_dir, collab/hf_pair.py). Two checkpoints with different
-tokenizers make a cross-family pair: each side's prompts are written with its own tokenizer
+(config.slm_hf_dir / config.llm_hf_dir, collab/hf_pair.py). Two models with different
+tokenizers (imported checkpoints, or presets whose recipes chose different tokenizers, e.g.
+slm_s x gpt2_uni) make a mixed pair: each side's prompts are written with its own tokenizer
 and prompt style (config.llm_prompt over config.prompt for the LLM), and the rollout carries a
 handoff that moves text between them at step boundaries (collab/handoff.py; config.handoff:
-strict, stream_margin, llm_step_tokens). `tokens` granularity is refused for such a pair.
+strict, stream_margin, llm_step_tokens). `tokens` granularity is refused for such a pair. The
+task's data and the episodes are in the SLM's ids: config.vocab_size and config.tokenizer_type
+name the SLM's tokenizer (configs/gate.py takes them from the SLM's recipe).
 """
 from __future__ import annotations
 
@@ -93,11 +96,12 @@ def load_pair(config: ml_collections.ConfigDict) -> Pair:
                 _step_ratio(config, tok, llm_tok))
   slm_params, slm_cfg, slm_tok = load_model(model_dir(config, config.slm))
   llm_params, llm_cfg, llm_tok = load_model(model_dir(config, config.llm))
-  if slm_tok.fingerprint != llm_tok.fingerprint:
-    raise tokenizer_lib.TokenizerMismatchError(
-        f"SLM {config.slm} and LLM {config.llm} use different tokenizers "
-        f"({slm_tok.fingerprint[:12]} vs {llm_tok.fingerprint[:12]}): a pair must share one.")
-  return Pair(slm_params, llm_params, slm_cfg, llm_cfg, slm_tok)
+  if slm_tok.fingerprint == llm_tok.fingerprint:
+    return Pair(slm_params, llm_params, slm_cfg, llm_cfg, slm_tok)
+  # Recipes with different tokenizers (e.g. gpt2_uni's unigram): each model keeps its own
+  # vocabulary, text crosses at step boundaries, as in an imported pair.
+  return Pair(slm_params, llm_params, slm_cfg, llm_cfg, slm_tok, None, llm_tok,
+              _step_ratio(config, slm_tok, llm_tok))
 
 
 def resolve_assets_dir(config: ml_collections.ConfigDict, workdir: str
@@ -125,10 +129,29 @@ def load_records(config: ml_collections.ConfigDict, pair: Pair, split: str,
     raise errors.ConfigError("Imported models need data_dir (GSM8K-style JSONL): the "
                              "generated task comes with its own tokenizer")
   assets = assets_lib.prepare_assets(task_config(config), config.assets_dir,
-                                     config.vocab_size)
-  tokenizer_lib.check_fingerprint(pair.tokenizer.fingerprint, assets.tokenizer,
-                                  where=config.assets_dir)
+                                     config.vocab_size, tokenizer_type(config))
+  if assets.tokenizer.fingerprint != pair.tokenizer.fingerprint:
+    raise tokenizer_lib.TokenizerMismatchError(
+        f"The SLM {config.get('slm')}'s tokenizer ({pair.tokenizer.fingerprint[:12]}) is not "
+        f"the task's tokenizer the config names ({assets.tokenizer_path}, "
+        f"{assets.tokenizer.fingerprint[:12]}): config.vocab_size={config.vocab_size} and "
+        f"config.tokenizer_type={tokenizer_type(config)!r} must be the SLM's recipe's "
+        "(configs/gate.py sets them from it), since problems and prompts are in its ids.")
   return assets_lib.load_records(assets, split, limit)
+
+
+def tokenizer_type(config: ml_collections.ConfigDict) -> str:
+  """The SentencePiece algorithm of a config's task tokenizer (absent: the default)."""
+  return config.get("tokenizer_type", tokenizer_lib.DEFAULT_TYPE)
+
+
+def sample_lines(config: ml_collections.ConfigDict, limit: int = 64) -> list[str]:
+  """Question and solution lines of the first `limit` training problems: of data_dir's JSONL
+  when set, else of the generated task (a split of n problems is a prefix of any larger one)."""
+  if config.get("data_dir") or hf_pair.uses_hf_models(config):
+    return hf_pair.sample_lines(config, limit)
+  cfg = dataclasses.replace(task_config(config), num_train=limit)
+  return [line for p in task_lib.generate_split(cfg, "train") for line in p.text().split("\n")]
 
 
 def prompt_config(config: ml_collections.ConfigDict) -> prompts_lib.PromptConfig:
@@ -166,7 +189,7 @@ def handoff_settings(config: ml_collections.ConfigDict) -> dict[str, Any]:
 def _step_ratio(config: ml_collections.ConfigDict, tok, llm_tok) -> float:
   """Checks that a pair with two tokenizers can run (line steps; each tokenizer writes the
   other's pieces, unless config.handoff.strict is False) and returns the LLM's tokens per SLM
-  token on the training problems' lines."""
+  token on the first training problems' lines (sample_lines)."""
   handoff_lib.check_granularity(config.rollout.granularity)
   if handoff_settings(config)["strict"]:
     try:
@@ -175,7 +198,7 @@ def _step_ratio(config: ml_collections.ConfigDict, tok, llm_tok) -> float:
       raise tokenizer_lib.TokenizerMismatchError(
           f"{e} In a pair config: config.handoff = dict(strict=False), as "
           "configs/pairs/smollm2_gemma3.py sets.") from None
-  return handoff_lib.step_ratio(tok, llm_tok, hf_pair.sample_lines(config))
+  return handoff_lib.step_ratio(tok, llm_tok, sample_lines(config))
 
 
 def make_handoff(config: ml_collections.ConfigDict, pair: Pair) -> handoff_lib.Handoff | None:
@@ -247,7 +270,18 @@ def make_episodes(config: ml_collections.ConfigDict, pair: Pair, records
   return handoff_lib.with_llm_prompts(
       batch, llm_tok.pad_id, [llm_fn(r["question"]) for r in records],
       [llm_fn(task_lib.redacted(r["question"])) for r in records],
-      config.get("llm_prompt_len") or config.prompt_len)
+      llm_prompt_len(config, pair))
+
+
+def llm_prompt_len(config: ml_collections.ConfigDict, pair: Pair) -> int:
+  """The width of a mixed pair's LLM prompts: config.llm_prompt_len; unset, prompt_len, which
+  for presets grows by the LLM's tokens per SLM token (rounded up to 8) so that an LLM whose
+  tokenizer writes the questions in more tokens (gpt2_uni) reads them whole."""
+  if config.get("llm_prompt_len"):
+    return int(config.llm_prompt_len)
+  if hf_pair.uses_hf_models(config):
+    return config.prompt_len
+  return max(config.prompt_len, 8 * math.ceil(config.prompt_len * pair.llm_step_ratio / 8))
 
 
 def eval_episodes(config: ml_collections.ConfigDict, pair: Pair) -> dict[str, np.ndarray]:

@@ -27,10 +27,13 @@ out for the test problems: no gate-training problem looks their facts up; 0: off
 ('test', or 'sealed' for headline numbers only), runlocal.
 Harder worlds (docs/worlds.md): heldout=0.25 (held-out knowledge), llm=llm_fallible (an LLM
 with knowledge gaps of its own), slm=slm_arith (an SLM sound at arithmetic).
+Two tokenizers (docs/tokenizers.md): llm=gpt2_uni or slm=slm_s_uni (unigram tokenizers) pair
+with a default-tokenizer model; text crosses at step boundaries.
 """
 import ml_collections
 
 from collab import config_args
+from collab.data import tokenizer as tokenizer_lib
 from collab.train import recipes
 
 
@@ -51,10 +54,14 @@ def get_config(arg=None):
   config.task = pre.task
   if arg.heldout:
     config.task.heldout_entities = arg.heldout
-  config.vocab_size = pre.vocab_size
+  # The task's data and prompts are in the SLM's ids: its recipe's tokenizer (vocab_size, and
+  # tokenizer_type when not the default) and the prompt width that tokenizer needs.
+  config.update(recipes.tokenizer_options(config.slm) if config.slm in recipes.RECIPES
+                else dict(vocab_size=pre.vocab_size))
   config.assets_dir = pre.assets_dir
   config.pretrain_dir = "runs/pretrain_local" if arg.runlocal else "runs/pretrain"
-  config.prompt_len = 32
+  config.prompt_len = recipes.PROMPT_LEN[config.get("tokenizer_type",
+                                                    tokenizer_lib.DEFAULT_TYPE)]
 
   line = arg.granularity == "line"
   config.rollout = ml_collections.ConfigDict(dict(

@@ -1,8 +1,11 @@
 """Shared assets of a world: its TFDS data and its tokenizer, built once and reused.
 
-An SLM and an LLM that collaborate must share a tokenizer, so both live beside the data rather
-than in a model's workdir: `assets_dir/<task name>/{tfds/, tokenizer_v<vocab>.model}`.
-Each model's workdir keeps a copy of the tokenizer and checkpoints carry its fingerprint.
+Models of a world share its data and, by default, its tokenizer, so both live beside the data
+rather than in a model's workdir: `assets_dir/<task name>/{tfds/, tokenizer_v<vocab>.model}`.
+A tokenizer of another SentencePiece algorithm (a recipe's `tokenizer_type`, e.g. unigram) is
+trained on the same corpus into `tokenizer_<type>_v<vocab>.model`, so it never takes the
+default one's file. Each model's workdir keeps a copy of its tokenizer and checkpoints carry
+its fingerprint.
 """
 from __future__ import annotations
 
@@ -47,8 +50,18 @@ def quiet_tfds():
     logging.set_verbosity(level)
 
 
-def prepare_assets(task_cfg: task_lib.TaskConfig, assets_dir: str, vocab_size: int) -> Assets:
-  """Builds (or reuses) the TFDS data and the tokenizer for `task_cfg` under `assets_dir`."""
+def tokenizer_file(vocab_size: int, tokenizer_type: str = tokenizer_lib.DEFAULT_TYPE) -> str:
+  """The tokenizer's file name: the default algorithm keeps the name it always had."""
+  if tokenizer_lib.check_type(tokenizer_type) == tokenizer_lib.DEFAULT_TYPE:
+    return f"tokenizer_v{vocab_size}.model"
+  return f"tokenizer_{tokenizer_type}_v{vocab_size}.model"
+
+
+def prepare_assets(task_cfg: task_lib.TaskConfig, assets_dir: str, vocab_size: int,
+                   tokenizer_type: str = tokenizer_lib.DEFAULT_TYPE) -> Assets:
+  """Builds (or reuses) the TFDS data and a tokenizer (`tokenizer_type`, `vocab_size` ids
+  asked for: a small corpus may give fewer) for `task_cfg` under `assets_dir`."""
+  tok_name = tokenizer_file(vocab_size, tokenizer_type)  # a bad type fails before any work
   root = os.path.join(os.path.abspath(assets_dir), tfds_task.config_name(task_cfg))
   data_dir = os.path.join(root, "tfds")
   os.makedirs(root, exist_ok=True)
@@ -56,13 +69,14 @@ def prepare_assets(task_cfg: task_lib.TaskConfig, assets_dir: str, vocab_size: i
     print(f"Generating the task data set -> {data_dir}", flush=True)
   with quiet_tfds():
     tfds_task.build_task_dataset(task_cfg, data_dir)
-  tok_path = os.path.join(root, f"tokenizer_v{vocab_size}.model")
+  tok_path = os.path.join(root, tok_name)
   if os.path.exists(tok_path):
     tok = tokenizer_lib.Tokenizer.load(tok_path)
   else:
-    print(f"Training a {vocab_size}-token sentencepiece tokenizer -> {tok_path}", flush=True)
+    print(f"Training a {vocab_size}-token sentencepiece {tokenizer_type} tokenizer -> "
+          f"{tok_path}", flush=True)
     texts = task_lib.corpus_texts(task_cfg, _TOKENIZER_CORPUS_SIZE)
-    tok = tokenizer_lib.train_tokenizer(texts, vocab_size=vocab_size)
+    tok = tokenizer_lib.train_tokenizer(texts, vocab_size=vocab_size, model_type=tokenizer_type)
     tmp = tok_path + ".tmp"
     tok.save(tmp)
     os.replace(tmp, tok_path)  # atomic: a crash never leaves half a tokenizer

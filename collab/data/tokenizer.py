@@ -19,6 +19,10 @@ PAD_ID, BOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
 SEP, ASK, ASK_REDACTED, REDACTED, PRIV_OPEN, PRIV_CLOSE = (
     "<sep>", "<ask>", "<ask_redacted>", "<redacted>", "<priv>", "</priv>")
 SPECIAL_TOKENS = (SEP, ASK, ASK_REDACTED, REDACTED, PRIV_OPEN, PRIV_CLOSE)
+# SentencePiece algorithms a generated task's tokenizer may use; the default one is what every
+# model pretrained before the choice existed uses.
+TOKENIZER_TYPES = ("bpe", "unigram")
+DEFAULT_TYPE = "bpe"
 
 
 class TokenizerMismatchError(errors.UserError, ValueError):
@@ -27,7 +31,8 @@ class TokenizerMismatchError(errors.UserError, ValueError):
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int = 512, *,
                     byte_fallback: bool = False, model_type: str = "bpe") -> "Tokenizer":
-  """Trains a unigram SentencePiece model on `texts` (split into lines) in memory.
+  """Trains a SentencePiece model (`model_type`: bpe, unigram, char, ...) on `texts` (split
+  into lines) in memory.
 
   byte_fallback: encode characters unseen in training as bytes instead of <unk> (costs 256
   ids; only useful for open-ended text such as GSM8K).
@@ -148,6 +153,14 @@ class Tokenizer(TokenizerBase):
 
   def id_to_piece(self, i: int) -> str:
     return self._sp.id_to_piece(int(i))
+
+
+def check_type(tokenizer_type: str) -> str:
+  """tokenizer_type, or a ConfigError naming the valid ones."""
+  if tokenizer_type not in TOKENIZER_TYPES:
+    raise errors.ConfigError(f"tokenizer_type={tokenizer_type!r}; valid: "
+                             + ", ".join(TOKENIZER_TYPES))
+  return tokenizer_type
 
 
 def check_fingerprint(expected: str, tok: Tokenizer, where: str) -> None:

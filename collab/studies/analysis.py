@@ -147,8 +147,8 @@ def analyze_transfer(result: dict[str, Any], out_dir: str) -> dict[str, Any]:
         if llm == src["llm"] or f"{name}@{llm}" in out:
           continue
         moved = sm.settings(result, llm)[name]
-        direct = next((s for s in own.values() if s["llm"] == llm and s["slm"] == src["slm"]),
-                      None)
+        direct = next((dict(s, name=n) for n, s in own.items()
+                       if s["llm"] == llm and s["slm"] == src["slm"]), None)
         entry = {"source": name, "trained_with": src["llm"], "llm": llm,
                  "transfer": {k: moved[k] for k in ("accuracy", "calls", "llm_tokens",
                                                     "gain_per_call")},
@@ -163,25 +163,50 @@ def analyze_transfer(result: dict[str, Any], out_dir: str) -> dict[str, Any]:
                              if direct["accuracy"]["mean"] > 0 else None),
               gain_kept=t_gain / d_gain if d_gain > 0 else None,
               call_efficiency_kept=(moved["gain_per_call"] / direct["gain_per_call"]
-                                    if direct["gain_per_call"] > 0 else None))
+                                    if direct["gain_per_call"] > 0 else None),
+              accuracy_diff_paired=_paired_diff(result, name, direct["name"], llm))
         out[f"{name}@{llm}"] = entry
         rows.append(
             f"| {src['llm']} | {llm} | {sm.pct(moved['accuracy']['mean'], moved['accuracy']['ci95'])}"
             f" at {moved['calls']['mean']:.2f} calls | "
             + (f"{sm.pct(direct['accuracy']['mean'], direct['accuracy']['ci95'])} at "
-               f"{direct['calls']['mean']:.2f} calls | {sm.share(entry['accuracy_kept'])} | "
+               f"{direct['calls']['mean']:.2f} calls | "
+               f"{_points(entry['accuracy_diff_paired'])} | {sm.share(entry['accuracy_kept'])} | "
                f"{sm.share(entry['gain_kept'])} | {sm.share(entry['call_efficiency_kept'])} |"
-               if direct is not None else "- | - | - | - |")
+               if direct is not None else "- | - | - | - | - |")
             + f" {sm.pct(moved['slm_alone'])} / {sm.pct(moved['llm_alone'])} |")
   report = "\n".join([
       "### Transfer to unseen LLMs", "",
-      "The gate reads only the SLM's features, so it runs unchanged with any LLM that shares "
-      "the tokenizer. Kept = transferred / trained directly on that LLM; gain = accuracy above "
-      "SLM alone; call efficiency = gain per call.", "",
-      "| trained with | run with | transferred gate | gate trained on it | accuracy kept | "
-      "gain kept | call efficiency kept | SLM / LLM alone |", "|---|---|---|---|---|---|---|---|",
+      "The gate reads only the SLM's features, so it runs unchanged with any LLM (one with "
+      "another tokenizer reads the text at step boundaries). Kept = transferred / trained "
+      "directly on that LLM; gain = accuracy above SLM alone; call efficiency = gain per call; "
+      "paired difference = transferred minus direct accuracy on the same problems, seed with "
+      "seed, in points with a 95% CI.", "",
+      "| trained with | run with | transferred gate | gate trained on it | paired difference | "
+      "accuracy kept | gain kept | call efficiency kept | SLM / LLM alone |",
+      "|---|---|---|---|---|---|---|---|---|",
       *rows])
   return sm.write(out_dir, {"transfer": out}, report)
+
+
+def _paired_diff(result: dict[str, Any], source: str, direct: str, llm: str
+                 ) -> dict[str, float] | None:
+  """Accuracy of `source`'s gates run with `llm` minus `direct`'s (trained on it), problem by
+  problem and seed by seed (stats.paired_gain over every seed's problems); None when the
+  seeds or problems do not match."""
+  def per_problem(setting):
+    return {r["seed"]: r["evals"][llm]["per_problem"]["correct"] for r in result["runs"]
+            if r["setting"] == setting and llm in r["evals"]}
+  moved, own = per_problem(source), per_problem(direct)
+  seeds = sorted(set(moved) & set(own))
+  if not seeds or any(len(moved[s]) != len(own[s]) for s in seeds):
+    return None
+  return stats.paired_gain([c for s in seeds for c in moved[s]],
+                           [c for s in seeds for c in own[s]])
+
+
+def _points(diff: dict[str, float] | None) -> str:
+  return "-" if diff is None else f"{100 * diff['mean']:+.1f} [±{100 * diff['ci95']:.1f}]"
 
 
 # ----------------------------------------------------------------------------- granularity
@@ -288,5 +313,6 @@ def analyze_budget(result: dict[str, Any], out_dir: str) -> dict[str, Any]:
 
 ANALYSES: dict[str, Callable[[dict, str], dict]] = {
     "scaling": analyze_scaling, "transfer": analyze_transfer,
+    "transfer_tokenizers": analyze_transfer,
     "constraints": analyze_constraints, "granularity": analyze_granularity,
     "budget": analyze_budget, "worlds": analyze_worlds, "headline": analyze_headline}

@@ -188,7 +188,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
   on_nonfinite = loop.nonfinite_policy(config)
   os.makedirs(workdir, exist_ok=True)
   check_workdir_config(workdir, config, workdir_mode)
-  assets = assets_lib.prepare_assets(task_cfg, config.assets_dir, config.vocab_size)
+  assets = assets_lib.prepare_assets(task_cfg, config.assets_dir, config.vocab_size,
+                                     pair_lib.tokenizer_type(config))
   tok = assets.tokenizer
   run_tok_path = os.path.join(workdir, "tokenizer.model")
   if os.path.exists(run_tok_path):  # a run to resume: its checkpoints use this tokenizer

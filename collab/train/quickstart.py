@@ -55,8 +55,9 @@ def pretrain_pair(gate_config: ml_collections.ConfigDict, parallel: bool = True
     config.assets_dir = gate_config.assets_dir
     config.task = gate_config.task
     configs[name] = config
-  assets_lib.prepare_assets(pair_lib.task_config(gate_config), gate_config.assets_dir,
-                            gate_config.vocab_size)
+  for config in configs.values():  # each tokenizer once, before two processes need it
+    assets_lib.prepare_assets(pair_lib.task_config(config), config.assets_dir,
+                              config.vocab_size, pair_lib.tokenizer_type(config))
   dirs = {name: pair_lib.model_dir(gate_config, name) for name in presets}
   if not parallel:
     return {name: _pretrain_one(configs[name], dirs[name]) for name in presets}

@@ -7,6 +7,12 @@ preset (collab/models/presets.py) to a fact coverage and a training budget.
 Recipes for the harder worlds (docs/worlds.md): `llm_fallible` knows 70% of the facts, only
 half of those slm_s knows, so an ask can hurt; `slm_arith` is slm_s's knowledge with far more
 arithmetic practice, so that its errors are mostly knowledge errors.
+
+Recipes with another tokenizer (docs/tokenizers.md): `gpt2_uni` (an LLM of the GPT-2 lineage,
+trained as llm_l is) and `slm_s_uni` (slm_s) use a SentencePiece unigram tokenizer trained on
+the same corpus, so a pair with a default-tokenizer model exchanges text at step boundaries
+(collab/handoff.py). Unigram writes this task in 1.4x the tokens of the default BPE, so these
+recipes get longer sequences and prompts (SEQ_LEN, PROMPT_LEN).
 """
 from __future__ import annotations
 
@@ -16,6 +22,14 @@ import ml_collections
 import numpy as np
 
 from collab.data import task as task_lib
+from collab.data import tokenizer as tokenizer_lib
+
+DEFAULT_VOCAB = 512
+# Room for the longest generated problem (bos and eos included) and the longest question
+# (bos and sep included) in each algorithm's tokens: BPE (512 ids) writes them in 97 and 21
+# tokens, unigram (512 asked for, 179 pieces on this corpus) in 137 and 36.
+SEQ_LEN = {"bpe": 104, "unigram": 144}
+PROMPT_LEN = {"bpe": 32, "unigram": 40}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +47,10 @@ class Recipe:
   overlap: float = -1.0
   overlap_with: str = ""
   arith_weight: float = 1.0  # loss weight of arithmetic lines (pipeline.weight_arithmetic)
+  # The tokenizer: ids asked for (0: DEFAULT_VOCAB) and SentencePiece algorithm
+  # (tokenizer.TOKENIZER_TYPES), trained on the task's corpus (collab/data/assets.py).
+  vocab_size: int = 0
+  tokenizer_type: str = tokenizer_lib.DEFAULT_TYPE
 
 
 RECIPES: dict[str, Recipe] = {
@@ -64,6 +82,15 @@ RECIPES: dict[str, Recipe] = {
                                  role="test", overlap=0.5, overlap_with="test_tiny"),
     "test_tiny_arith": Recipe("test_tiny", 0.5, 30, batch_size=16, warmup_steps=5,
                               role="test", arith_weight=3.0),
+    # Another tokenizer: an LLM of another lineage and tokenizer, trained as llm_l is (the
+    # transfer study's other-tokenizer target), and slm_s with that tokenizer.
+    "gpt2_uni": Recipe("gpt2_m", 1.0, 3000, batch_size=32, role="llm", seed=1,
+                       tokenizer_type="unigram"),
+    "slm_s_uni": Recipe("slm_s", 0.4, 900, role="slm", tokenizer_type="unigram"),
+    "test_tiny_uni": Recipe("test_tiny", 0.5, 30, batch_size=16, warmup_steps=5, role="test",
+                            tokenizer_type="unigram"),
+    "gpt2_tiny_uni": Recipe("gpt2_tiny", 0.5, 30, batch_size=16, warmup_steps=5, role="test",
+                            tokenizer_type="unigram"),
 }
 # Pretraining seeds of the headline pair (init and data order; same facts and schedule):
 # slm_s_p1, llm_s_p2, ... A model's seed is as much a source of variance as the gate's.
@@ -76,6 +103,17 @@ def get_recipe(name: str) -> Recipe:
   if name not in RECIPES:
     raise ValueError(f"Unknown pretraining preset {name!r}; valid: {sorted(RECIPES)}")
   return RECIPES[name]
+
+
+def tokenizer_options(name: str) -> dict[str, object]:
+  """The tokenizer keys of a recipe's configs: vocab_size, and tokenizer_type only when it
+  is not the default (configs, and workdirs' config.json, of default-tokenizer recipes are
+  what they were before the choice existed)."""
+  recipe = get_recipe(name)
+  out: dict[str, object] = {"vocab_size": recipe.vocab_size or DEFAULT_VOCAB}
+  if tokenizer_lib.check_type(recipe.tokenizer_type) != tokenizer_lib.DEFAULT_TYPE:
+    out["tokenizer_type"] = recipe.tokenizer_type
+  return out
 
 
 def known_mask(config: ml_collections.ConfigDict, world: task_lib.World) -> np.ndarray:
@@ -116,11 +154,11 @@ def pretrain_config(model: str = "", *, runlocal: bool = False, seed: int = -1,
   config.preset = recipe.model  # the size preset (collab/models/presets.py) the recipe trains
   config.seed = seed if seed >= 0 else recipe.seed
   config.task = task_defaults(runlocal)
-  config.vocab_size = 512
-  # Data and tokenizer are shared by every model of a world (a collaborating pair must share
-  # a tokenizer), so they live outside the model's workdir.
+  config.update(tokenizer_options(model))
+  # Data and tokenizers are shared by every model of a world, so they live outside the
+  # model's workdir.
   config.assets_dir = "runs/assets_local" if runlocal else "runs/assets"
-  config.seq_len = 104  # the longest generated problem is 97 tokens with bos and eos
+  config.seq_len = SEQ_LEN[recipe.tokenizer_type]
   config.fact_coverage = coverage if coverage >= 0 else recipe.fact_coverage
   config.coverage_seed = 0
   # The options of the harder worlds are keys only when on, so the config (and a workdir's
