@@ -18,6 +18,7 @@ import fake_models
 from collab import config_check
 from collab import errors
 from collab import evaluate
+from collab import export
 from collab import pair as pair_lib
 from collab import rollout as rollout_lib
 from collab.data import assets as assets_lib
@@ -141,7 +142,7 @@ def test_same_tokenizer_presets_go_the_old_way(root):
   assert not any(k.startswith("llm_") for k in batch)
 
 
-def test_gate_training_and_evaluation_run(root):
+def test_gate_training_evaluation_and_export(root):
   config = _config(root, "test_tiny", "gpt2_tiny_uni")
   config.rl.num_steps = 2
   workdir = str(root / "gate_mixed")
@@ -154,6 +155,13 @@ def test_gate_training_and_evaluation_run(root):
   llm_alone = policies["llm_alone"]
   assert llm_alone["calls"]["mean"] == config.rollout.num_steps
   assert llm_alone["llm_tokens"]["mean"] > 0
+  # The export holds both tokenizers and rebuilds the same pair and rollout setup.
+  config2, pair2, _ = export.load_export(export.write_export(config, workdir,
+                                                             str(root / "export_mixed")))
+  assert pair2.llm_tokenizer.fingerprint == pair.llm_tokenizer.fingerprint
+  assert pair2.llm_step_ratio == pair.llm_step_ratio
+  assert pair_lib.make_setup(config2, pair2) == pair_lib.make_setup(config, pair)
+  assert pair_lib.llm_prompt_len(config2, pair2) == pair_lib.llm_prompt_len(config, pair)
 
 
 SLM_LINE, HELPER_LINE = "price=14", "answer=7"  # what the chain SLM and helper write
