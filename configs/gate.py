@@ -60,13 +60,13 @@ def get_config(arg=None):
                 else dict(vocab_size=pre.vocab_size))
   config.assets_dir = pre.assets_dir
   config.pretrain_dir = "runs/pretrain_local" if arg.runlocal else "runs/pretrain"
-  config.prompt_len = recipes.PROMPT_LEN[config.get("tokenizer_type",
-                                                    tokenizer_lib.DEFAULT_TYPE)]
+  slm_tokenizer = config.get("tokenizer_type", tokenizer_lib.DEFAULT_TYPE)
+  config.prompt_len = recipes.PROMPT_LEN[slm_tokenizer]
 
   line = arg.granularity == "line"
   config.rollout = ml_collections.ConfigDict(dict(
       num_steps=8 if line else 80 // (arg.step_tokens or 8),
-      step_tokens=arg.step_tokens or (16 if line else 8),
+      step_tokens=arg.step_tokens or (recipes.STEP_TOKENS[slm_tokenizer] if line else 8),
       granularity=arg.granularity, budget=arg.budget, llm_capacity=0,
       slm_temperature=0.0, llm_temperature=0.0,
       # Row counts an LLM call compiles for, and the cache prefixes attention picks from

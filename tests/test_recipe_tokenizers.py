@@ -77,7 +77,7 @@ def test_default_recipes_keep_their_configs_and_tokenizer_file():
   assert (uni.preset, uni.tokenizer_type, uni.seq_len) == ("gpt2_m", "unigram", 144)
   assert (uni.num_steps, uni.batch_size, uni.fact_coverage) == (3000, 32, 1.0)
   gate = gate_configs.get_config("slm=slm_s_uni,llm=llm_s")
-  assert (gate.tokenizer_type, gate.prompt_len) == ("unigram", 40)
+  assert (gate.tokenizer_type, gate.prompt_len, gate.rollout.step_tokens) == ("unigram", 40, 24)
 
 
 def test_each_tokenizer_has_its_own_file_and_runs_keep_theirs(root):
