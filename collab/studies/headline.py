@@ -83,7 +83,9 @@ def _row(name: str, slm: float, llm: float, gate_N: np.ndarray, rival_N: np.ndar
 
 
 def analyze_headline(result: dict[str, Any], out_dir: str) -> dict[str, Any]:
-  sets = sm.settings(result)
+  # The default world's pretraining seeds first (their pooled row follows them).
+  sets = dict(sorted(sm.settings(result).items(),
+                     key=lambda kv: not kv[0].startswith("default_p")))
   rates = {}
   for r in result["runs"]:
     e = r["evals"][r["llm"]]

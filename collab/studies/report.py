@@ -15,6 +15,7 @@ STUDIES = ("headline", "frontier", "scaling", "transfer", "constraints", "granul
 # Further runs of a study, each in its own results/<name>/, shown after the study's section.
 VARIANTS = {
     "scaling": (("scaling_causal", "Scaling: causal credit"),),
+    "transfer": (("transfer_tokenizers", "Transfer across tokenizers and lineages"),),
     "constraints": (
         ("constraints_tokens", "Constraints: LLM-token cost sweep"),
         ("constraints_select", "Constraints: price gate with checkpoint selection"),
@@ -160,6 +161,10 @@ def verdict_rows(results_dir: str) -> list[dict[str, str]]:
   study_row("3. The policy transfers to unseen LLMs and lineages", "transfer",
             "a gate trained with one LLM, run unchanged with others", v.claim_transfer,
             v.transfer_seeds)
+  if load("transfer_tokenizers"):
+    study_row("3. The policy transfers to unseen LLMs and lineages", "transfer_tokenizers",
+              "across tokenizers: llm_s (BPE, Llama blocks) and gpt2_uni (unigram, GPT-2 "
+              "blocks), each way", v.claim_transfer, v.transfer_seeds)
 
   used = [s for s in ("constraints", "constraints_privacy") if load(s)]
   if used:
