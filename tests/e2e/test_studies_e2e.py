@@ -57,7 +57,8 @@ def test_granularity_and_budget_studies_runlocal(shared):
   text = report.build_report(shared["results"], os.path.join(shared["results"], "REPORT.md"))
   for section in ("## Frontier", "## Constraints", "## Granularity", "## Budget"):
     assert section in text
-  # Transfer runs in tests/test_studies.py and worlds in tests/e2e/test_worlds_e2e.py, into
-  # other modules' results.
-  assert text.count("Not run yet") == 2 and "## Worlds\n\nNot run yet." in text
+  # Transfer runs in tests/test_studies.py, worlds and the headline in
+  # tests/e2e/test_worlds_e2e.py, into other modules' results.
+  assert text.count("Not run yet") == 3 and "## Worlds\n\nNot run yet." in text
+  assert "## Headline\n\nNot run yet." in text
   assert "Command: `test budget`" in text
