@@ -26,7 +26,10 @@ def test_worlds_study_runlocal(shared):
 
 
 def test_headline_study_runlocal_runs_on_the_sealed_split(shared):
-  result, summary, md, out_dir = _run(shared, "headline")
+  # Its own workdir: its runs share the worlds study's names but train other gates
+  # (price-conditioned); the pretrained tiny models and assets are shared.
+  result, summary, md, out_dir = _run(dict(shared, workdir=shared["workdir"] + "_headline"),
+                                      "headline")
   assert {r["world"] for r in summary["rows"]} == {"default", "heldout", "fallible", "arith"}
   for r in result["runs"]:
     assert r["budget_target"]["mode"] == "price" and r["budget_target"]["call_rate"] == 0.25
