@@ -33,7 +33,7 @@ def test_headline_study_runlocal_runs_on_the_sealed_split(shared):
   assert {r["world"] for r in summary["rows"]} == {"default", "heldout", "fallible", "arith"}
   for r in result["runs"]:
     assert r["budget_target"]["mode"] == "price" and r["budget_target"]["call_rate"] == 0.25
-    assert r["baselines"][r["llm"]].endswith("__sealed")  # its own baselines, sealed problems
+    assert "__sealed" in r["baselines"][r["llm"]]  # its own baselines, sealed problems
   assert all(b["split"] == "sealed" for b in result["baselines"].values())
   assert "### Headline: the sealed split" in md
   assert os.path.exists(os.path.join(out_dir, "headline.png"))
