@@ -104,9 +104,7 @@ def to_record(example: dict[str, Any]) -> dict[str, Any]:
 def load_records(assets: Assets, split: str, limit: int | None = None) -> list[dict[str, Any]]:
   if split == task_lib.SEALED:  # generated on request: never in the TFDS data set
     problems = task_lib.generate_split(assets.task, split)[:limit]
-    return [{"question": p.question, "steps": list(p.step_texts),
-             "step_kinds": list(p.step_kinds), "entity_ids": list(p.entity_ids),
-             "answer": p.answer} for p in problems]
+    return [to_record(tfds_task.example(p)) for p in problems]
   source = assets.source(split)
   n = len(source) if limit is None else min(limit, len(source))
   return [to_record(source[i]) for i in range(n)]

@@ -70,9 +70,14 @@ class CollabTask(tfds.core.GeneratorBasedBuilder):
 
   def _generate_examples(self, problems):
     for i, p in enumerate(problems):
-      yield i, {"text": p.text(), "question": p.question, "steps": list(p.step_texts),
-                "step_kinds": list(p.step_kinds), "entity_ids": list(p.entity_ids),
-                "answer": p.answer, "has_private": p.has_private}
+      yield i, example(p)
+
+
+def example(p: task_lib.Problem) -> dict:
+  """A problem as this data set's example (its features)."""
+  return {"text": p.text(), "question": p.question, "steps": list(p.step_texts),
+          "step_kinds": list(p.step_kinds), "entity_ids": list(p.entity_ids),
+          "answer": p.answer, "has_private": p.has_private}
 
 
 def make_builder(task_cfg: task_lib.TaskConfig, data_dir: str) -> CollabTask:

@@ -28,11 +28,7 @@ def get_config(arg=None):
                      else f"steps={arg.steps},eval_problems=300,eval_split=sealed")
   if arg.runlocal:
     config.fitted_problems = 16
-  worlds = [w for w in arg.worlds.split(":") if w]
-  unknown = sorted(set(worlds) - set(worlds_config.WORLDS))
-  if unknown or not worlds:
-    raise ValueError(f"worlds must be ':'-separated names of {worlds_config.WORLDS}, "
-                     f"got {arg.worlds!r}")
+  worlds = worlds_config.world_names(arg.worlds)
   if not 0 < arg.rate < 1:
     raise ValueError(f"rate is a share of steps in (0, 1), got {arg.rate}")
   pairs = worlds_config.world_pairs(arg.runlocal, heldout=0.25)

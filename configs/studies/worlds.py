@@ -18,10 +18,7 @@ def get_config(arg=None):
   if arg.runlocal:  # the rivals are the point: fitted on 16 problems (runlocal has them off)
     config.fitted_problems = 16
   pairs = world_pairs(arg.runlocal, arg.heldout)
-  worlds = [w for w in arg.worlds.split(":") if w]
-  unknown = sorted(set(worlds) - set(WORLDS))
-  if unknown or not worlds:
-    raise ValueError(f"worlds must be ':'-separated names of {WORLDS}, got {arg.worlds!r}")
+  worlds = world_names(arg.worlds)
   extra = [a for a in arg.gate.split(":") if a]
   suffix = "".join("+" + a.replace("=", "") for a in extra)
   for world in worlds:
@@ -39,3 +36,11 @@ def world_pairs(runlocal: bool, heldout: float) -> dict[str, str]:
           "heldout": f"slm={slm},llm={llm},heldout={heldout}",
           "fallible": f"slm={slm},llm={fallible}",
           "arith": f"slm={arith},llm={llm}"}
+
+
+def world_names(arg: str) -> list[str]:
+  """The worlds of a ':'-separated `worlds` arg, checked."""
+  worlds = [w for w in arg.split(":") if w]
+  if not worlds or set(worlds) - set(WORLDS):
+    raise ValueError(f"worlds must be ':'-separated names of {WORLDS}, got {arg!r}")
+  return worlds
