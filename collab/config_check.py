@@ -150,6 +150,8 @@ PRETRAIN = {
     "grad_clip": POSITIVE,
     "eval.num_problems": count(1),
     "eval.batch_size": count(1),
+    "eval.max_new_tokens": count(1),
+    "eval.step_max_new_tokens": count(1),
     **_LOOP,
     **{f"task.{k}": r for k, r in TASK.items()},
 }
@@ -478,6 +480,14 @@ def check_pretraining(config: ml_collections.ConfigDict, workdir: str | None = N
     check_workdir(workdir)
   check_ranges(config, PRETRAIN)
   _check_task(config)
+  if config.get("data_dir"):  # word problems: the JSONL must be there before any work
+    train = os.path.join(config.data_dir, "train.jsonl")
+    if not os.path.exists(train):
+      raise errors.DataError(f"config.data_dir={config.data_dir}: {train} does not exist; write "
+                             "the word problems first (docs/word_problems.md)")
+    if config.eval.split not in ("train", "validation", "test"):
+      raise errors.ConfigError(f"config.eval.split={config.eval.split!r}; valid for word "
+                               "problems: train, validation, test")
   _config_errors(tokenizer_lib.check_type, pair_lib.tokenizer_type(config))
   task_cfg = _config_errors(pair_lib.task_config, config)
   # The facts it trains on: coverage and overlap must fit the world.

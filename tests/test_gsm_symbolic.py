@@ -132,3 +132,17 @@ def test_real_generators(tmp_path):
   tfds_gsm8k.check_source_dir(str(tmp_path))
   again = gs.make_splits(rgw.load_generators(WHEEL), spec)
   assert again == splits
+
+
+def test_probe_counts_generators_that_finish_fail_or_hang():
+  def failing(rng, difficulty=1.0):
+    raise ValueError("empty range")
+
+  def hanging(rng, difficulty=1.0):
+    while True:
+      pass
+
+  generators = {**fakes(2), 7: failing, 9: hanging}
+  out = gs.probe(generators, 1.0, seeds=2, timeout_s=0.2)
+  assert (out["finish"], out["fail"], out["hang"], out["hung"]) == (2, 1, 1, [9])
+  assert out["median_digits_of_largest"] >= 1

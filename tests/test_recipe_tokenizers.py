@@ -62,8 +62,8 @@ def test_default_recipes_keep_their_configs_and_tokenizer_file():
   configs = {f"{name}:{runlocal}": json.loads(recipes.pretrain_config(
       name, runlocal=runlocal).to_json_best_effort(sort_keys=True))
              for name in DEFAULT_RECIPES for runlocal in (False, True)}
-  assert set(DEFAULT_RECIPES) | {"gpt2_uni", "slm_s_uni", "test_tiny_uni",
-                                 "gpt2_tiny_uni"} == set(recipes.RECIPES)
+  assert set(DEFAULT_RECIPES) | {"gpt2_uni", "slm_s_uni", "test_tiny_uni", "gpt2_tiny_uni",
+                                 "wp_slm", "wp_llm", "wp_tiny"} == set(recipes.RECIPES)
   digest = hashlib.sha256(json.dumps(configs, sort_keys=True).encode()).hexdigest()
   assert digest == DEFAULT_CONFIGS_SHA256
   for name in DEFAULT_RECIPES:

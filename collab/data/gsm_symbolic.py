@@ -22,7 +22,8 @@ Determinism and disjointness:
   never seen in training).
 - `difficulty` scales the generators' number ranges (1.0: the GSM8K-like ranges; 2.0 about
   doubles the upper bounds). reasoning-gym itself accepts only 1.0; below 1.0 some generators'
-  rejection loops never end, so it is refused.
+  rejection loops never end, so it is refused (`--probe 1.0,0.5,0.3` shows how many generators
+  finish, fail or hang at each value).
 """
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ import dataclasses
 import json
 import os
 import random
+import re
+import signal
 import sys
 from typing import Callable, Sequence
 
@@ -187,6 +190,40 @@ def build(out_dir: str, spec: Spec, generators: dict[int, Generator],
   return splits
 
 
+def probe(generators: dict[int, Generator], difficulty: float, seeds: int = 5,
+          timeout_s: float = 0.5) -> dict:
+  """What a difficulty does to the generators (`--probe`): per generator, `seeds` draws (item
+  seeds 0, 1, ...) that finish within timeout_s each; counts of generators that finish every
+  draw, fail one (raise) or hang one, and the median digit count of the largest number of
+  the finished draws' worked answers. Uses SIGALRM: main thread only."""
+  def hang(*_):
+    raise TimeoutError
+
+  previous = signal.signal(signal.SIGALRM, hang)
+  ok, failed, hung, digits = [], [], [], []
+  try:
+    for gid, generator in sorted(generators.items()):
+      try:
+        for item_seed in range(seeds):
+          signal.setitimer(signal.ITIMER_REAL, timeout_s)
+          try:
+            cot = generator(random.Random(item_seed), difficulty)["metadata"]["answer_cot"]
+          finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+          digits.append(max(len(n) for n in re.findall(r"\d+", cot)))
+        ok.append(gid)
+      except TimeoutError:
+        hung.append(gid)
+      except Exception:  # pylint: disable=broad-except
+        failed.append(gid)
+  finally:
+    signal.signal(signal.SIGALRM, previous)
+  return dict(difficulty=difficulty, generators=len(generators), finish=len(ok),
+              fail=len(failed), hang=len(hung), hung=hung,
+              median_digits_of_largest=float(sorted(digits)[len(digits) // 2]) if digits
+              else None)
+
+
 def main(argv=None) -> None:
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--out", default=DEFAULT_OUT, help="folder of the JSONL files")
@@ -194,7 +231,14 @@ def main(argv=None) -> None:
     p.add_argument(f"--{field.name}", type=type(field.default), default=field.default)
   p.add_argument("--wheel", default="", help="the reasoning-gym wheel (default: fetched into "
                  f"{os.path.join(reasoning_gym_wheel.cache_dir(), 'wheels')})")
+  p.add_argument("--probe", default="", help="comma list of difficulties: print what each "
+                 "does to the generators (gsm_symbolic.probe) and write nothing")
   args = p.parse_args(argv)
+  if args.probe:
+    generators = reasoning_gym_wheel.load_generators(args.wheel or reasoning_gym_wheel.fetch())
+    for d in args.probe.split(","):
+      print(json.dumps(probe(generators, float(d))))
+    return
   spec = Spec(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Spec)})
   wheel = args.wheel or reasoning_gym_wheel.fetch()
   generators = reasoning_gym_wheel.load_generators(wheel)

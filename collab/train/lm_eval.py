@@ -54,11 +54,15 @@ def _prefix_ids(tok, lines: Sequence[str]) -> list[int]:
 
 def evaluate_lm(params, cfg, tok, records: Sequence[dict[str, Any]], *,
                 known_mask: np.ndarray | None = None, max_new_tokens: int = 96,
-                step_max_new_tokens: int = 24, batch_size: int = 64) -> dict[str, Any]:
+                step_max_new_tokens: int = 24, batch_size: int = 64,
+                task_kinds: bool = True, details: bool = False) -> dict[str, Any]:
   """Returns accuracies (final answer, per step category) and a few sample generations.
 
   records: dicts with 'question', 'steps' (reference lines, last is the answer line),
   optionally 'step_kinds' and 'entity_ids' (generated task).
+  task_kinds: step kinds are the generated task's (grouped by task.step_category); False: each
+  kind is its own group. details: also 'final_correct' (per record) and 'step_correct'
+  ([record index, kind, correct] per step), for paired comparisons.
   """
   # Final answer, free-running.
   full_prompts = [_prefix_ids(tok, [r["question"]]) for r in records]
@@ -71,16 +75,20 @@ def evaluate_lm(params, cfg, tok, records: Sequence[dict[str, Any]], *,
 
   # Per step, teacher-forced on the reference prefix.
   step_prompts, step_refs, step_groups = [], [], []
-  for r in records:
+  step_rows = []
+  for index, r in enumerate(records):
     kinds = r.get("step_kinds") or ["step"] * len(r["steps"])
     entity_ids = list(r.get("entity_ids") or [])
     num_lookups = 0
     for i, (line, kind) in enumerate(zip(r["steps"], kinds)):
       step_prompts.append(_prefix_ids(tok, [r["question"]] + list(r["steps"][:i])))
       step_refs.append(line)
-      groups = [task_lib.step_category(kind) if kind != "step" else "step"]
-      if kind in ("mul", "add", "sub"):
-        groups.append(f"arith_{kind}")
+      if not task_kinds:  # another family's kinds (e.g. word_problems.STEP_KINDS)
+        groups = [kind]
+      else:
+        groups = [task_lib.step_category(kind) if kind != "step" else "step"]
+        if kind in ("mul", "add", "sub"):
+          groups.append(f"arith_{kind}")
       if kind == "lookup":
         # Look-ups come in item order, so the k-th look-up is about the k-th entity.
         if known_mask is not None and num_lookups < len(entity_ids):
@@ -88,11 +96,14 @@ def evaluate_lm(params, cfg, tok, records: Sequence[dict[str, Any]], *,
           groups.append("lookup_seen" if seen else "lookup_unseen")
         num_lookups += 1
       step_groups.append(groups)
+      step_rows.append((index, kind))
   step_outputs = _generate_lines(params, cfg, tok, step_prompts, stop_id=tok.sep_id,
                                  max_new_tokens=step_max_new_tokens, batch_size=batch_size)
   hits, totals = collections.Counter(), collections.Counter()
-  for out, ref, groups in zip(step_outputs, step_refs, step_groups):
+  step_correct = []
+  for out, ref, groups, row in zip(step_outputs, step_refs, step_groups, step_rows):
     ok = out.strip() == ref.strip()
+    step_correct.append([*row, ok])
     for g in groups + ["all_steps"]:
       totals[g] += 1
       hits[g] += ok
@@ -102,6 +113,9 @@ def evaluate_lm(params, cfg, tok, records: Sequence[dict[str, Any]], *,
   for g in sorted(totals):
     metrics[f"step_accuracy/{g}"] = hits[g] / totals[g]
     metrics[f"step_count/{g}"] = totals[g]
+  if details:
+    metrics["final_correct"] = [bool(c) for c in final_correct]
+    metrics["step_correct"] = step_correct
   metrics["samples"] = [
       {"question": r["question"], "generated": s, "reference": "\n".join(r["steps"])}
       for r, s in list(zip(records, solutions))[:3]]

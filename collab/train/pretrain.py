@@ -1,4 +1,5 @@
-"""Pretraining (supervised next-token training) of a model preset on the task text.
+"""Pretraining (supervised next-token training) of a model preset on the task text, or on
+word problems (config.data_dir, collab/data/word_problems.py).
 
 Data order is a pure function of the step (`dataset[step]` on a grain MapDataset), so resuming
 from a checkpoint at step k replays exactly what an uninterrupted run would have seen.
@@ -7,15 +8,17 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import json
 import os
 import shutil
 import time
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 
 from collab import checkpoint as ckpt_lib
@@ -27,6 +30,7 @@ from collab.data import assets as assets_lib
 from collab.data import pipeline
 from collab.data import task as task_lib
 from collab.data import tokenizer as tokenizer_lib
+from collab.data import word_problems
 from collab.models import presets
 from collab.models import transformer
 from collab.train import lm_eval
@@ -153,6 +157,47 @@ def export_model(workdir: str, params, metadata: dict, tok) -> str:
   return path
 
 
+@dataclasses.dataclass(frozen=True)
+class TrainingData:
+  """What a pretraining run reads: its tokenizer, training examples, the facts it may learn
+  (None: no world of facts), and the problems it is evaluated on."""
+  tokenizer: tokenizer_lib.Tokenizer
+  tokenizer_path: str
+  train: Any  # random-access examples (pipeline.make_lm_dataset's source)
+  known_mask: np.ndarray | None
+  records: Callable[[str, int], list]  # (split, limit) -> evaluation records
+  describe: str
+
+
+def _task_data(config, task_cfg) -> TrainingData:
+  """The generated task's shared assets, and the facts of the recipe's coverage."""
+  assets = assets_lib.prepare_assets(task_cfg, config.assets_dir, config.vocab_size,
+                                     pair_lib.tokenizer_type(config))
+  known_mask = recipes.known_mask(config, task_lib.World(task_cfg))
+  return TrainingData(assets.tokenizer, assets.tokenizer_path, assets.source("train"),
+                      known_mask, functools.partial(assets_lib.load_records, assets),
+                      f"fact coverage {config.fact_coverage} ({int(known_mask.sum())} facts)")
+
+
+def _word_problem_data(config) -> TrainingData:
+  """Word problems of config.data_dir (collab/data/word_problems.py): the problems of a seeded
+  share (config.fact_coverage) of the training generators that fit config.seq_len."""
+  tok, tok_path = word_problems.prepare_tokenizer(config.data_dir, config.assets_dir,
+                                                  config.vocab_size)
+  train = word_problems.read_split(config.data_dir, "train")
+  covered = word_problems.covered_generators([ex["generator"] for ex in train],
+                                             config.fact_coverage, config.coverage_seed)
+  kept = word_problems.fits([ex for ex in train if ex["generator"] in covered], tok,
+                            config.seq_len)
+
+  def records(split, limit):
+    return word_problems.read_split(config.data_dir, split)[:limit]
+
+  return TrainingData(tok, tok_path, kept, None, records,
+                      f"{len(covered)} training generators, {len(kept)} of {len(train)} "
+                      f"problems (those of its generators within {config.seq_len} tokens)")
+
+
 def ensure_pretrained(config: ml_collections.ConfigDict) -> None:
   """Pretrains the presets a gate config names (config.slm, config.llm) that are missing
   under config.pretrain_dir, with their recipes (collab/train/recipes.py) on the config's task
@@ -188,28 +233,25 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
   on_nonfinite = loop.nonfinite_policy(config)
   os.makedirs(workdir, exist_ok=True)
   check_workdir_config(workdir, config, workdir_mode)
-  assets = assets_lib.prepare_assets(task_cfg, config.assets_dir, config.vocab_size,
-                                     pair_lib.tokenizer_type(config))
-  tok = assets.tokenizer
+  data = _word_problem_data(config) if config.get("data_dir") else _task_data(config, task_cfg)
+  tok, known_mask = data.tokenizer, data.known_mask
   run_tok_path = os.path.join(workdir, "tokenizer.model")
   if os.path.exists(run_tok_path):  # a run to resume: its checkpoints use this tokenizer
     tokenizer_lib.check_fingerprint(tokenizer_lib.Tokenizer.load(run_tok_path).fingerprint, tok,
                                     where=os.path.join(workdir, "checkpoints"))
   else:
-    shutil.copyfile(assets.tokenizer_path, run_tok_path)
+    shutil.copyfile(data.tokenizer_path, run_tok_path)
   cfg = presets.get_model_config(config.get("preset", config.model), tok.vocab_size)
-  world = task_lib.World(task_cfg)
-  known_mask = recipes.known_mask(config, world)
 
   dataset = pipeline.make_lm_dataset(
-      assets.source("train"), tok, seq_len=config.seq_len, batch_size=config.batch_size,
+      data.train, tok, seq_len=config.seq_len, batch_size=config.batch_size,
       seed=config.seed, known_mask=known_mask, unknown_facts=config.unknown_facts,
       redact_prob=config.redact_prob, arith_weight=config.get("arith_weight", 1.0))
   tx = make_optimizer(config)
   params = transformer.init_params(cfg, jax.random.PRNGKey(config.seed))
   state = {"params": params, "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32)}
-  print(f"Model {config.model}: {transformer.num_params(cfg):,} params, "
-        f"fact coverage {config.fact_coverage} ({int(known_mask.sum())} facts)", flush=True)
+  print(f"Model {config.model}: {transformer.num_params(cfg):,} params, {data.describe}",
+        flush=True)
 
   # The tokenizer travels inside every checkpoint and export (base64 of the sentencepiece
   # model), and its fingerprint is checked whenever one is loaded.
@@ -231,8 +273,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
                                        writer, metadata, on_nonfinite, stop_after_steps)
     if int(state["step"]) < config.num_steps:
       return None  # stop_after_steps
-    results = _export_and_evaluate(config, workdir, state, cfg, tok, assets, known_mask,
-                                   metadata, writer, train_seconds)
+    results = _export_and_evaluate(config, workdir, state, cfg, tok, data, metadata, writer,
+                                   train_seconds)
   finally:  # also on errors: pending saves finish, files close
     checkpointer.close()
     writer.close()
@@ -263,14 +305,17 @@ def _train_loop(config, workdir, train_step, state, dataset, checkpointer, write
   return holder["state"], outcome.seconds
 
 
-def _export_and_evaluate(config, workdir, state, cfg, tok, assets, known_mask, metadata, writer,
+def _export_and_evaluate(config, workdir, state, cfg, tok, data, metadata, writer,
                          train_seconds):
   """The params export (model/) and the held-out evaluation (eval.json) of a finished run."""
   export_model(workdir, state["params"], metadata, tok)
-  records = assets_lib.load_records(assets, config.eval.split, config.eval.num_problems)
+  records = data.records(config.eval.split, config.eval.num_problems)
   t_eval = time.time()
-  results = lm_eval.evaluate_lm(state["params"], cfg, tok, records, known_mask=known_mask,
-                                batch_size=config.eval.batch_size)
+  lengths = {k: config.eval[k] for k in ("max_new_tokens", "step_max_new_tokens")
+             if k in config.eval}
+  results = lm_eval.evaluate_lm(state["params"], cfg, tok, records, known_mask=data.known_mask,
+                                batch_size=config.eval.batch_size,
+                                task_kinds=data.known_mask is not None, **lengths)
   results.update(model=config.model, fact_coverage=config.fact_coverage,
                  num_params=transformer.num_params(cfg), steps=config.num_steps,
                  train_seconds_this_run=train_seconds, eval_seconds=time.time() - t_eval,

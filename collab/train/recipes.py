@@ -23,6 +23,7 @@ import numpy as np
 
 from collab.data import task as task_lib
 from collab.data import tokenizer as tokenizer_lib
+from collab.data import word_problems
 
 DEFAULT_VOCAB = 512
 # Room for the longest generated problem (bos and eos included) and the longest question
@@ -34,6 +35,8 @@ PROMPT_LEN = {"bpe": 32, "unigram": 40}
 # longest line with its <sep> is 17 BPE tokens (a few are cut at 16, as they always were) and
 # 19 unigram tokens (a tenth of the lines, cut at 16: LLM alone fell from 74% to 60%).
 STEP_TOKENS = {"bpe": 16, "unigram": 24}
+# Word problems (collab/data/word_problems.py) are longer: problems beyond this are left out.
+WORD_PROBLEM_SEQ_LEN = 320
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +58,9 @@ class Recipe:
   # (tokenizer.TOKENIZER_TYPES), trained on the task's corpus (collab/data/assets.py).
   vocab_size: int = 0
   tokenizer_type: str = tokenizer_lib.DEFAULT_TYPE
+  # The corpus: "" the generated task; "word_problems" GSM-Symbolic JSONL
+  # (collab/data/word_problems.py), where fact_coverage is the share of training generators.
+  data: str = ""
 
 
 RECIPES: dict[str, Recipe] = {
@@ -96,6 +102,18 @@ RECIPES: dict[str, Recipe] = {
     "gpt2_tiny_uni": Recipe("gpt2_tiny", 0.5, 30, batch_size=16, warmup_steps=5, role="test",
                             tokenizer_type="unigram"),
 }
+# The second task family, word problems (docs/word_problems.md): the SLM trains on half of
+# the training generators with slm_s's size, the LLM on all of them with llm_s's size and more
+# compute. Digits are single tokens (tokenizer.train_tokenizer splits them).
+WORD_PROBLEM_VOCAB = 2048
+RECIPES.update({
+    "wp_slm": Recipe("slm_s", 0.5, 1500, role="slm", vocab_size=WORD_PROBLEM_VOCAB,
+                     data="word_problems"),
+    "wp_llm": Recipe("llm_s", 1.0, 3000, batch_size=32, role="llm",
+                     vocab_size=WORD_PROBLEM_VOCAB, data="word_problems"),
+    "wp_tiny": Recipe("test_tiny", 0.5, 30, batch_size=16, warmup_steps=5, role="test",
+                      vocab_size=WORD_PROBLEM_VOCAB, data="word_problems"),
+})
 # Pretraining seeds of the headline pair (init and data order; same facts and schedule):
 # slm_s_p1, llm_s_p2, ... A model's seed is as much a source of variance as the gate's.
 PRETRAIN_SEEDS = (1, 2)
@@ -140,6 +158,19 @@ def task_defaults(runlocal: bool = False) -> ml_collections.ConfigDict:
   if runlocal:
     task.update(num_train=2000, num_validation=64, num_test=64)
   return ml_collections.ConfigDict(task)
+
+
+def word_problem_options(config: ml_collections.ConfigDict) -> None:
+  """The keys of a word-problem recipe's config: its JSONL folder, longer sequences and
+  decodes (a GSM-Symbolic problem is ~160 tokens, 95% within 283), no private spans, and
+  evaluation on validation problems (the training generators'; test holds the held-out ones)."""
+  config.data_dir = word_problems.DEFAULT_DATA_DIR
+  config.seq_len = WORD_PROBLEM_SEQ_LEN
+  config.redact_prob = 0.0
+  config.eval.split = "validation"
+  config.eval.num_problems = 300
+  config.eval.max_new_tokens = 256
+  config.eval.step_max_new_tokens = 64
 
 
 def pretrain_config(model: str = "", *, runlocal: bool = False, seed: int = -1,
@@ -195,6 +226,9 @@ def pretrain_config(model: str = "", *, runlocal: bool = False, seed: int = -1,
   config.on_nonfinite = "stop"
   config.eval = ml_collections.ConfigDict(
       dict(split="test", num_problems=500, batch_size=128))
+
+  if recipe.data == "word_problems":
+    word_problem_options(config)
 
   if runlocal:
     config.num_steps = steps or 30
