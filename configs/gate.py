@@ -27,6 +27,8 @@ out for the test problems: no gate-training problem looks their facts up; 0: off
 ('test', or 'sealed' for headline numbers only), runlocal.
 Harder worlds (docs/worlds.md): heldout=0.25 (held-out knowledge), llm=llm_fallible (an LLM
 with knowledge gaps of its own), slm=slm_arith (an SLM sound at arithmetic).
+Word problems (docs/word_problems.md): slm=wp_slm,llm=wp_llm, pretrained here on GSM-Symbolic
+(data_dir, longer prompts and lines; no line-kind rule: its kinds are the generated task's).
 Two tokenizers (docs/tokenizers.md): llm=gpt2_uni or slm=slm_s_uni (unigram tokenizers) pair
 with a default-tokenizer model; text crosses at step boundaries.
 """
@@ -138,6 +140,9 @@ def get_config(arg=None):
   config.on_nonfinite = "stop"
   if arg.select:
     config.ckpt_every = 25
+
+  if config.slm in recipes.RECIPES and recipes.get_recipe(config.slm).data:
+    recipes.word_problem_gate_options(config)
 
   if arg.runlocal:
     # Tiny models on a CPU: one call size and the whole cache compile in a third of the time.

@@ -115,12 +115,12 @@ def _gap(g: dict) -> str:
          f"{100 * (g['mean'] + g['ci95']):+.1f}]"
 
 
-def report_md(result: dict[str, Any], command: str) -> str:
-  lines = ["## Word problems: the pair's gap", "",
-           f"Command: `{command}`", "",
-           f"SLM `{result['slm']['model']}` (trained on {result['slm']['generators']} of the "
+def report_md(result: dict[str, Any]) -> str:
+  """The section's tables (REPORT.md adds the command from run_info.json)."""
+  lines = [f"SLM `{result['slm']['model']}` (trained on {result['slm']['generators']} of the "
            f"training generators), LLM `{result['llm']['model']}` (all of them), pretrained "
-           "here on GSM-Symbolic word problems; greedy, each model alone.", "",
+           "here on GSM-Symbolic word problems (docs/word_problems.md); greedy, each model "
+           "alone.", "",
            "| problems | n | SLM final | LLM final | gap (paired, 95% CI) | SLM lines | LLM lines |",
            "|---|---|---|---|---|---|---|"]
   names = {("validation", "all"): "validation, all",
@@ -192,10 +192,10 @@ def main(argv=None) -> None:
   with open(os.path.join(args.out, "gap.json"), "w") as f:
     json.dump(result, f, indent=1)
   with open(os.path.join(args.out, "report.md"), "w") as f:
-    f.write(report_md(result, command.strip()))
+    f.write(report_md(result))
   plot(result, os.path.join(args.out, "gap.png"))
   report_lib.write_run_info(args.out, command.strip(), time.time() - start)
-  print(report_md(result, command.strip()))
+  print(report_md(result))
 
 
 if __name__ == "__main__":

@@ -9,10 +9,13 @@ import random
 import pytest
 
 from collab import errors
+from collab import pair as pair_lib
 from collab.data import gsm_symbolic
 from collab.data import word_problems
+from collab.train import gate as gate_lib
 from collab.train import pretrain
 from collab.train import recipes
+from configs import gate as gate_configs
 from experiments import word_problem_gap
 
 
@@ -94,12 +97,18 @@ def test_training_data_keeps_the_covered_generators_only(data_dir, tmp_path):
   assert [p for p in pieces if any(c.isdigit() for c in p)] == ["1", "2", "0"]  # digits split
 
 
-def test_pretrain_and_gap_on_word_problems(data_dir, tmp_path):
+@pytest.fixture(scope="module")
+def pretrained(data_dir, tmp_path_factory):
+  """(workdir, eval results) of wp_tiny pretrained on the fake generators' problems."""
+  root = tmp_path_factory.mktemp("wp_runs")
+  workdir = str(root / "pre" / "wp_tiny")
+  return workdir, pretrain.train(_config(data_dir, root), workdir)
+
+
+def test_pretrain_and_gap_on_word_problems(data_dir, pretrained, tmp_path):
   """A tiny recipe pretrains on the JSONL and is evaluated per kind; the gap experiment run
   with the same model as SLM and LLM finds no gap and nothing to fix."""
-  config = _config(data_dir, tmp_path)
-  workdir = str(tmp_path / "wp_tiny")
-  results = pretrain.train(config, workdir)
+  workdir, results = pretrained
   assert results["split"] == "validation" and results["num_problems"] == 12
   assert results["step_count/all_steps"] == 48
   assert {k.split("/")[1] for k in results if k.startswith("step_count/")} == {
@@ -120,6 +129,29 @@ def test_pretrain_and_gap_on_word_problems(data_dir, tmp_path):
   assert os.path.exists(os.path.join(out, "gap.png"))
   with open(os.path.join(out, "report.md")) as f:
     assert "test, held-out generators" in f.read()
+
+
+def test_a_gate_trains_on_a_word_problem_pair(data_dir, pretrained, tmp_path):
+  """configs/gate.py with word-problem recipes: problems and prompts from the JSONL in the
+  pretraining layout, room for their prompts and lines, and a gate trained through them."""
+  workdir, _ = pretrained
+  config = gate_configs.get_config("slm=wp_tiny,llm=wp_tiny,runlocal,steps=1")
+  assert config.eval.line_kinds.problems == 0 and config.prompt_len == 224
+  config.update(data_dir=data_dir, pretrain_dir=os.path.dirname(workdir),
+                assets_dir=str(tmp_path / "assets"))
+  pair = pair_lib.load_pair(config)
+  records = pair_lib.load_records(config, pair, "test", 4)
+  assert [r["question"] for r in records] == [
+      ex["question"] for ex in word_problems.read_split(data_dir, "test")[:4]]
+  batch = pair_lib.make_episodes(config, pair, records)
+  tok = pair.tokenizer
+  n = batch["prompt_len_B"][0]
+  assert batch["prompt_BxP"][0, :n].tolist() == (
+      [tok.bos_id] + tok.encode(records[0]["question"]) + [tok.sep_id])
+  gate_lib.train(config, str(tmp_path / "gate"))
+  with open(tmp_path / "gate" / "metrics.jsonl") as f:
+    rows = [json.loads(line) for line in f]
+  assert rows and "accuracy" in rows[-1]
 
 
 def test_missing_word_problems_are_refused_before_any_work(tmp_path):

@@ -24,7 +24,8 @@ VARIANTS = {
     "granularity": (("granularity_causal", "Granularity: causal credit, 3 seeds"),),
     "budget": (("budget_causal", "Budget: causal credit, dual ascent against price calibration"),),
     "worlds": (("worlds_fallible_long", "Worlds: a fallible LLM, gates trained 480 steps"),
-               ("worlds_default_long", "Worlds: the default world, gates trained 480 steps"))}
+               ("worlds_default_long", "Worlds: the default world, gates trained 480 steps"),
+               ("word_problems", "Word problems (GSM-Symbolic): the pair's gap"))}
 
 
 def machine() -> dict[str, Any]:

@@ -17,6 +17,7 @@ recipes get longer sequences and prompts (SEQ_LEN, PROMPT_LEN).
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import ml_collections
 import numpy as np
@@ -171,6 +172,19 @@ def word_problem_options(config: ml_collections.ConfigDict) -> None:
   config.eval.num_problems = 300
   config.eval.max_new_tokens = 256
   config.eval.step_max_new_tokens = 64
+
+
+def word_problem_gate_options(config: ml_collections.ConfigDict) -> None:
+  """A gate config's keys for a pair pretrained on word problems: their JSONL and pretraining
+  folder, and room for them (with the 2048-token tokenizer, questions take up to 209 tokens
+  with bos and sep, 99% of lines 53 with their sep, 99% of solutions 15 lines)."""
+  config.data_dir = word_problems.DEFAULT_DATA_DIR
+  config.pretrain_dir = os.path.join(os.path.dirname(config.pretrain_dir),
+                                     "word_problems_local" if config.get("runlocal")
+                                     else "word_problems")
+  config.prompt_len = 224
+  config.rollout.update(num_steps=15, step_tokens=56)
+  config.eval.line_kinds.problems = 0  # plans the generated task's kinds only
 
 
 def pretrain_config(model: str = "", *, runlocal: bool = False, seed: int = -1,
