@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 WORKDIR ?= runs/quickstart
 
-.PHONY: install quickstart test test-e2e clean real-models gsm-symbolic
+.PHONY: install quickstart test test-e2e clean real-models gsm-symbolic word-problems
 
 $(STAMP): setup.py requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,12 @@ real-models: $(STAMP)
 # .cache/gsm_symbolic/jsonl: see docs/gsm_symbolic.md. GSM_ARGS="--heldout 10 --out DIR" etc.
 gsm-symbolic: $(STAMP)
 	$(PY) -m collab.data.gsm_symbolic $(GSM_ARGS)
+
+# The word problems the wp_* recipes pretrain on (10 generators held out for test), into
+# .cache/gsm_symbolic/pretrain: see docs/word_problems.md.
+word-problems: $(STAMP)
+	$(PY) -m collab.data.gsm_symbolic --out .cache/gsm_symbolic/pretrain --train 10000 \
+	    --validation 1000 --test 500 --heldout 10
 
 clean:
 	rm -rf $(VENV) runs

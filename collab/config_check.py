@@ -483,8 +483,9 @@ def check_pretraining(config: ml_collections.ConfigDict, workdir: str | None = N
   if config.get("data_dir"):  # word problems: the JSONL must be there before any work
     train = os.path.join(config.data_dir, "train.jsonl")
     if not os.path.exists(train):
-      raise errors.DataError(f"config.data_dir={config.data_dir}: {train} does not exist; write "
-                             "the word problems first (docs/word_problems.md)")
+      raise errors.DataError(f"config.data_dir={config.data_dir}: {train} does not exist; "
+                             "write the word problems first: `make word-problems` "
+                             "(docs/word_problems.md)")
     if config.eval.split not in ("train", "validation", "test"):
       raise errors.ConfigError(f"config.eval.split={config.eval.split!r}; valid for word "
                                "problems: train, validation, test")

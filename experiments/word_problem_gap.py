@@ -121,7 +121,8 @@ def report_md(result: dict[str, Any]) -> str:
            f"training generators), LLM `{result['llm']['model']}` (all of them), pretrained "
            "here on GSM-Symbolic word problems (docs/word_problems.md); greedy, each model "
            "alone.", "",
-           "| problems | n | SLM final | LLM final | gap (paired, 95% CI) | SLM lines | LLM lines |",
+           "| problems | n | SLM final | LLM final | gap (paired, 95% CI) | SLM lines "
+           "| LLM lines |",
            "|---|---|---|---|---|---|---|"]
   names = {("validation", "all"): "validation, all",
            ("validation", "slm_trained"): "validation, generators the SLM trained on",

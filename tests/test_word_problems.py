@@ -71,7 +71,7 @@ def test_read_split_keeps_generators_and_kinds(data_dir):
   assert test[0]["generator"] not in {ex["generator"] for ex in train}
   assert train[0]["step_kinds"] == ["text", "add", "mul", "answer"]
   assert train[0]["steps"][-1] == f"answer {train[0]['answer']}"
-  with pytest.raises(errors.DataError, match="make gsm-symbolic"):
+  with pytest.raises(errors.DataError, match="make word-problems"):
     word_problems.read_split(os.path.dirname(data_dir), "train")
 
 

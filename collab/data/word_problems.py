@@ -1,11 +1,11 @@
 """Word problems for pretraining here: GSM-Symbolic JSONL (collab/data/gsm_symbolic.py) as the
 second task family's corpus, its tokenizer, its step kinds and its knowledge split.
 
-    make gsm-symbolic GSM_ARGS="--out .cache/gsm_symbolic/pretrain --train 10000 \
-        --validation 300 --test 500 --heldout 10"
+    make word-problems   # = make gsm-symbolic GSM_ARGS="--out .cache/gsm_symbolic/pretrain
+                         #   --train 10000 --validation 1000 --test 500 --heldout 10"
 
 Each record keeps the generator (a GSM8K question turned template) that wrote it. A model's
-knowledge here is which templates it was trained on: `generator_coverage` keeps a seeded share
+knowledge here is which templates it was trained on: a recipe's `fact_coverage` keeps a seeded share
 of the training generators, as fact coverage keeps a share of the generated world's facts. With
 `--heldout K` the test split's generators are never in training, for any model.
 
@@ -52,8 +52,8 @@ def read_split(data_dir: str, split: str) -> list[dict[str, Any]]:
   path = os.path.join(data_dir, f"{split}.jsonl")
   if not os.path.exists(path):
     raise errors.DataError(
-        f"{path} does not exist: write the word problems first with `make gsm-symbolic "
-        f"GSM_ARGS=\"--out {data_dir} ...\"` (see docs/gsm_symbolic.md)")
+        f"{path} does not exist: write the word problems first with `make word-problems` "
+        f"(or `make gsm-symbolic GSM_ARGS=\"--out {data_dir} ...\"`; docs/word_problems.md)")
   examples = tfds_gsm8k.read_jsonl(path)
   with open(path, encoding="utf-8") as f:
     generators = [int(json.loads(line).get("generator", -1)) for line in f if line.strip()]
