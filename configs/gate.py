@@ -28,7 +28,8 @@ out for the test problems: no gate-training problem looks their facts up; 0: off
 Harder worlds (docs/worlds.md): heldout=0.25 (held-out knowledge), llm=llm_fallible (an LLM
 with knowledge gaps of its own), slm=slm_arith (an SLM sound at arithmetic).
 Word problems (docs/word_problems.md): slm=wp_slm,llm=wp_llm, pretrained here on GSM-Symbolic
-(data_dir, longer prompts and lines; no line-kind rule: its kinds are the generated task's).
+(data_dir: their JSONL folder; longer prompts and lines; no line-kind rule: it plans the
+generated task's kinds).
 Two tokenizers (docs/tokenizers.md): llm=gpt2_uni or slm=slm_s_uni (unigram tokenizers) pair
 with a default-tokenizer model; text crosses at step boundaries.
 """
@@ -46,7 +47,7 @@ def get_config(arg=None):
       target_calls=0.0, target_tokens=0.0, cost_warmup=0, train_capacity=0, price_min=0.01,
       price_max=0.0, explore=0.0, entropy=0.05, calls_lr=0.005, target_mode="dual",
       credit="episode", select=0, price_offset=False, draft_prior=False, kinds="self:ask:ask_redacted",
-      init="scratch", heldout=0.0, eval_split="test", runlocal=False)
+      init="scratch", heldout=0.0, eval_split="test", data_dir="", runlocal=False)
   config = ml_collections.ConfigDict()
   config.slm = arg.slm or ("test_tiny" if arg.runlocal else "slm_s")
   config.llm = arg.llm or ("gpt2_tiny" if arg.runlocal else "llm_s")
@@ -143,6 +144,7 @@ def get_config(arg=None):
 
   if config.slm in recipes.RECIPES and recipes.get_recipe(config.slm).data:
     recipes.word_problem_gate_options(config)
+    config.data_dir = arg.data_dir or config.data_dir
 
   if arg.runlocal:
     # Tiny models on a CPU: one call size and the whole cache compile in a third of the time.

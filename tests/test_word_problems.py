@@ -4,13 +4,12 @@ generators (only its covered generators' problems, per-kind evaluation), the gap
 (experiments/word_problem_gap.py) on it, and the errors for missing data."""
 import json
 import os
-import random
 
 import pytest
 
+import fake_word_problems
 from collab import errors
 from collab import pair as pair_lib
-from collab.data import gsm_symbolic
 from collab.data import word_problems
 from collab.train import gate as gate_lib
 from collab.train import pretrain
@@ -19,28 +18,9 @@ from configs import gate as gate_configs
 from experiments import word_problem_gap
 
 
-def _generator(gid: int):
-  """A generator in reasoning-gym's shape whose worked answer has a text line, an addition
-  and a multiplication."""
-
-  def generate(rng: random.Random, difficulty: float = 1.0) -> dict:
-    a, b, c = rng.randrange(2, 60), rng.randrange(2, 9), rng.randrange(2, 5)
-    total = (a + b) * c
-    return {"question": f"Shop {gid} sells {a} pens and gets {b} more, then {c} times as "
-                        f"many. How many pens?",
-            "answer": str(total),
-            "metadata": {"answer_cot": f"First count the pens.\nThey have {a}+{b}={a + b}.\n"
-                                       f"Then {a + b}*{c}={total} pens.\n#### {total}"}}
-
-  return generate
-
-
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-  out = str(tmp_path_factory.mktemp("wp") / "jsonl")
-  spec = gsm_symbolic.Spec(train=120, validation=12, test=8, heldout=1)
-  gsm_symbolic.build(out, spec, {gid: _generator(gid) for gid in range(5)})
-  return out
+  return fake_word_problems.write(str(tmp_path_factory.mktemp("wp") / "jsonl"))
 
 
 def test_step_kinds():

@@ -23,6 +23,9 @@ def analyze_worlds(result: dict[str, Any], out_dir: str) -> dict[str, Any]:
     rivals[name] = {}
     cells = []
     for family in RIVALS:
+      if not any(b.get("family") == family for b in base.values()):
+        cells.append("n/a")  # not run in this world (the line-kind rule on word problems)
+        continue
       rival, _ = stats.best_at_or_below(base, (family,), s["calls"]["mean"])
       rivals[name][family] = rival
       if rival is None:

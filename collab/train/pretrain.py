@@ -212,6 +212,8 @@ def ensure_pretrained(config: ml_collections.ConfigDict) -> None:
     pre_config = recipes.pretrain_config(preset, runlocal=config.get("runlocal", False))
     pre_config.assets_dir = config.assets_dir
     pre_config.task = config.task
+    if pre_config.get("data_dir") and config.get("data_dir"):  # word problems: the gate's JSONL
+      pre_config.data_dir = config.data_dir
     train(pre_config, workdir)
 
 

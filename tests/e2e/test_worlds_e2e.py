@@ -1,12 +1,15 @@
 """The worlds study's runlocal variant end to end on tiny models: each world trains a gate,
 its baselines (threshold, router, line kinds) are computed on its own test problems, and the
 analysis writes its table and figure."""
+import importlib
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))  # tests/: studies_shared
 
-from studies_shared import run as _run, shared  # noqa: E402,F401
+from collab.studies import analysis  # noqa: E402
+from collab.studies import runner  # noqa: E402
+from studies_shared import config_of, run as _run, shared  # noqa: E402,F401
 
 
 def test_worlds_study_runlocal(shared):
@@ -37,3 +40,23 @@ def test_headline_study_runlocal_runs_on_the_sealed_split(shared):
   assert all(b["split"] == "sealed" for b in result["baselines"].values())
   assert "### Headline: the sealed split" in md
   assert os.path.exists(os.path.join(out_dir, "headline.png"))
+
+
+def test_worlds_study_runlocal_on_word_problems(shared, tmp_path):
+  """The second task family as a world: its tiny pair pretrains on the JSONL (data_dir), the
+  gate meets the threshold and the router on held-out generators' problems; the line-kind rule
+  is not run there (it plans the generated task's kinds)."""
+  import fake_word_problems  # pylint: disable=g-import-not-at-top
+  data_dir = fake_word_problems.write(str(tmp_path / "jsonl"), train=200, validation=40)
+  config = config_of(shared, "worlds")
+  config.runs = importlib.import_module("configs.studies.worlds").get_config(
+      f"runlocal,worlds=word_problems,data_dir={data_dir}").runs
+  result = runner.run_study(config, shared["workdir"] + "_wp")
+  out_dir = os.path.join(shared["results"], "worlds_wp")
+  summary = analysis.ANALYSES["worlds"](result, out_dir)
+  assert set(summary["settings"]) == {"word_problems"}
+  s = summary["settings"]["word_problems"]
+  assert (s["slm"], s["llm"]) == ("wp_tiny", "wp_tiny")
+  assert summary["rivals"]["word_problems"].keys() == {"threshold", "router"}
+  assert not any(b["family"] == "line_kind" for b in s["baselines"].values())
+  assert s["baselines"]["slm_alone"]["accuracy"]["mean"] >= 0
