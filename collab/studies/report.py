@@ -25,7 +25,9 @@ VARIANTS = {
     "budget": (("budget_causal", "Budget: causal credit, dual ascent against price calibration"),),
     "worlds": (("worlds_fallible_long", "Worlds: a fallible LLM, gates trained 480 steps"),
                ("worlds_default_long", "Worlds: the default world, gates trained 480 steps"),
-               ("word_problems", "Word problems (GSM-Symbolic): the pair's gap"))}
+               ("word_problems", "Word problems (GSM-Symbolic): the pair's gap"),
+               ("worlds_word_problems", "Worlds: word problems (GSM-Symbolic), the gate "
+                                        "against its rivals"))}
 
 
 def machine() -> dict[str, Any]:
