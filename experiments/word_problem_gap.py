@@ -42,8 +42,9 @@ def _read_config(workdir: str) -> dict[str, Any]:
     return json.load(f)
 
 
-def evaluate(workdir: str, records: list[dict], eval_cfg: dict) -> dict[str, Any]:
-  params, cfg, tok = pair_lib.load_model(workdir)
+def evaluate(model, records: list[dict], eval_cfg: dict) -> dict[str, Any]:
+  """model: (params, ModelConfig, Tokenizer) of pair_lib.load_model."""
+  params, cfg, tok = model
   return lm_eval.evaluate_lm(params, cfg, tok, records, task_kinds=False, details=True,
                              max_new_tokens=eval_cfg.get("max_new_tokens", 256),
                              step_max_new_tokens=eval_cfg.get("step_max_new_tokens", 64),
@@ -90,12 +91,13 @@ def run(slm_dir: str, llm_dir: str, data_dir: str, num_problems: int) -> dict[st
       "slm": {"workdir": slm_dir, "model": slm_cfg["model"], "generators": len(covered)},
       "llm": {"workdir": llm_dir, "model": llm_cfg["model"]},
       "data_dir": data_dir, "splits": {}}
+  slm_model, llm_model = pair_lib.load_model(slm_dir), pair_lib.load_model(llm_dir)
   for split in ("validation", "test"):
     records = word_problems.read_split(data_dir, split)[:num_problems]
     start = time.time()
     print(f"[word_problem_gap] {split}: {len(records)} problems, SLM then LLM", flush=True)
-    slm = evaluate(slm_dir, records, slm_cfg.get("eval", {}))
-    llm = evaluate(llm_dir, records, llm_cfg.get("eval", {}))
+    slm = evaluate(slm_model, records, slm_cfg.get("eval", {}))
+    llm = evaluate(llm_model, records, llm_cfg.get("eval", {}))
     seen = [r["generator"] in covered for r in records]
     groups = {"all": [True] * len(records)}
     if split == "validation":

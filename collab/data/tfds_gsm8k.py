@@ -65,7 +65,7 @@ def to_example(question: str, solution: str) -> dict:
           "text": "\n".join([question] + steps)}
 
 
-def _parse_line(line: str) -> dict:
+def _parse_line(line: str, keep: tuple[str, ...] = ()) -> dict:
   try:
     record = json.loads(line)
   except json.JSONDecodeError as e:  # each line is parsed alone: its column, not its line
@@ -75,19 +75,22 @@ def _parse_line(line: str) -> dict:
   missing = [k for k in ("question", "answer") if not isinstance(record.get(k), str)]
   if missing:
     raise errors.DataError(f"missing or non-string keys {missing}")
-  return to_example(record["question"], record["answer"])
+  example = to_example(record["question"], record["answer"])
+  example.update({k: record[k] for k in keep if k in record})
+  return example
 
 
-def read_jsonl(path: str) -> list[dict]:
-  """Examples of one JSONL file. Malformed lines raise one DataError that lists them all (up
-  to MAX_REPORTED), each as `path:line: malformed GSM8K line: reason`."""
+def read_jsonl(path: str, keep: tuple[str, ...] = ()) -> list[dict]:
+  """Examples of one JSONL file (with the record's `keep` keys copied over where present).
+  Malformed lines raise one DataError that lists them all (up to MAX_REPORTED), each as
+  `path:line: malformed GSM8K line: reason`."""
   examples, bad, num_bad = [], [], 0
   with open(path, encoding="utf-8") as f:
     for lineno, line in enumerate(f, start=1):
       if not line.strip():
         continue
       try:
-        examples.append(_parse_line(line))
+        examples.append(_parse_line(line, keep))
       except errors.DataError as e:
         num_bad += 1
         if len(bad) < MAX_REPORTED:

@@ -16,7 +16,6 @@ worked `steps` ending with `answer N` (collab/data/tfds_gsm8k.to_example), `text
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from typing import Any, Sequence
@@ -54,11 +53,9 @@ def read_split(data_dir: str, split: str) -> list[dict[str, Any]]:
     raise errors.DataError(
         f"{path} does not exist: write the word problems first with `make word-problems` "
         f"(or `make gsm-symbolic GSM_ARGS=\"--out {data_dir} ...\"`; docs/word_problems.md)")
-  examples = tfds_gsm8k.read_jsonl(path)
-  with open(path, encoding="utf-8") as f:
-    generators = [int(json.loads(line).get("generator", -1)) for line in f if line.strip()]
-  for ex, gid in zip(examples, generators):
-    ex["generator"] = gid
+  examples = tfds_gsm8k.read_jsonl(path, keep=("generator",))
+  for ex in examples:
+    ex["generator"] = int(ex.get("generator", -1))
     ex["step_kinds"] = [step_kind(s) for s in ex["steps"]]
   return examples
 
