@@ -1,4 +1,4 @@
-"""MetricsWriter / read_metrics / Progress."""
+"""MetricsWriter / read_metrics / Progress, and the training loop's progress lines."""
 import io
 import os
 
@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from collab.train import loop
 from collab.train import metrics as metrics_lib
 
 
@@ -66,3 +67,27 @@ def test_progress_prints_rate_eta_and_metrics():
   assert "steps/s" in line and "ETA" in line and "loss 1.235 acc 0.5" in line
   assert progress.update(100) is not None  # the last step always prints
   assert out.getvalue().count("\n") == 3
+
+
+class _Checkpointer:
+  def latest_step(self):
+    return None
+
+  def wait(self):
+    pass
+
+
+@pytest.mark.parametrize("start_step", [0, 3])
+def test_loop_says_when_the_first_step_is_done_then_every_log_every(tmp_path, capsys,
+                                                                    start_step):
+  saved = []
+  with metrics_lib.MetricsWriter(tmp_path) as writer:
+    outcome = loop.run(loop.Cadence(num_steps=10, log_every=5, ckpt_every=5), start_step,
+                       lambda step: {"finite": True, "loss": float(step)},
+                       save=saved.append, checkpointer=_Checkpointer(), writer=writer,
+                       workdir=str(tmp_path))
+  lines = capsys.readouterr().out.splitlines()
+  assert outcome.step == 10 and saved == [5, 10]
+  assert lines[0].startswith(f"step {start_step + 1}/10 done in ") and "compile" in lines[0]
+  assert [line.split(" |")[0] for line in lines[1:]] == ["step  5/10", "step 10/10"]
+  assert [row["step"] for row in metrics_lib.read_metrics(tmp_path)] == [5, 10]

@@ -4,6 +4,7 @@
     metrics = step_fn(step)            # the update; the trainer keeps its own state
     non-finite loss or gradients -> stop (raise, last checkpoint kept) or skip (count it)
     every log_every steps: metrics to the host -> metrics.jsonl / TensorBoard, a progress line
+    (and one line after the run's first step, which holds the compile)
     every ckpt_every steps, at the end, on SIGTERM or at stop_after_steps: save(step)
     SIGTERM: save, then raise preemption.Preempted (exit 143: run again to resume)
 
@@ -77,6 +78,12 @@ def run(cadence: Cadence, start_step: int, step_fn: Callable[[int], Mapping[str,
           raise nonfinite_error(done, workdir, checkpointer.latest_step())
         skipped += 1
         print(f"Step {done}: non-finite loss or gradients, update skipped", flush=True)
+      if show_progress and step == start_step and done % cadence.log_every \
+          and done != cadence.num_steps:
+        # A run with slow steps (real weights on a CPU) would otherwise be silent until
+        # log_every steps: say at once that the first step, compile included, is done.
+        print(f"step {done}/{cadence.num_steps} done in {time.time() - t0:.1f} s, compile "
+              f"included (a progress line every {cadence.log_every} steps)", flush=True)
       if done % cadence.log_every == 0 or done == cadence.num_steps:
         logged = {k: to_host(v) for k, v in metrics.items()}
         logged.update(extra_metrics(done, time.time() - t0) if extra_metrics else {})
