@@ -178,6 +178,34 @@ def test_gqa_shapes_and_head_mapping():
                              _apply(mha_params, mha, tokens, pos)[0], atol=1e-5)
 
 
+@pytest.mark.parametrize("B,H", [(2, 16), (9, 16), (9, 96)])
+@pytest.mark.parametrize("window", [None, 3])
+def test_one_token_attention_forms_equal_a_numpy_reference(B, H, window):
+  """Decoding's query token: `attend` (whichever form it picks at these shapes) and each form
+  of it equal softmax(q k / sqrt(H)) v over the visible keys, GQA heads as HF repeat_kv."""
+  N, K, S = 6, 2, 11
+  rng = np.random.default_rng(B + H)
+  q, k, v = (rng.standard_normal(shape).astype(np.float32)
+             for shape in ((B, 1, N, H), (B, K, S, H), (B, K, S, H)))
+  q_pos_Bx1 = np.arange(S - B, S)[:, None] % S  # rows at different lengths
+  k_pos_BxS = np.broadcast_to(np.arange(S), (B, S))
+  visible_BxS = k_pos_BxS <= q_pos_Bx1
+  if window is not None:
+    visible_BxS &= k_pos_BxS > q_pos_Bx1 - window
+  want = np.zeros((B, 1, N, H), np.float32)
+  for b in range(B):
+    for n in range(N):
+      scores = k[b, n // (N // K)] @ q[b, 0, n] / np.sqrt(H)
+      p = np.where(visible_BxS[b], np.exp(scores - scores[visible_BxS[b]].max()), 0.0)
+      want[b, 0, n] = (p / p.sum()) @ v[b, n // (N // K)]
+  got = tfm.attend(q, k, v, q_pos_Bx1, k_pos_BxS, window=window)
+  np.testing.assert_allclose(got, want, atol=1e-5)
+  for form in (tfm.attend_one, tfm.attend_matmul):
+    np.testing.assert_allclose(form(q, k, v, visible_BxS, H ** -0.5), want, atol=1e-5)
+  np.testing.assert_allclose(
+      tfm.attend_einsum(q, k, v, visible_BxS[:, None], H ** -0.5), want, atol=1e-5)
+
+
 def test_rope_matches_hf_rotate_half():
   x = np.random.RandomState(0).randn(1, 3, 2, 8).astype(np.float32)
   pos = np.array([[0, 1, 5]])

@@ -106,41 +106,59 @@ def attend(q_BxTxNxH, k_BxKxSxH, v_BxKxSxH, q_pos_BxT, k_pos_BxS, *,
            window: int | None = None, scale: float | None = None) -> jax.Array:
   """Grouped-query attention; key at position s is visible to query at p iff s <= p (and
   s > p - window with a sliding window). Scores are scaled by `scale`, default H ** -0.5."""
+  T, H = q_BxTxNxH.shape[1], q_BxTxNxH.shape[3]
+  scale = H ** -0.5 if scale is None else scale
+  visible_BxTxS = k_pos_BxS[:, None, :] <= q_pos_BxT[:, :, None]
+  if window is not None:
+    visible_BxTxS &= k_pos_BxS[:, None, :] > q_pos_BxT[:, :, None] - window
+  if T == 1 and q_BxTxNxH.dtype == k_BxKxSxH.dtype == v_BxKxSxH.dtype == jnp.float32:
+    # One query token (decoding): of the three equal forms, the fastest on a CPU depends on
+    # the shapes (python -m benchmarks.attention; docs/performance.md).
+    one = attend_one if H <= 64 and q_BxTxNxH.shape[0] >= 8 else attend_matmul
+    return one(q_BxTxNxH, k_BxKxSxH, v_BxKxSxH, visible_BxTxS[:, 0], scale)
+  return attend_einsum(q_BxTxNxH, k_BxKxSxH, v_BxKxSxH, visible_BxTxS, scale)
+
+
+def attend_einsum(q_BxTxNxH, k_BxKxSxH, v_BxKxSxH, visible_BxTxS, scale):
+  """`attend` as two batched einsums, given which keys each query sees."""
   B, T, N, H = q_BxTxNxH.shape
   K = k_BxKxSxH.shape[1]
-  scale = H ** -0.5 if scale is None else scale
-  if T == 1 and q_BxTxNxH.dtype == k_BxKxSxH.dtype == v_BxKxSxH.dtype == jnp.float32:
-    return _attend_one(q_BxTxNxH, k_BxKxSxH, v_BxKxSxH, q_pos_BxT, k_pos_BxS, window, scale)
   # Query head n reads kv head n // G (the layout of HF repeat_kv).
   q_BxTxKxGxH = q_BxTxNxH.reshape(B, T, K, N // K, H)
   scores_BxKxGxTxS = jnp.einsum("btkgh,bksh->bkgts", q_BxTxKxGxH, k_BxKxSxH,
                                 preferred_element_type=jnp.float32) * scale
-  visible_BxTxS = k_pos_BxS[:, None, :] <= q_pos_BxT[:, :, None]
-  if window is not None:
-    visible_BxTxS &= k_pos_BxS[:, None, :] > q_pos_BxT[:, :, None] - window
-  mask_Bx1x1xTxS = visible_BxTxS[:, None, None]
-  scores_BxKxGxTxS = jnp.where(mask_Bx1x1xTxS, scores_BxKxGxTxS, _NEG_INF)
+  scores_BxKxGxTxS = jnp.where(visible_BxTxS[:, None, None], scores_BxKxGxTxS, _NEG_INF)
   probs_BxKxGxTxS = jax.nn.softmax(scores_BxKxGxTxS, axis=-1).astype(v_BxKxSxH.dtype)
   out_BxTxKxGxH = jnp.einsum("bkgts,bksh->btkgh", probs_BxKxGxTxS, v_BxKxSxH)
   return out_BxTxKxGxH.reshape(B, T, N, H)
 
 
-def _attend_one(q_Bx1xNxH, k_BxKxSxH, v_BxKxSxH, q_pos_Bx1, k_pos_BxS, window, scale):
-  """`attend` for one query token in float32 (decoding), as broadcast products summed: on a
-  CPU, XLA runs the two batched einsums as many tiny matrix products, several times slower over
-  a long cache (SmolLM2 at batch 30, 609 slots); the maths is the same, the result equal to
-  float rounding."""
+def attend_one(q_Bx1xNxH, k_BxKxSxH, v_BxKxSxH, visible_BxS, scale):
+  """`attend` for one query token, as broadcast products summed (no matrix product)."""
   B, _, N, H = q_Bx1xNxH.shape
   K = k_BxKxSxH.shape[1]
   q_BxKxGx1xH = q_Bx1xNxH.reshape(B, K, N // K, 1, H)
   scores_BxKxGxS = (q_BxKxGx1xH * k_BxKxSxH[:, :, None]).sum(-1) * scale
-  visible_BxS = k_pos_BxS <= q_pos_Bx1
-  if window is not None:
-    visible_BxS &= k_pos_BxS > q_pos_Bx1 - window
   scores_BxKxGxS = jnp.where(visible_BxS[:, None, None], scores_BxKxGxS, _NEG_INF)
   probs_BxKxGxSx1 = jax.nn.softmax(scores_BxKxGxS, axis=-1)[..., None]
   out_BxKxGxH = (probs_BxKxGxSx1 * v_BxKxSxH[:, :, None]).sum(-2)
   return out_BxKxGxH.reshape(B, 1, N, H)
+
+
+def attend_matmul(q_Bx1xNxH, k_BxKxSxH, v_BxKxSxH, visible_BxS, scale):
+  """`attend` for one query token, as two 3-D batched matrix products over (row, KV head):
+  `attend_einsum`'s 5-D einsums run as many tiny products on a CPU."""
+  B, _, N, H = q_Bx1xNxH.shape
+  K, S = k_BxKxSxH.shape[1], k_BxKxSxH.shape[2]
+  batch_dims = (((2,), (2,)), ((0,), (0,)))
+  scores_BKxGxS = jax.lax.dot_general(q_Bx1xNxH.reshape(B * K, N // K, H),
+                                      k_BxKxSxH.reshape(B * K, S, H), batch_dims) * scale
+  scores_BxKxGxS = jnp.where(visible_BxS[:, None, None],
+                             scores_BKxGxS.reshape(B, K, N // K, S), _NEG_INF)
+  probs_BKxGxS = jax.nn.softmax(scores_BxKxGxS, axis=-1).reshape(B * K, N // K, S)
+  out_BKxGxH = jax.lax.dot_general(probs_BKxGxS, v_BxKxSxH.reshape(B * K, S, H),
+                                   (((2,), (1,)), ((0,), (0,))))
+  return out_BKxGxH.reshape(B, 1, N, H)
 
 
 def kv_bucket_lengths(cache_len: int, buckets: int) -> tuple[int, ...]:
