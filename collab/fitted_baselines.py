@@ -31,10 +31,13 @@ def choose_line_kinds(pair: pair_lib.Pair, setup: rollout_lib.Setup, params, epi
                                                               list[dict[str, Any]]]:
   """Greedy forward selection of line kinds on `episodes`: returns the nested sets (the i-th
   holds the first i + 1 kinds chosen) and one record per round (each candidate's accuracy and
-  calls). Kinds that no step of the episodes has are never candidates."""
+  calls). Kinds that no step of the episodes has are never candidates; with none (imported
+  problems, whose lines have no kinds), nothing runs."""
   S = setup.rollout.num_steps
   present = set(np.unique(episodes["kind_BxS"][:, :S]).tolist()) - {-1}
   remaining = [k for i, k in enumerate(task_lib.STEP_KINDS) if i in present]
+  if not remaining:
+    return (), []
 
   def run(kinds):
     per = policy_runs.run_policy(

@@ -139,6 +139,30 @@ def _correct(setup: Setup, ctx_BxL, len_B, prompt_len_B, answer_BxA):
                            ctx_BxL, len_B, prompt_len_B, answer_BxA, vmap_method="sequential")
 
 
+# Policy kinds whose decision reads nothing of the SLM's draft.
+_DRAFT_FREE = tuple(POLICY_KINDS.index(k)
+                    for k in ("always", "every_k", "fixed", "random", "line_kind"))
+
+
+def _routed_before_draft(setup: Setup, policy: PolicyArgs, gate_params, state, s, mask_BxA,
+                         kind_B, value_B, row_rngs_B, C, call_price_B):
+  """Rows that a draft-free policy sends to the LLM this step (within capacity C), known
+  before the draft: `_choose` on placeholder draft features, which these kinds do not read, so
+  the choice after the draft is the same. No row with two tokenizers, where a step that
+  cannot be handed back leaves the row its draft."""
+  B = state["done"].shape[0]
+  if setup.handoff is not None:
+    return jnp.zeros((B,), bool)
+  zeros_B = jnp.zeros((B,), jnp.float32)
+  scalars_BxF = gating.scalar_features(zeros_B, zeros_B, s, setup.rollout.num_steps,
+                                       state["calls"], setup.rollout.budget, call_price_B)
+  action_B, _ = _choose(setup, policy, gate_params, state["hidden"], scalars_BxF, mask_BxA,
+                        zeros_B, jnp.zeros((B,), bool), kind_B, value_B, s, row_rngs_B)
+  asks_A = jnp.array([a != "self" for a in setup.gate.actions])
+  want_B = ~state["done"] & asks_A[action_B] & jnp.isin(policy.kind, jnp.array(_DRAFT_FREE))
+  return want_B & (jnp.cumsum(want_B) - 1 < C)
+
+
 @functools.partial(jax.jit, static_argnames=("setup",))
 def rollout(slm_params, llm_params, gate_params, batch, rng, policy: PolicyArgs, *,
             setup: Setup):
@@ -195,10 +219,16 @@ def rollout(slm_params, llm_params, gate_params, batch, rng, policy: PolicyArgs,
   def step_fn(state, s):
     rng, draft_rng, gate_rng, llm_rng = jax.random.split(state["rng"], 4)
     active_B = ~state["done"]
-    # 1. The SLM drafts its own step.
+    mask_BxA = ~asks_A[None, :] | (state["calls"] < cfg.budget)[:, None]
+    row_rngs_B = jax.vmap(jax.random.fold_in, (None, 0))(gate_rng, batch["row_id_B"])
+    # 1. The SLM drafts its own step, except in rows whose policy decides without the draft and
+    # routes them to the LLM: the LLM's step replaces the draft there.
+    draft_B = active_B & ~_routed_before_draft(setup, policy, gate_params, state, s, mask_BxA,
+                                                kind_BxS[:, s], value_B, row_rngs_B, C,
+                                                batch.get("call_price_B"))
     draft_BxK, draft_len_B, draft_logp_BxK, cache, logits_BxV, hidden_BxD = decode.decode_step(
         slm_params, setup.slm, state["cache"], state["logits"], state["hidden"],
-        state["ctx_len"], active_B, draft_rng, num_tokens=K, **step_ends(cfg, sp),
+        state["ctx_len"], draft_B, draft_rng, num_tokens=K, **step_ends(cfg, sp),
         pad=sp.pad, temperature=cfg.slm_temperature, kv_buckets=cfg.kv_buckets)
     drafted_BxK = jnp.arange(K) < draft_len_B[:, None]
     draft_mean_B = draft_logp_BxK.sum(-1) / jnp.maximum(draft_len_B, 1)
@@ -209,8 +239,6 @@ def rollout(slm_params, llm_params, gate_params, batch, rng, policy: PolicyArgs,
     # 2. The policy picks a request kind; asking needs budget left.
     scalars_BxF = gating.scalar_features(draft_mean_B, draft_min_B, s, S, state["calls"],
                                          cfg.budget, batch.get("call_price_B"))
-    mask_BxA = ~asks_A[None, :] | (state["calls"] < cfg.budget)[:, None]
-    row_rngs_B = jax.vmap(jax.random.fold_in, (None, 0))(gate_rng, batch["row_id_B"])
     action_B, logp_B = _choose(setup, policy, gate_params, state["hidden"], scalars_BxF,
                                mask_BxA, draft_min_B, differs_B, kind_BxS[:, s], value_B, s,
                                row_rngs_B)

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import types
 
 import jax
 import ml_collections
@@ -435,3 +436,11 @@ def test_eval_skip_takes_the_problems_after_the_first_skip(env):
   tail = pair_lib.eval_episodes(config, env["pair"])
   np.testing.assert_array_equal(tail["prompt_BxP"], whole["prompt_BxP"][4:])
   assert not np.array_equal(tail["prompt_BxP"], whole["prompt_BxP"][:4])
+
+
+def test_line_kinds_without_kinds_run_nothing():
+  """Imported problems' lines have no kinds (-1): the selection is empty and runs no rollout
+  (here a rollout would fail: there is no pair)."""
+  setup = types.SimpleNamespace(rollout=types.SimpleNamespace(num_steps=3))
+  episodes = {"kind_BxS": np.full((4, 5), -1, np.int32)}
+  assert fitted_baselines.choose_line_kinds(None, setup, None, episodes, batch_size=4) == ((), [])

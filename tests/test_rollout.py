@@ -135,6 +135,22 @@ def test_capacity_overflow_and_budget(env):
   assert np.asarray(steps.overflow).sum() > 0 and int(final.calls_B.max()) == 1
 
 
+def test_draft_free_policies_skip_the_draft_of_routed_rows_and_write_the_same(env):
+  """`always` decides without the draft, so rows it routes to the LLM skip it; a threshold
+  above every log-prob asks at the same steps but reads (so decodes) the draft. Under a
+  capacity and a budget (overflow rows keep a draft), both write the same."""
+  kw = dict(llm_capacity=3, budget=2)
+  steps, final = _run(env, rollout_lib.Policy(kind="always"), **kw)
+  t_steps, t_final = _run(env, rollout_lib.Policy(kind="threshold"), value=1e9, **kw)
+  for field in final._fields:
+    np.testing.assert_array_equal(getattr(final, field), getattr(t_final, field), field)
+  routed, overflow = np.asarray(steps.routed), np.asarray(steps.overflow)
+  assert overflow.any() and routed.any()
+  assert (np.asarray(steps.draft_len)[routed] == 0).all()
+  assert (np.asarray(t_steps.draft_len)[routed] > 0).all()
+  assert (np.asarray(steps.draft_len)[overflow] > 0).all()
+
+
 def test_redacted_requests_expose_no_private_tokens(env):
   _, full = _run(env, rollout_lib.Policy(kind="fixed", steps=(0,)))
   _, red = _run(env, rollout_lib.Policy(kind="fixed", steps=(0,), ask_kind="ask_redacted"))

@@ -3,9 +3,10 @@ unchanged with gpt2_uni (GPT-2 blocks, a unigram tokenizer, trained as llm_l is:
 strong across lineage and tokenizer), and a gate trained with gpt2_uni runs with llm_s (strong
 to weak), each against gates trained directly on that LLM. The gate reads only the SLM's
 features, so it runs with any LLM; with gpt2_uni the pair exchanges text at step boundaries
-(collab/handoff.py). arg keys: seeds, first_seed, call_cost, llms (':'-separated; each one's
-gates run with every other), credit ('episode' or 'causal'; '': the gate default), runlocal
-(test_tiny with gpt2_tiny and gpt2_tiny_uni).
+(collab/handoff.py). arg keys: seeds, first_seed, call_cost, slm (slm_s; slm_s_uni, the unigram
+SLM, turns which LLM shares its tokenizer around), llms (':'-separated; each one's gates run
+with every other), credit ('episode' or 'causal'; '': the gate default), runlocal (test_tiny
+with gpt2_tiny and gpt2_tiny_uni).
 
   python -m experiments.study --config=configs/studies/transfer_tokenizers.py \
       --workdir=runs/studies/transfer_tok
@@ -17,9 +18,9 @@ LOCAL_SLM, LOCAL_LLMS = "test_tiny", "gpt2_tiny:gpt2_tiny_uni"
 
 
 def get_config(arg=None):
-  arg = common.parse(arg, call_cost=0.05, llms=LLMS, credit="")
+  arg = common.parse(arg, call_cost=0.05, slm=SLM, llms=LLMS, credit="")
   config = common.base_config("transfer_tokenizers", arg)
-  slm, llms = (LOCAL_SLM, LOCAL_LLMS) if arg.runlocal else (SLM, arg.llms)
+  slm, llms = (LOCAL_SLM, LOCAL_LLMS) if arg.runlocal else (arg.slm, arg.llms)
   llms = tuple(llms.split(":"))
   cost = f"call_cost={arg.call_cost}" + (f",credit={arg.credit}" if arg.credit else "")
   for llm in llms:
