@@ -227,6 +227,7 @@ def evaluate(config: ml_collections.ConfigDict, pair: pair_lib.Pair, gate_params
     policies[named.name], per_problem[named.name] = run_named(
         config, pair, setup, gate_params, episodes, named, call_price=call_price, mesh=mesh,
         tag=f"[{i + 1}/{len(points)}+] ")
+  spent = time.time() - t0  # on policies alone: the ETA leaves out fitting the rivals
   fitted = baselines.fitted if baselines else fitted_baselines.fit(config, pair, setup)
   others = baselines_lib.baselines(config.eval, policies["gate"]["call_rate"], fitted)
   done = dict(baselines.policies) if baselines else {}
@@ -234,10 +235,11 @@ def evaluate(config: ml_collections.ConfigDict, pair: pair_lib.Pair, gate_params
     policies[name], per_problem[name] = done[name], baselines.per_problem[name]
   to_run = [b for b in others if b.name not in done]
   for i, named in enumerate(to_run):
-    left = (time.time() - t0) / (len(points) + i) * (len(to_run) - i)
+    left, t0 = spent / (len(points) + i) * (len(to_run) - i), time.time()
     policies[named.name], per_problem[named.name] = run_named(
         config, pair, setup, gate_params, episodes, named, mesh=mesh,
         tag=f"[{len(points) + i + 1}/{len(points) + len(to_run)}, ETA {left:.0f} s] ")
+    spent += time.time() - t0
   # In the order of the baseline list, whoever ran them.
   policies = {n: policies[n] for n in [p.name for p, _ in points] + [b.name for b in others]}
   draws_N = hull_lib.draws(config.seed, episodes["row_id_B"])
