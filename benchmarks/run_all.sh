@@ -33,6 +33,7 @@ for mode in quick full; do
   run call_rate "$mode"
   run handoff "$mode"  # call rate with an LLM of another tokenizer (docs/tokenizers.md)
   run roofline "$mode"
+  run attention "$mode"  # one decoded token's attention, three forms (docs/performance.md)
   if $PY -c 'from collab.models import real_models as r; exit(not r.find("smollm2"))' 2>/dev/null
   then run real_decode "$mode"; else echo "== real_decode: no SmolLM2 file (make real-models)"; fi
 done

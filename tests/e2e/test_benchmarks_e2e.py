@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from benchmarks import attention
 from benchmarks import call_rate
 from benchmarks import decode_profile
 from benchmarks import hf_generate
@@ -55,6 +56,16 @@ def test_roofline_quick(capsys):
   assert 0 < result["rollout_fraction_of_peak"] and 0 < result["train_fraction_of_peak"]
   assert result["rollout_peak_memory_bytes"] > 0 and result["train_peak_memory_bytes"] > 0
   assert len(result["scaling"]) == 3
+
+
+def test_attention_quick(capsys):
+  attention.main(["--quick"])
+  result = _last_json(capsys)
+  assert len(result["points"]) == 4
+  for point in result["points"]:
+    assert point["chosen"] in ("broadcast", "matmul") and point["best"] in attention.FORMS
+    assert all(point[f"{form}_s"] > 0 for form in attention.FORMS)
+    assert max(point["max_abs_diff"].values()) < 1e-4
 
 
 needs_smollm2 = pytest.mark.skipif(not real_models.find("smollm2"),
