@@ -4,7 +4,9 @@ Per decision step s (outer `lax.scan`), for every row that is not finished:
   1. the SLM drafts the step it would write itself (an inner loop of at most K single-token
      steps with its KV cache, left once every row has ended its step; cached attention reads
      only the bucket of the cache that holds the positions in play, `kv_buckets`); the
-     draft's token log-probs give the gate a confidence signal;
+     draft's token log-probs give the gate a confidence signal; rows that a policy deciding
+     without the draft (always, every k, fixed steps, random, line kinds) sends to the LLM
+     skip it;
   2. the policy (the learned gate, or a baseline) picks a request kind: self / ask /
      ask_redacted / ...; the budget of calls is a hard mask;
   3. rows that ask are routed to the LLM like tokens to a mixture-of-experts expert: at most C
