@@ -15,7 +15,8 @@ STUDIES = ("headline", "frontier", "scaling", "transfer", "constraints", "granul
 # Further runs of a study, each in its own results/<name>/, shown after the study's section.
 VARIANTS = {
     "scaling": (("scaling_causal", "Scaling: causal credit"),),
-    "transfer": (("transfer_tokenizers", "Transfer across tokenizers and lineages"),),
+    "transfer": (("transfer_tokenizers", "Transfer across tokenizers and lineages"),
+                 ("transfer_tokenizers_uni", "Transfer across tokenizers: a unigram SLM")),
     "constraints": (
         ("constraints_tokens", "Constraints: LLM-token cost sweep"),
         ("constraints_select", "Constraints: price gate with checkpoint selection"),
@@ -168,6 +169,10 @@ def verdict_rows(results_dir: str) -> list[dict[str, str]]:
     study_row("3. The policy transfers to unseen LLMs and lineages", "transfer_tokenizers",
               "across tokenizers: llm_s (BPE, Llama blocks) and gpt2_uni (unigram, GPT-2 "
               "blocks), each way", v.claim_transfer, v.transfer_seeds)
+  if load("transfer_tokenizers_uni"):
+    study_row("3. The policy transfers to unseen LLMs and lineages", "transfer_tokenizers_uni",
+              "across tokenizers with a unigram SLM (slm_s_uni): gpt2_uni shares its "
+              "tokenizer, llm_s does not; each way", v.claim_transfer, v.transfer_seeds)
 
   used = [s for s in ("constraints", "constraints_privacy") if load(s)]
   if used:
