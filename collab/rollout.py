@@ -147,7 +147,7 @@ _DRAFT_FREE = tuple(POLICY_KINDS.index(k)
 
 
 def _routed_before_draft(setup: Setup, policy: PolicyArgs, gate_params, state, s, mask_BxA,
-                         kind_B, value_B, row_rngs_B, C, call_price_B):
+                         kind_B, value_B, row_rngs_B, C, call_price_B, asks_A):
   """Rows that a draft-free policy sends to the LLM this step (within capacity C), known
   before the draft: `_choose` on placeholder draft features, which these kinds do not read, so
   the choice after the draft is the same. No row with two tokenizers, where a step that
@@ -160,7 +160,6 @@ def _routed_before_draft(setup: Setup, policy: PolicyArgs, gate_params, state, s
                                        state["calls"], setup.rollout.budget, call_price_B)
   action_B, _ = _choose(setup, policy, gate_params, state["hidden"], scalars_BxF, mask_BxA,
                         zeros_B, jnp.zeros((B,), bool), kind_B, value_B, s, row_rngs_B)
-  asks_A = jnp.array([a != "self" for a in setup.gate.actions])
   want_B = ~state["done"] & asks_A[action_B] & jnp.isin(policy.kind, jnp.array(_DRAFT_FREE))
   return want_B & (jnp.cumsum(want_B) - 1 < C)
 
@@ -227,7 +226,7 @@ def rollout(slm_params, llm_params, gate_params, batch, rng, policy: PolicyArgs,
     # routes them to the LLM: the LLM's step replaces the draft there.
     draft_B = active_B & ~_routed_before_draft(setup, policy, gate_params, state, s, mask_BxA,
                                                 kind_BxS[:, s], value_B, row_rngs_B, C,
-                                                batch.get("call_price_B"))
+                                                batch.get("call_price_B"), asks_A)
     draft_BxK, draft_len_B, draft_logp_BxK, cache, logits_BxV, hidden_BxD = decode.decode_step(
         slm_params, setup.slm, state["cache"], state["logits"], state["hidden"],
         state["ctx_len"], draft_B, draft_rng, num_tokens=K, **step_ends(cfg, sp),
