@@ -39,11 +39,12 @@ real-models: $(STAMP)
 gsm-symbolic: $(STAMP)
 	$(PY) -m collab.data.gsm_symbolic $(GSM_ARGS)
 
-# The word problems the wp_* recipes pretrain on (10 generators held out for test), into
+# The word problems the wp_* recipes pretrain on (10 generators held out for test; a sealed
+# split of the training generators' fresh problems for headline numbers), into
 # .cache/gsm_symbolic/pretrain: see docs/word_problems.md.
 word-problems: $(STAMP)
 	$(PY) -m collab.data.gsm_symbolic --out .cache/gsm_symbolic/pretrain --train 10000 \
-	    --validation 1000 --test 500 --heldout 10
+	    --validation 1000 --test 500 --heldout 10 --sealed 500
 
 clean:
 	rm -rf $(VENV) runs

@@ -37,6 +37,7 @@ from collab import rollout as rollout_lib
 from collab.data import task as task_lib
 from collab.data import tfds_gsm8k
 from collab.data import tokenizer as tokenizer_lib
+from collab.data import word_problems
 from collab.models import presets
 from collab.train import loop
 from collab.train import recipes
@@ -381,9 +382,9 @@ def check_gate(config: ml_collections.ConfigDict) -> None:
   _config_errors(tokenizer_lib.check_type, pair_lib.tokenizer_type(config))
   rl = config.rl
   split = config.eval.get("split", "test")
-  valid = (("train", "validation", "test") if config.get("data_dir")
+  valid = (word_problems.SPLITS if config.get("data_dir")
            else task_lib.SPLITS + (task_lib.SEALED,))
-  if split not in valid:  # the sealed split is the generated task's own
+  if split not in valid:
     raise errors.ConfigError(f"config.eval.split={split!r}; valid: {', '.join(valid)}")
   if rl.select_problems:
     available = rl.num_train_problems

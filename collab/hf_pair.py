@@ -160,6 +160,10 @@ def _same(a, b) -> bool:
 def gsm8k_records(config: ml_collections.ConfigDict, split: str,
                   limit: int | None = None) -> list[dict[str, Any]]:
   """Problems of one split of config.data_dir, as task records (question, steps, answer)."""
+  path = os.path.join(config.data_dir, f"{split}.jsonl")
+  if not os.path.exists(path):
+    raise errors.DataError(f"{path} does not exist: config.eval.split={split!r} needs it (for the "
+                           "word problems, `make word-problems` writes every split)")
   tfds_dir = os.path.join(config.assets_dir, "gsm8k")
   with assets_lib.quiet_tfds():
     source = tfds_gsm8k.load_gsm8k_source(config.data_dir, tfds_dir, split)

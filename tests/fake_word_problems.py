@@ -20,8 +20,10 @@ def generator(gid: int):
   return generate
 
 
-def write(out_dir: str, train: int = 120, validation: int = 12, test: int = 8) -> str:
+def write(out_dir: str, train: int = 120, validation: int = 12, test: int = 8,
+          sealed: int = 0) -> str:
   """Splits of 5 fake generators, one held out for test, into out_dir; returns out_dir."""
-  spec = gsm_symbolic.Spec(train=train, validation=validation, test=test, heldout=1)
+  spec = gsm_symbolic.Spec(train=train, validation=validation, test=test, heldout=1,
+                           sealed=sealed)
   gsm_symbolic.build(out_dir, spec, {gid: generator(gid) for gid in range(5)})
   return out_dir

@@ -2,6 +2,7 @@
 deterministic, draw from disjoint seed ranges, share no question, hold out generators for test
 and parse with the GSM8K reader; with the real reasoning-gym wheel (`make gsm-symbolic`; skipped
 without it) the same holds for its 85 generators."""
+import dataclasses
 import json
 import random
 import sys
@@ -33,16 +34,15 @@ def fakes(n: int = 6, span: int = 1000):
 
 
 def test_splits_are_deterministic_disjoint_and_readable(tmp_path):
-  spec = gs.Spec(train=40, validation=10, test=20, seed=3)
+  spec = gs.Spec(train=40, validation=10, test=20, seed=3, sealed=15)
   a = gs.build(str(tmp_path / "a"), spec, fakes())
   gs.build(str(tmp_path / "b"), spec, fakes())
   for split in gs.SPLITS:
     assert (tmp_path / "a" / f"{split}.jsonl").read_bytes() == \
         (tmp_path / "b" / f"{split}.jsonl").read_bytes()
   questions = [{r["question"] for r in a[s]} for s in gs.SPLITS]
-  assert [len(q) for q in questions] == [40, 10, 20]  # no repeat within a split
-  assert not (questions[0] & questions[1] or questions[0] & questions[2]
-              or questions[1] & questions[2])
+  assert [len(q) for q in questions] == [40, 10, 20, 15]  # no repeat within a split
+  assert all(not questions[i] & questions[j] for i in range(4) for j in range(i))
   for split in gs.SPLITS:  # seeds inside the split's own range
     lo = gs.seed_base(3, split)
     assert all(lo <= r["seed"] < lo + gs.SEED_STRIDE for r in a[split])
@@ -50,23 +50,37 @@ def test_splits_are_deterministic_disjoint_and_readable(tmp_path):
     assert [e["answer"] for e in examples] == [r["value"] for r in a[split]]
     # '#### N.0' is written as the generator's answer.
     assert all(r["answer"].endswith(f"#### {r['value']}") for r in a[split])
+  # No two (seed, split) pairs share item seeds, for any allowed seed.
+  bases = sorted(gs.seed_base(seed, split) for seed in range(gs.SEALED_BLOCK // 3)
+                 for split in gs.SPLITS)
+  assert all(b - a_ >= gs.SEED_STRIDE for a_, b in zip(bases, bases[1:]))
   # Generators take turns: every one in every split of 10 or more.
   assert all({r["generator"] for r in a[s]} == set(range(6)) for s in gs.SPLITS)
   # Every record says where it came from, and redrawing it gives it back.
   r = a["test"][5]
   assert gs.draw(fake_generator(r["generator"]), r["generator"], r["seed"], 1.0) == r
   info = json.loads((tmp_path / "a" / "info.json").read_text())
-  assert info["counts"] == {"train": 40, "validation": 10, "test": 20}
+  assert info["counts"] == {"train": 40, "validation": 10, "test": 20, "sealed": 15}
+  # The sealed split is optional: without it the other splits are the same bytes, and a
+  # sealed file left from an earlier build is removed.
+  gs.build(str(tmp_path / "a"), dataclasses.replace(spec, sealed=0), fakes())
+  assert not (tmp_path / "a" / "sealed.jsonl").exists()
+  for split in ("train", "validation", "test"):
+    assert (tmp_path / "a" / f"{split}.jsonl").read_bytes() == \
+        (tmp_path / "b" / f"{split}.jsonl").read_bytes()
   # Another seed draws other problems.
   c = gs.make_splits(fakes(), gs.Spec(train=40, validation=10, test=20, seed=4))
   assert c["test"] != a["test"]
 
 
 def test_heldout_generators_only_in_test():
-  splits = gs.make_splits(fakes(10), gs.Spec(train=30, validation=10, test=12, heldout=3))
+  splits = gs.make_splits(fakes(10), gs.Spec(train=30, validation=10, test=12, heldout=3,
+                                             sealed=14))
   train = {r["generator"] for r in splits["train"] + splits["validation"]}
   test = {r["generator"] for r in splits["test"]}
   assert len(test) == 3 and len(train) == 7 and not train & test
+  # The sealed split is in distribution: fresh problems of the training generators.
+  assert {r["generator"] for r in splits["sealed"]} == train
   assert gs.assign_generators(range(10), 0, 3)["test"] == sorted(test)
   assert gs.assign_generators(range(10), 1, 3)["test"] != sorted(test)  # seeded
 
@@ -122,10 +136,11 @@ def test_real_generators(tmp_path):
   generators = rgw.load_generators(WHEEL)
   assert {n for n in sys.modules if n.startswith("reasoning_gym")} == before
   assert len(generators) == 85 and 32 not in generators  # 32 is in tasks_need_fix
-  spec = gs.Spec(train=85, validation=10, test=20, heldout=5, seed=1)
+  spec = gs.Spec(train=85, validation=10, test=20, heldout=5, seed=1, sealed=10)
   splits = gs.build(str(tmp_path), spec, generators)
   assert len({r["generator"] for r in splits["train"]}) == 80
   assert len({r["generator"] for r in splits["test"]}) == 5
+  assert {r["generator"] for r in splits["sealed"]} <= {r["generator"] for r in splits["train"]}
   for split in gs.SPLITS:
     examples = tfds_gsm8k.read_jsonl(str(tmp_path / f"{split}.jsonl"))
     assert all(len(e["steps"]) >= 2 for e in examples)  # worked lines, then 'answer N'

@@ -9,6 +9,7 @@ import pytest
 
 from collab import config_check
 from collab import errors
+from collab import hf_pair
 from collab.data import pipeline
 from collab.data import task as task_lib
 from collab.data import tfds_task
@@ -85,10 +86,15 @@ def test_gate_config_eval_split_sealed_and_its_check():
   config.eval.split = "holdout"
   with pytest.raises(errors.ConfigError, match="eval.split='holdout'; valid: .*sealed"):
     config_check.check_gate(config)
-  config.data_dir = "/data/gsm8k"  # imported problems have no sealed split
-  config.eval.split = task_lib.SEALED
-  with pytest.raises(errors.ConfigError, match="valid: train, validation, test$"):
+  # JSONL problems (data_dir) have their own splits; a sealed.jsonl that is not there is a
+  # clear error when the problems are read.
+  config.data_dir = "/data/gsm8k"
+  with pytest.raises(errors.ConfigError, match="valid: train, validation, test, sealed$"):
     config_check.check_gate(config)
+  config.eval.split = task_lib.SEALED
+  config_check.check_gate(config)
+  with pytest.raises(errors.DataError, match="sealed.jsonl does not exist.*make word-problems"):
+    hf_pair.gsm8k_records(config, "sealed")
 
 
 # ------------------------------------------------------------------ a fallible LLM

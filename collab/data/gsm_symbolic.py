@@ -1,4 +1,4 @@
-"""GSM-Symbolic problems as GSM8K-style JSONL splits (train, validation, test).
+"""GSM-Symbolic problems as GSM8K-style JSONL splits (train, validation, test, sealed).
 
     make gsm-symbolic      # = python -m collab.data.gsm_symbolic --out .cache/gsm_symbolic/jsonl
     python -m collab.data.gsm_symbolic --out DIR --train 2000 --validation 200 --test 500 \
@@ -14,12 +14,17 @@ Determinism and disjointness:
   item seeds [base, base + SEED_STRIDE) with base = (3 * seed + split index) * SEED_STRIDE, so
   no two splits, and no two `--seed`s, draw from the same seeds.
 - Generators take turns in a seeded order, so every split covers them evenly. A draw whose
-  question is already in this or an earlier split (train, then validation, then test), or
+  question is already in this or an earlier split (train, validation, test, then sealed), or
   that the generator fails on, is replaced by the generator's next seed: no question is in two
   splits.
 - `heldout=K`: K generators, chosen by the seed, write only the test split; train and
   validation use the others (a distribution shift: test questions come from GSM8K questions
   never seen in training).
+- `sealed=N` (default 0: none): fresh problems of the training generators (all of them without
+  `heldout`), from item seeds of their own, for headline numbers only: the in-distribution
+  split that no choice of method or setting was made on (validation is where choices are made).
+  Its seed range starts at (SEALED_BLOCK + seed) * SEED_STRIDE, above every other split's for
+  any seed below SEALED_BLOCK / 3.
 - `difficulty` scales the generators' number ranges (1.0: the GSM8K-like ranges; 2.0 about
   doubles the upper bounds). reasoning-gym itself accepts only 1.0; below 1.0 some generators'
   rejection loops never end, so it is refused (`--probe 1.0,0.5,0.3` shows how many generators
@@ -40,8 +45,9 @@ from typing import Callable, Sequence
 from collab import errors
 from collab.data import reasoning_gym_wheel
 
-SPLITS = ("train", "validation", "test")
+SPLITS = ("train", "validation", "test", "sealed")
 SEED_STRIDE = 1_000_000  # item seeds per (seed, split)
+SEALED_BLOCK = 3000  # the sealed split's seed ranges start at this many strides
 MAX_REJECTS = 200  # consecutive failed or duplicate draws of one generator before giving up
 DEFAULT_OUT = os.path.join(reasoning_gym_wheel.cache_dir(), "jsonl")
 
@@ -57,9 +63,11 @@ class Spec:
   seed: int = 0
   difficulty: float = 1.0
   heldout: int = 0
+  sealed: int = 0
 
   def sizes(self) -> dict[str, int]:
-    return {"train": self.train, "validation": self.validation, "test": self.test}
+    return {"train": self.train, "validation": self.validation, "test": self.test,
+            "sealed": self.sealed}
 
   def check(self, num_generators: int) -> None:
     for split, n in self.sizes().items():
@@ -67,8 +75,8 @@ class Spec:
         raise errors.ConfigError(f"{split}={n}: expected 0 <= n < {SEED_STRIDE // 2}")
     if self.train < 1 or self.test < 1:
       raise errors.ConfigError("train and test need at least one problem each")
-    if self.seed < 0:
-      raise errors.ConfigError(f"seed={self.seed}: expected >= 0")
+    if not 0 <= self.seed < SEALED_BLOCK // 3:
+      raise errors.ConfigError(f"seed={self.seed}: expected 0 <= seed < {SEALED_BLOCK // 3}")
     if not self.difficulty >= 1.0:
       raise errors.ConfigError(
           f"difficulty={self.difficulty}: expected >= 1.0 (1.0: GSM8K-like number ranges; "
@@ -79,17 +87,20 @@ class Spec:
 
 
 def seed_base(seed: int, split: str) -> int:
+  if split == "sealed":
+    return (SEALED_BLOCK + seed) * SEED_STRIDE
   return (3 * seed + SPLITS.index(split)) * SEED_STRIDE
 
 
 def assign_generators(ids: Sequence[int], seed: int, heldout: int) -> dict[str, list[int]]:
-  """Generator ids per split: with heldout=K, K ids (drawn by the seed) only for test."""
+  """Generator ids per split: with heldout=K, K ids (drawn by the seed) only for test; the
+  sealed split draws from the training generators."""
   ids = sorted(ids)
   if not heldout:
     return {split: list(ids) for split in SPLITS}
   held = sorted(random.Random(f"gsm-symbolic-heldout-{seed}").sample(ids, heldout))
   rest = [i for i in ids if i not in held]
-  return {"train": rest, "validation": rest, "test": held}
+  return {"train": rest, "validation": rest, "test": held, "sealed": rest}
 
 
 def canonical_solution(cot: str, answer: str) -> str:

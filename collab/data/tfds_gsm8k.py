@@ -1,7 +1,7 @@
 """TFDS builder (array_record) for GSM8K-style JSONL files in a local directory.
 
-Each line of `{split}.jsonl` (train and test; validation optional) is a JSON object with
-`question` and `answer`, the worked solution whose last line is `#### <number>`. Examples get
+Each line of `{split}.jsonl` (train and test; validation and sealed optional) is a JSON object
+with `question` and `answer`, the worked solution whose last line is `#### <number>`. Examples get
 the task builder's feature names: `question`, `steps` (the worked lines with `<<...>>`
 calculator annotations removed, then the line `answer <number>`, so the last step is the
 answer line as in the generated task), `answer` (the number as plain text: `#### $1,234` gives
@@ -21,7 +21,8 @@ import tensorflow_datasets as tfds
 from collab import errors
 
 REQUIRED_SPLITS = ("train", "test")
-OPTIONAL_SPLITS = ("validation",)
+# sealed: problems kept for headline numbers only (collab/data/gsm_symbolic.py `--sealed`).
+OPTIONAL_SPLITS = ("validation", "sealed")
 _CALC_RE = re.compile(r"<<[^>]*>>")
 
 

@@ -27,6 +27,9 @@ from collab.data import tfds_gsm8k
 from collab.data import tokenizer as tokenizer_lib
 
 DEFAULT_DATA_DIR = ".cache/gsm_symbolic/pretrain"
+# The JSONL splits (collab/data/gsm_symbolic.py): sealed (`--sealed N`, the training
+# generators' fresh problems) is for headline numbers only.
+SPLITS = ("train", "validation", "test", "sealed")
 # The operators of a worked line's arithmetic ("8*3=24", "170 - 34", "3 x 4", "1/2").
 _OPS = {"+": "add", "-": "sub", "*": "mul", "x": "mul", "×": "mul", "/": "div", "÷": "div"}
 _OP_RE = re.compile(r"\d\s*([-+*/x×÷])(?=\s*\(?\$?\d)")

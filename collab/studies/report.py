@@ -14,6 +14,8 @@ STUDIES = ("headline", "frontier", "scaling", "transfer", "constraints", "granul
            "worlds")
 # Further runs of a study, each in its own results/<name>/, shown after the study's section.
 VARIANTS = {
+    "headline": (("headline_word_problems",
+                  "Headline: word problems (GSM-Symbolic), the sealed split"),),
     "scaling": (("scaling_causal", "Scaling: causal credit"),),
     "transfer": (("transfer_tokenizers", "Transfer across tokenizers and lineages"),
                  ("transfer_tokenizers_uni", "Transfer across tokenizers: a unigram SLM")),
@@ -141,13 +143,13 @@ def verdict_rows(results_dir: str) -> list[dict[str, str]]:
     row(claim, setting + (f" (also {'; '.join(others)})" if others else ""), compute(summary),
         seeds(summary) if seeds else v.seeds_text(v.seeds_of(summary)), link(study))
 
-  headline = load("headline")
-  if headline is None:
+  if load("headline") is None:
     row(CLAIM_HEADLINE, "default, held-out knowledge, fallible LLM, SLM sound at arithmetic",
         section="results/headline")
-  for r in (headline or {}).get("rows", []):
-    row(CLAIM_HEADLINE, f"{r['world']} world", v.claim_headline(r), v.seeds_text(r["seeds"]),
-        link("headline"))
+  for study in ("headline",) + tuple(d for d, _ in VARIANTS["headline"]):
+    for r in (load(study) or {}).get("rows", []):
+      row(CLAIM_HEADLINE, f"{r['world']} world", v.claim_headline(r),
+          v.seeds_text(r["seeds"]), link(study))
 
   pair = v.pair_name(load("constraints"))
   study_row(CLAIM_STATIC, "constraints",

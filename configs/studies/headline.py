@@ -4,8 +4,10 @@ chosen on): in each world, a price-conditioned gate told the price at which it a
 calls (collab/studies/headline.py). The default world repeats with each pretraining seed of
 its pair (slm_s / llm_s, slm_s_p1 / llm_s_p1, ...: models and gate seeded alike); the other
 worlds run 3 gate seeds on pretraining seed 0's models.
-arg keys: worlds (':'-separated of default, heldout, fallible, arith), rate (the share of
-steps asked), pretrain_seeds (pairs of the default world), steps, seeds, runlocal.
+arg keys: worlds (':'-separated of default, heldout, fallible, arith; word_problems on request:
+the GSM-Symbolic pair, scored on its sealed split of the training generators' fresh problems),
+rate (the share of steps asked), pretrain_seeds (pairs of the default world), steps, seeds,
+data_dir (the word problems' JSONL, with sealed.jsonl), runlocal.
 
 The gate recipe is the one chosen on test problems for price-conditioned gates (REPORT.md,
 Constraints: causal credit, the price-offset head, checkpoint selection on 200 held-out
@@ -22,7 +24,7 @@ LOCAL_GATE = "price_min=0.01,price_max=1.0,price_offset=True,select=8"
 
 def get_config(arg=None):
   arg = common.parse(arg, worlds=":".join(worlds_config.WORLDS), rate=0.25, pretrain_seeds=3,
-                     steps=200)
+                     steps=200, data_dir="")
   config = common.base_config("headline", arg)
   config.base_arg = (common.LOCAL_BASE + ",eval_split=sealed" if arg.runlocal
                      else f"steps={arg.steps},eval_problems=300,eval_split=sealed")
@@ -31,7 +33,7 @@ def get_config(arg=None):
   worlds = worlds_config.world_names(arg.worlds)
   if not 0 < arg.rate < 1:
     raise ValueError(f"rate is a share of steps in (0, 1), got {arg.rate}")
-  pairs = worlds_config.world_pairs(arg.runlocal, heldout=0.25)
+  pairs = worlds_config.world_pairs(arg.runlocal, heldout=0.25, data_dir=arg.data_dir)
   gate = LOCAL_GATE if arg.runlocal else GATE
   target = ("call_rate", float(arg.rate))
   later = []

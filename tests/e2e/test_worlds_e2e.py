@@ -60,3 +60,22 @@ def test_worlds_study_runlocal_on_word_problems(shared, tmp_path):
   assert summary["rivals"]["word_problems"].keys() == {"threshold", "router"}
   assert not any(b["family"] == "line_kind" for b in s["baselines"].values())
   assert s["baselines"]["slm_alone"]["accuracy"]["mean"] >= 0
+
+
+def test_headline_study_runlocal_on_word_problems_sealed_split(shared, tmp_path):
+  """GSM-Symbolic's headline row: the price-conditioned gate and its rivals on the word
+  problems' sealed split (fresh problems of the training generators)."""
+  import fake_word_problems  # pylint: disable=g-import-not-at-top
+  data_dir = fake_word_problems.write(str(tmp_path / "jsonl"), train=200, validation=40,
+                                      sealed=16)
+  config = config_of(shared, "headline")
+  config.runs = importlib.import_module("configs.studies.headline").get_config(
+      f"runlocal,worlds=word_problems,data_dir={data_dir}").runs
+  result = runner.run_study(config, shared["workdir"] + "_wp_headline")
+  summary = analysis.ANALYSES["headline"](result, os.path.join(shared["results"], "wp_head"))
+  assert [r["world"] for r in summary["rows"]] == ["word_problems"]
+  for r in result["runs"]:
+    assert (r["slm"], r["llm"]) == ("wp_tiny", "wp_tiny")
+    assert "__sealed" in r["baselines"]["wp_tiny"]
+  assert all(b["split"] == "sealed" and b["num_problems"] == 16
+             for b in result["baselines"].values())
