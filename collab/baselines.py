@@ -61,7 +61,8 @@ def baselines(eval_cfg: ml_collections.ConfigDict, gate_call_rate: float | None 
   out += [Baseline(f"threshold_{t:g}", "threshold", P(kind="threshold"), t) for t in cutoffs]
   if fitted is not None:
     out += [Baseline("kinds_" + "+".join(kinds), "line_kind",
-                     P(kind="line_kind", line_kinds=kinds)) for kinds in fitted.line_kind_sets]
+                     P(kind=fitted.line_kind_policy, line_kinds=kinds))
+            for kinds in fitted.line_kind_sets]
     if fitted.router_params is not None:
       out += [Baseline(f"router_{p:g}", "router", P(kind="router"), float(p),
                        params=fitted.router_params) for p in eval_cfg.router.thresholds]

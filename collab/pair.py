@@ -33,6 +33,7 @@ import numpy as np
 
 from collab import checkpoint as ckpt_lib
 from collab import config_args
+from collab import draft_kinds
 from collab import errors
 from collab import gating
 from collab import handoff as handoff_lib
@@ -240,7 +241,17 @@ def make_setup(config: ml_collections.ConfigDict, pair: Pair) -> rollout_lib.Set
       gate=config_args.to_dataclass(gating.GateConfig, config.gate, "config.gate"),
       rollout=config_args.to_dataclass(rollout_lib.RolloutConfig, config.rollout,
                                        "config.rollout"),
-      specials=specials, scorer=scorer, handoff=make_handoff(config, pair))
+      specials=specials, scorer=scorer, handoff=make_handoff(config, pair),
+      draft_kinds=make_draft_kinds(config, pair))
+
+
+def make_draft_kinds(config: ml_collections.ConfigDict, pair: Pair):
+  """The SLM's token table for the draft_kind policy (collab/draft_kinds.py) on word problems
+  pretrained here (JSONL, the task's line layout); None elsewhere: the generated task plans its
+  kinds from the question, and imported models write free-form text."""
+  if not config.get("data_dir") or hf_pair.uses_hf_models(config):
+    return None
+  return draft_kinds.token_table(pair.tokenizer)
 
 
 def make_episodes(config: ml_collections.ConfigDict, pair: Pair, records

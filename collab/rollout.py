@@ -39,6 +39,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from collab import draft_kinds
 from collab import gating
 from collab import llm_calls
 from collab import mixed_calls
@@ -67,7 +68,7 @@ def value_mix_draws(rng, row_id_B):
 
 
 def _choose(setup: Setup, policy: PolicyArgs, gate_params, hidden_BxD, scalars_BxF, mask_BxA,
-            draft_min_logp_B, draft_differs_B, kind_B, value_B, step, rng):
+            draft_min_logp_B, draft_differs_B, kind_B, draft_kind_B, value_B, step, rng):
   """The policy's request kinds (within mask_BxA); returns (action_B, logp_B).
 
   Every policy kind is computed and `policy.kind` selects one (jnp.select), so the policy is
@@ -90,7 +91,8 @@ def _choose(setup: Setup, policy: PolicyArgs, gate_params, hidden_BxD, scalars_B
   router_B = (raw_BxA[:, policy.ask_action] - raw_BxA[:, 0]) > jnp.log(p_B) - jnp.log1p(-p_B)
   ask_B = jnp.select(
       [kind("self"), kind("always"), kind("every_k"), kind("fixed"), kind("random"),
-       kind("threshold"), kind("oracle"), kind("line_kind"), kind("router")],
+       kind("threshold"), kind("oracle"), kind("line_kind"), kind("router"),
+       kind("draft_kind")],
       [jnp.zeros((B,), bool), jnp.ones((B,), bool),
        jnp.full((B,), step % policy.k == policy.k - 1),
        jnp.full((B,), policy.fixed_S[step]),
@@ -98,7 +100,8 @@ def _choose(setup: Setup, policy: PolicyArgs, gate_params, hidden_BxD, scalars_B
        draft_min_logp_B < value_B,
        draft_differs_B,
        (kind_B >= 0) & policy.kinds_K[jnp.maximum(kind_B, 0)],
-       router_B],
+       router_B,
+       (draft_kind_B >= 0) & policy.kinds_K[jnp.maximum(draft_kind_B, 0)]],
       jnp.zeros((B,), bool))
   base_B = jnp.where(ask_B, policy.ask_action, 0)
   base_B = jnp.where(mask_BxA[jnp.arange(B), base_B], base_B, 0)
@@ -159,7 +162,8 @@ def _routed_before_draft(setup: Setup, policy: PolicyArgs, gate_params, state, s
   scalars_BxF = gating.scalar_features(zeros_B, zeros_B, s, setup.rollout.num_steps,
                                        state["calls"], setup.rollout.budget, call_price_B)
   action_B, _ = _choose(setup, policy, gate_params, state["hidden"], scalars_BxF, mask_BxA,
-                        zeros_B, jnp.zeros((B,), bool), kind_B, value_B, s, row_rngs_B)
+                        zeros_B, jnp.zeros((B,), bool), kind_B, jnp.full((B,), -1), value_B,
+                        s, row_rngs_B)
   want_B = ~state["done"] & asks_A[action_B] & jnp.isin(policy.kind, jnp.array(_DRAFT_FREE))
   return want_B & (jnp.cumsum(want_B) - 1 < C)
 
@@ -236,13 +240,15 @@ def rollout(slm_params, llm_params, gate_params, batch, rng, policy: PolicyArgs,
     draft_min_B = jnp.min(jnp.where(drafted_BxK, draft_logp_BxK, 0.0), axis=-1)
     ref_BxK, ref_len_B = batch["ref_steps_BxSxK"][:, s], batch["ref_len_BxS"][:, s]
     differs_B = (draft_len_B != ref_len_B) | jnp.any(drafted_BxK & (draft_BxK != ref_BxK), -1)
+    draft_kind_B = (jnp.full((B,), -1, jnp.int32) if setup.draft_kinds is None
+                    else draft_kinds.classify(setup.draft_kinds, draft_BxK, draft_len_B))
 
     # 2. The policy picks a request kind; asking needs budget left.
     scalars_BxF = gating.scalar_features(draft_mean_B, draft_min_B, s, S, state["calls"],
                                          cfg.budget, batch.get("call_price_B"))
     action_B, logp_B = _choose(setup, policy, gate_params, state["hidden"], scalars_BxF,
-                               mask_BxA, draft_min_B, differs_B, kind_BxS[:, s], value_B, s,
-                               row_rngs_B)
+                               mask_BxA, draft_min_B, differs_B, kind_BxS[:, s],
+                               draft_kind_B, value_B, s, row_rngs_B)
     action_B = jnp.where(active_B, action_B, 0)
     if gate_on_B is not None:
       action_B = jnp.where(gate_on_B, action_B, 0)

@@ -8,6 +8,7 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
+from collab import draft_kinds
 from collab import errors
 from collab import gating
 from collab.data import task as task_lib
@@ -60,7 +61,7 @@ class RolloutConfig:
 
 
 POLICY_KINDS = ("gate", "self", "always", "every_k", "fixed", "random", "threshold", "oracle",
-                "line_kind", "router")
+                "line_kind", "router", "draft_kind")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +75,10 @@ class Policy:
   differs from the reference step: hindsight), 'line_kind' (ask when the line about to be
   written is of a kind in `line_kinds`, as planned from the question: the batch's kind_BxS),
   'router' (a supervised router: the gate head run with the router's params in place of the
-  gate's, asking when sigmoid(ask logit - self logit) > `value`; collab/router.py).
+  gate's, asking when sigmoid(ask logit - self logit) > `value`; collab/router.py),
+  'draft_kind' (ask when the line the SLM has just drafted is of a kind in `line_kinds`, read
+  from its tokens: the line-kind rule where kinds cannot be planned, collab/draft_kinds.py;
+  needs Setup.draft_kinds).
   Baselines ask with request kind `ask_kind`.
 
   Two values per problem (`args(..., value2=, mix=)`): each row uses value2 with probability
@@ -96,9 +100,10 @@ class Policy:
       raise ValueError(f"Unknown policy {self.kind!r}; valid: {POLICY_KINDS}")
     if self.k < 1:
       raise ValueError(f"Policy k must be >= 1, got {self.k}")
-    unknown = set(self.line_kinds) - set(task_lib.STEP_KINDS)
+    valid = draft_kinds.LINE_KINDS if self.kind == "draft_kind" else task_lib.STEP_KINDS
+    unknown = set(self.line_kinds) - set(valid)
     if unknown:
-      raise ValueError(f"Unknown line kinds {sorted(unknown)}; valid: {task_lib.STEP_KINDS}")
+      raise ValueError(f"Unknown line kinds {sorted(unknown)}; valid: {valid}")
 
   def args(self, num_steps: int, actions: tuple[str, ...], value: float = 0.0,
            value2: float | None = None, mix: float = 0.0) -> PolicyArgs:
@@ -111,7 +116,7 @@ class Policy:
       raise ValueError(f"Policy mix must be in [0, 1], got {mix}")
     fixed_S = np.zeros((num_steps,), bool)
     fixed_S[[s for s in self.steps if 0 <= s < num_steps]] = True
-    kinds_K = np.array([k in self.line_kinds for k in task_lib.STEP_KINDS])
+    kinds_K = np.array([k in self.line_kinds for k in draft_kinds.LINE_KINDS])
     return PolicyArgs(kind=np.int32(POLICY_KINDS.index(self.kind)),
                       greedy=np.bool_(self.greedy),
                       ask_action=np.int32(actions.index(self.ask_kind)),
@@ -130,7 +135,7 @@ class PolicyArgs(NamedTuple):
   fixed_S: jax.Array     # fixed: the decision steps to ask at
   value: jax.Array       # random: ask probability; threshold: min log-prob cut-off;
                          # router: probability cut-off
-  kinds_K: jax.Array     # line_kind: the kinds (task.STEP_KINDS) to ask at
+  kinds_K: jax.Array     # line_kind, draft_kind: the kinds (draft_kinds.LINE_KINDS) to ask at
   value2: jax.Array      # the other value, used by a row with probability `mix`
   mix: jax.Array
 
@@ -151,6 +156,9 @@ class Setup:
   # None: SLM and LLM share a tokenizer and exchange ids. Else a collab.handoff.Handoff: the
   # LLM reads and writes its own ids, text crossing at step boundaries (collab/mixed_calls.py).
   handoff: object = None
+  # None: no draft_kind policy. Else a collab.draft_kinds.TokenTable of the SLM's tokenizer,
+  # from which the rollout reads each drafted line's kind.
+  draft_kinds: object = None
 
   def __post_init__(self):
     if self.handoff is not None and self.rollout.granularity != "line":

@@ -28,8 +28,8 @@ out for the test problems: no gate-training problem looks their facts up; 0: off
 Harder worlds (docs/worlds.md): heldout=0.25 (held-out knowledge), llm=llm_fallible (an LLM
 with knowledge gaps of its own), slm=slm_arith (an SLM sound at arithmetic).
 Word problems (docs/word_problems.md): slm=wp_slm,llm=wp_llm, pretrained here on GSM-Symbolic
-(data_dir: their JSONL folder; longer prompts and lines; no line-kind rule: it plans the
-generated task's kinds).
+(data_dir: their JSONL folder; longer prompts and lines; the line-kind rule reads each line's
+kind from the SLM's draft, collab/draft_kinds.py).
 Two tokenizers (docs/tokenizers.md): llm=gpt2_uni or slm=slm_s_uni (unigram tokenizers) pair
 with a default-tokenizer model; text crosses at step boundaries.
 """

@@ -441,6 +441,6 @@ def test_eval_skip_takes_the_problems_after_the_first_skip(env):
 def test_line_kinds_without_kinds_run_nothing():
   """Imported problems' lines have no kinds (-1): the selection is empty and runs no rollout
   (here a rollout would fail: there is no pair)."""
-  setup = types.SimpleNamespace(rollout=types.SimpleNamespace(num_steps=3))
+  setup = types.SimpleNamespace(rollout=types.SimpleNamespace(num_steps=3), draft_kinds=None)
   episodes = {"kind_BxS": np.full((4, 5), -1, np.int32)}
   assert fitted_baselines.choose_line_kinds(None, setup, None, episodes, batch_size=4) == ((), [])

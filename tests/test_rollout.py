@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from collab import draft_kinds
 from collab import gating
 from collab import privacy
 from collab import rollout as rollout_lib
@@ -217,6 +218,31 @@ def test_line_kind_rule_asks_exactly_at_the_chosen_kinds(env):
     assert (want_SxB & valid_SxB).any()
   with pytest.raises(ValueError, match="Unknown line kinds"):
     rollout_lib.Policy(kind="line_kind", line_kinds=("divide",))
+
+
+def test_draft_kind_rule_asks_at_the_kinds_read_from_the_draft(env):
+  """The draft-kind rule asks at a step iff the kind read from the SLM's drafted line is in its
+  set: at the first step (whose draft is SLM alone's first line) exactly the rows whose line
+  is of a chosen kind; with every kind, at every step; with none, never."""
+  # The untrained SLM's drafts read as text under the real table (tests/test_draft_kinds.py
+  # checks the table): here every odd token id starts an answer line, so first steps differ.
+  V = env["setup"].slm.vocab_size
+  table = draft_kinds.TokenTable((0,) * V, tuple(i % 2 == 1 for i in range(V)))
+  env = dict(env, setup=dataclasses.replace(env["setup"], draft_kinds=table))
+  steps, final = _run(env, rollout_lib.Policy(kind="self"))
+  first = [draft_kinds.classify_text(table, _written(final, env["batch"], b)[:n])
+           for b, n in enumerate(np.asarray(steps.draft_len)[0])]
+  assert set(first) == {"answer", "text"}, first
+  steps, _ = _run(env, rollout_lib.Policy(kind="draft_kind", line_kinds=("answer",)))
+  want_B = np.array([k == "answer" for k in first])
+  np.testing.assert_array_equal(np.asarray(steps.action)[0] == 1, want_B)
+  steps, _ = _run(env, rollout_lib.Policy(kind="draft_kind",
+                                          line_kinds=draft_kinds.LINE_KINDS))
+  np.testing.assert_array_equal(np.asarray(steps.action) == 1, np.asarray(steps.valid))
+  steps, _ = _run(env, rollout_lib.Policy(kind="draft_kind", line_kinds=()))
+  assert not np.asarray(steps.action).any()
+  with pytest.raises(ValueError, match="Unknown line kinds"):
+    rollout_lib.Policy(kind="draft_kind", line_kinds=("lookups",))
 
 
 def test_two_values_mixed_per_problem(env):

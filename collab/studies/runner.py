@@ -74,8 +74,7 @@ def gate_config(config: ml_collections.ConfigDict, arg: str) -> ml_collections.C
   cfg.eval.update(random_rates=RANDOM_RATES, thresholds=THRESHOLDS)
   fitted = config.get("fitted_problems", 0)
   if fitted:  # runlocal gate configs leave the fitted baselines off; a study may need them
-    # The line-kind rule plans the generated task's kinds: off on word problems (data_dir).
-    cfg.eval.line_kinds.problems = 0 if cfg.get("data_dir") else fitted
+    cfg.eval.line_kinds.problems = fitted
     cfg.eval.router.problems = fitted
   return cfg
 

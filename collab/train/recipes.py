@@ -184,7 +184,6 @@ def word_problem_gate_options(config: ml_collections.ConfigDict) -> None:
                                      else "word_problems")
   config.prompt_len = 224
   config.rollout.update(num_steps=15, step_tokens=56)
-  config.eval.line_kinds.problems = 0  # plans the generated task's kinds only
 
 
 def pretrain_config(model: str = "", *, runlocal: bool = False, seed: int = -1,

@@ -1,7 +1,7 @@
 """Worlds where when-to-ask is hard to judge (docs/worlds.md): the gate against the threshold,
 the supervised router and the line-kind rule in the default world, with held-out knowledge,
 with a fallible LLM, and with an SLM sound at arithmetic; on request, word problems (the second
-task family, no line-kind rule). arg keys: worlds (':'-separated of default, heldout, fallible,
+task family, whose line-kind rule reads each line's kind from the SLM's draft). arg keys: worlds (':'-separated of default, heldout, fallible,
 arith, word_problems), data_dir (the word problems' JSONL), heldout (the share of entities held
 out), call_cost, gate (more configs/gate.py args for every gate, ':'-separated, e.g. steps=480:init=router;
 the settings are then named <world>+<args>), seeds, first_seed, runlocal.

@@ -44,8 +44,8 @@ def test_headline_study_runlocal_runs_on_the_sealed_split(shared):
 
 def test_worlds_study_runlocal_on_word_problems(shared, tmp_path):
   """The second task family as a world: its tiny pair pretrains on the JSONL (data_dir), the
-  gate meets the threshold and the router on held-out generators' problems; the line-kind rule
-  is not run there (it plans the generated task's kinds)."""
+  gate meets the threshold, the router and the line-kind rule (kinds read from the SLM's
+  draft) on held-out generators' problems."""
   import fake_word_problems  # pylint: disable=g-import-not-at-top
   data_dir = fake_word_problems.write(str(tmp_path / "jsonl"), train=200, validation=40)
   config = config_of(shared, "worlds")
@@ -57,8 +57,9 @@ def test_worlds_study_runlocal_on_word_problems(shared, tmp_path):
   assert set(summary["settings"]) == {"word_problems"}
   s = summary["settings"]["word_problems"]
   assert (s["slm"], s["llm"]) == ("wp_tiny", "wp_tiny")
-  assert summary["rivals"]["word_problems"].keys() == {"threshold", "router"}
-  assert not any(b["family"] == "line_kind" for b in s["baselines"].values())
+  assert summary["rivals"]["word_problems"].keys() == {"threshold", "router", "line_kind"}
+  kinds = [name for name, b in s["baselines"].items() if b["family"] == "line_kind"]
+  assert kinds and all(k.startswith("kinds_") for k in kinds)
   assert s["baselines"]["slm_alone"]["accuracy"]["mean"] >= 0
 
 
