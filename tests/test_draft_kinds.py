@@ -10,19 +10,15 @@ import fake_word_problems
 from collab import draft_kinds
 from collab.data import task as task_lib
 from collab.data import word_problems
+from collab.train import recipes
 
 CORPUS = word_problems.DEFAULT_DATA_DIR
 
 
 def _table(data_dir, tmp_path):
   tok, _ = word_problems.prepare_tokenizer(data_dir, str(tmp_path / "assets"),
-                                           word_problems_vocab())
+                                           recipes.WORD_PROBLEM_VOCAB)
   return tok, draft_kinds.token_table(tok)
-
-
-def word_problems_vocab():
-  from collab.train import recipes  # pylint: disable=g-import-not-at-top
-  return recipes.WORD_PROBLEM_VOCAB
 
 
 def test_line_kinds_extend_the_generated_tasks():
