@@ -66,5 +66,8 @@ def baselines(eval_cfg: ml_collections.ConfigDict, gate_call_rate: float | None 
     if fitted.router_params is not None:
       out += [Baseline(f"router_{p:g}", "router", P(kind="router"), float(p),
                        params=fitted.router_params) for p in eval_cfg.router.thresholds]
+      out += [Baseline(f"router_q{c['share']:g}", "router", P(kind="router"), c["p"],
+                       params=fitted.router_params)
+              for c in fitted.info.get("router", {}).get("cutoffs", ())]
   out.append(Baseline("oracle", "oracle", P(kind="oracle")))
   return out

@@ -1,7 +1,9 @@
 """The supervised router (the approach of CITER, R2R and Co-LLM): the gate's own head and
 features, trained with cross-entropy to predict that the SLM's draft of a line differs from the
 reference line, then operated at a sweep of cut-offs on its predicted probability
-(`Policy(kind="router")`).
+(`Policy(kind="router")`): fixed ones, and the ones at which it would ask at given shares of
+its training decisions (quantiles of its own scores: where the SLM is wrong on nearly every
+line, every fixed cut-off asks nearly everywhere).
 
 Its params have the gate's structure (`pair.init_gate`), so the router runs through the gate's
 compiled rollout with its params in the gate's place, and an RL gate can start from them
@@ -57,6 +59,19 @@ def margin(params, gate_cfg: gating.GateConfig, hidden_NxD, scalars_NxF, ask: st
 def bce(params, gate_cfg, data) -> jax.Array:
   z_N = margin(params, gate_cfg, data["hidden_NxD"], data["scalars_NxF"])
   return optax.sigmoid_binary_cross_entropy(z_N, data["label_N"]).mean()
+
+
+def cutoffs(params, gate_cfg: gating.GateConfig, data: dict[str, np.ndarray],
+            shares) -> list[dict[str, float]]:
+  """For each share s, the probability cut-off above which the router asks at a share s of
+  `data`'s decisions (its scores' 1 - s quantile), as [{'share': s, 'p': p}]."""
+  z_N = np.asarray(margin(params, gate_cfg, data["hidden_NxD"], data["scalars_NxF"]))
+  out = []
+  for share in shares:
+    z = float(np.quantile(z_N, 1.0 - float(share)))
+    p = float(np.clip(1.0 / (1.0 + np.exp(-z)), 1e-6, 1 - 1e-6))
+    out.append({"share": float(share), "p": p})
+  return out
 
 
 def train(params, gate_cfg: gating.GateConfig, data: dict[str, np.ndarray], *, steps: int,
@@ -122,7 +137,8 @@ def fit(config: ml_collections.ConfigDict, pair: pair_lib.Pair, setup: rollout_l
                  batch_size=config.eval.batch_size, seed=config.seed)
   params, info = train(params, setup.gate, data, steps=int(rcfg.steps), lr=float(rcfg.lr),
                        seed=config.seed)
-  info.update(problems=len(records), split=config.rl.split, collect=rcfg.collect)
+  info.update(problems=len(records), split=config.rl.split, collect=rcfg.collect,
+              cutoffs=cutoffs(params, setup.gate, data, rcfg.get("ask_shares", ())))
   held = ("" if info["held_out_loss_end"] is None else
           f", held out {info['held_out_loss_start']:.3f} -> {info['held_out_loss_end']:.3f}")
   print(f"  router: {info['decisions']} decisions, {100 * info['label_rate']:.1f}% drafts "

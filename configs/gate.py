@@ -130,10 +130,12 @@ def get_config(arg=None):
       line_kinds=ml_collections.ConfigDict(dict(problems=200)),
       # The supervised router: features of `problems` problems' rollouts (collect: 'oracle'
       # or 'slm_alone', collab/router.py), `steps` Adam steps, run at each cut-off on its
-      # probability that the draft is wrong.
+      # probability that the draft is wrong, and at the cut-offs where it asks at each of
+      # `ask_shares` of its training decisions.
       router=ml_collections.ConfigDict(dict(
           problems=500, steps=300, lr=3e-3, collect="oracle",
-          thresholds=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)))))
+          thresholds=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+          ask_shares=(0.05, 0.1, 0.2, 0.3, 0.5, 0.7)))))
   config.log_every = 10
   config.ckpt_every = 50
   config.max_to_keep = 2
@@ -156,7 +158,7 @@ def get_config(arg=None):
     config.eval.update(num_problems=16, batch_size=16, fine_thresholds=0)
     config.eval.line_kinds.problems = 0
     config.eval.router.update(problems=16 if arg.init == "router" else 0, steps=50,
-                              thresholds=(0.25, 0.5, 0.75))
+                              thresholds=(0.25, 0.5, 0.75), ask_shares=(0.5,))
     config.log_every = 2
     config.ckpt_every = 2
   return config

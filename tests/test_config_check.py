@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from collab import config_check
+from collab import config_ranges
 from collab import errors
 from collab.data import tfds_gsm8k
 from collab.studies import runner
@@ -47,11 +48,11 @@ PRETRAIN_DEFAULTS = {"pretrain": pretrain_configs.get_config(),
 def test_every_numeric_field_has_a_range_and_the_defaults_are_in_it(name):
   config = {**GATE_DEFAULTS, **PRETRAIN_DEFAULTS}[name]
   ranges = config_check.GATE if name in GATE_DEFAULTS else config_check.PRETRAIN
-  fields = config_check.numeric_leaves(config)
+  fields = config_ranges.numeric_leaves(config)
   # Architecture fields of imported pairs are checked against each checkpoint's config.json.
   unchecked = sorted(k for k in fields if k not in ranges and not k.startswith("models."))
   assert not unchecked, f"numeric fields without a range in config_check: {unchecked}"
-  config_check.check_ranges(config, ranges)
+  config_ranges.check_ranges(config, ranges)
 
 
 def _cases():
@@ -59,7 +60,7 @@ def _cases():
     if name.endswith("runlocal") and name != "pair:runlocal":
       continue  # the same fields as the full configs
     ranges = config_check.GATE if name in GATE_DEFAULTS else config_check.PRETRAIN
-    for key in config_check.numeric_leaves(config):
+    for key in config_ranges.numeric_leaves(config):
       if key in ranges:
         yield pytest.param(name, key, id=f"{name}:{key}")
 
@@ -70,21 +71,21 @@ def test_a_bad_value_of_each_field_is_refused_naming_key_value_and_range(name, k
   config = type(source)(source.to_dict())  # unlocked copy
   ranges = config_check.GATE if name in GATE_DEFAULTS else config_check.PRETRAIN
   rng = ranges[key]
-  value = config_check.numeric_leaves(config)[key]
+  value = config_ranges.numeric_leaves(config)[key]
   bad = _bad(rng, value)
   _set(config, key, bad)
   with pytest.raises(errors.ConfigError) as err:
-    config_check.check_ranges(config, ranges)
-  stored = config_check.numeric_leaves(config)[key]  # as the ConfigDict holds it
+    config_ranges.check_ranges(config, ranges)
+  stored = config_ranges.numeric_leaves(config)[key]  # as the ConfigDict holds it
   assert str(err.value) == (f"config.{key}={stored!r} is out of range: expected "
                             f"{rng.describe()}")
 
 
 def test_range_messages_read_as_ranges():
-  assert config_check.count(1).describe() == "an integer >= 1"
-  assert config_check.PROBABILITY.describe() == "a number in [0, 1]"
-  assert config_check.POSITIVE.describe() == "a number > 0"
-  assert config_check.FINITE.describe() == "a finite number"
+  assert config_ranges.count(1).describe() == "an integer >= 1"
+  assert config_ranges.PROBABILITY.describe() == "a number in [0, 1]"
+  assert config_ranges.POSITIVE.describe() == "a number > 0"
+  assert config_ranges.FINITE.describe() == "a finite number"
   assert config_check.GATE["eval.every_k"].describe() == "a tuple of integers >= 1"
   assert "group of 1" in config_check.GATE["rl.group_size"].describe()
 

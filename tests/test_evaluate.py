@@ -63,7 +63,8 @@ def _fitted(metrics):
   """The fitted baselines of an evaluation, rebuilt from what it recorded (router params are
   not recorded: a placeholder, since only the names are compared)."""
   sets = tuple(tuple(s) for s in metrics["fitted"]["line_kinds"]["sets"])
-  return fitted_baselines.Fitted(sets, "router" if "router" in metrics["fitted"] else None)
+  return fitted_baselines.Fitted(sets, "router" if "router" in metrics["fitted"] else None,
+                                 metrics["fitted"])
 
 
 def test_metrics_json_has_every_policy(env):
@@ -75,7 +76,7 @@ def test_metrics_json_has_every_policy(env):
   assert set(metrics["policies"]) == names | hulls
   assert hulls <= {"threshold_hull", "router_hull"}
   assert {"slm_alone", "llm_alone", "every_2", "fixed_0_2", "random_at_gate_rate",
-          "random_0.5", "threshold_-0.5", "threshold_-3", "oracle", "router_0.5"} <= names
+          "random_0.5", "threshold_-0.5", "threshold_-3", "oracle", "router_0.5", "router_q0.5"} <= names
   assert any(n.startswith("kinds_") for n in names)
   names |= hulls
   assert metrics["num_problems"] == 16
@@ -300,7 +301,8 @@ def test_every_baseline_shares_one_compiled_rollout(env):
   # A router with spread-out margins (the fitted one of random models asks everywhere).
   noise = jax.random.normal(jax.random.PRNGKey(7), env["gate"]["out"]["kernel"].shape)
   router = dict(env["gate"], out=dict(env["gate"]["out"], kernel=noise * 0.3))
-  fitted = fitted_baselines.Fitted((("lookup",), ("lookup", "add")), router)
+  fitted = fitted_baselines.Fitted((("lookup",), ("lookup", "add")), router,
+                                   {"router": {"cutoffs": [{"share": 0.5, "p": 0.75}]}})
   named = [baselines_lib.Baseline("gate", "gate", evaluate.GREEDY_GATE)] + (
       baselines_lib.baselines(config.eval, gate_call_rate=0.3, fitted=fitted))
 
@@ -334,6 +336,7 @@ def test_every_baseline_shares_one_compiled_rollout(env):
   router_calls = [outs[f"router_{p:g}"]["calls"].sum() for p in config.eval.router.thresholds]
   assert router_calls == sorted(router_calls, reverse=True)
   assert router_calls[0] > router_calls[-1]
+  assert outs["router_q0.5"]["calls"].sum() == outs["router_0.75"]["calls"].sum()  # same cut-off
   # The hull point is the mix of its two ends, row by row, and spends at most the target.
   assert 0 < p < 1
   want = hull_lib.mixed(outs[a.name], outs[b.name], draws_N, p)

@@ -69,5 +69,13 @@ def test_router_training_lowers_its_loss_where_the_label_is_learnable():
   assert jax.tree.structure(trained) == jax.tree.structure(params)
   z_N = np.asarray(router_lib.margin(trained, cfg, hidden_NxD, scalars_NxF))
   assert ((z_N > 0) == data["label_N"].astype(bool)).mean() > 0.8  # chance: 0.5
+  # Its cut-offs by share: above the p of share s it asks at a share s of these decisions,
+  # a higher share asking at a lower probability.
+  cuts = router_lib.cutoffs(trained, cfg, data, (0.1, 0.5, 0.9))
+  assert [c["share"] for c in cuts] == [0.1, 0.5, 0.9]
+  assert cuts[0]["p"] > cuts[1]["p"] > cuts[2]["p"]
+  p_N = 1 / (1 + np.exp(-z_N))
+  for c in cuts:
+    assert np.mean(p_N > c["p"]) == pytest.approx(c["share"], abs=0.01)
   with pytest.raises(ValueError, match="at least 2"):
     router_lib.train(params, cfg, {k: v[:1] for k, v in data.items()}, steps=1, lr=1e-2)

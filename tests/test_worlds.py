@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from collab import config_check
+from collab import config_ranges
 from collab import errors
 from collab import hf_pair
 from collab.data import pipeline
@@ -73,7 +74,7 @@ def test_gate_config_heldout_arg_and_its_checks():
   assert "heldout_entities" not in _gate_config("runlocal").task
   config.task.heldout_entities = 1.0
   with pytest.raises(errors.ConfigError, match="heldout_entities"):
-    config_check.check_ranges(config, config_check.GATE)
+    config_ranges.check_ranges(config, config_check.GATE)
   with pytest.raises(ValueError, match="heldout_entities"):
     task_lib.World(dataclasses.replace(CFG, heldout_entities=1.0)).heldout_mask()
 

@@ -25,6 +25,7 @@ import ml_collections
 from collab import baselines as baselines_lib
 from collab import config_args
 from collab import config_check
+from collab import config_ranges
 from collab import errors
 from collab import evaluate
 from collab import fitted_baselines
@@ -83,20 +84,20 @@ def check_study(config: ml_collections.ConfigDict, workdir: str | None = None) -
   """The study's own numbers, and every run's gate config (built as the runner builds it)."""
   if workdir is not None:
     config_check.check_workdir(workdir)
-  config_check.check_ranges(config, config_check.STUDY)
+  config_ranges.check_ranges(config, config_check.STUDY)
   for run in runs_of(config):
     where = f"study run {run.name!r} (arg {run.arg!r})"
-    if run.call_price is not None and not config_check.NON_NEGATIVE.contains(run.call_price):
+    if run.call_price is not None and not config_ranges.NON_NEGATIVE.contains(run.call_price):
       raise errors.ConfigError(f"{where}: call_price={run.call_price!r} is out of range: "
-                               f"expected {config_check.NON_NEGATIVE.describe()}")
+                               f"expected {config_ranges.NON_NEGATIVE.describe()}")
     if run.price_target is not None:
       kind, target = run.price_target
       if kind not in calibration.KEYS:
         raise errors.ConfigError(f"{where}: price_target kind {kind!r}; valid: "
                                  + ", ".join(map(repr, calibration.KEYS)))
-      if not config_check.POSITIVE.contains(target):
+      if not config_ranges.POSITIVE.contains(target):
         raise errors.ConfigError(f"{where}: price_target={target!r} is out of range: "
-                                 f"expected {config_check.POSITIVE.describe()}")
+                                 f"expected {config_ranges.POSITIVE.describe()}")
     try:
       cfg = gate_config(config, run.arg)
       config_check.check_gate(cfg)
