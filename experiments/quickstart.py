@@ -11,7 +11,8 @@ from configs import gate as gate_configs
 QUICKSTART_ARG = "slm=slm_s,llm=llm_s,steps=120,eval_problems=300"
 # Sparser baseline sweeps than configs/gate.py's (each point is a rollout of every problem).
 EVAL = {"fine_thresholds": 8, "batch_size": 150}
-LINE_KIND_PROBLEMS, ROUTER = 100, {"problems": 200, "thresholds": (0.1, 0.3, 0.5, 0.7, 0.9)}
+LINE_KIND_PROBLEMS, ROUTER = 100, {"problems": 200, "thresholds": (0.1, 0.3, 0.5, 0.7, 0.9),
+                                 "ask_shares": ()}
 
 _WORKDIR = flags.DEFINE_string("workdir", "runs/quickstart", "Where everything is written.")
 

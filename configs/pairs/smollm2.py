@@ -69,7 +69,7 @@ def get_config(arg=None):
   config.eval.update(num_problems=n, batch_size=n, random_rates=(0.5,), thresholds=(-1.0,),
                      every_k=(2,), fixed_steps=((0,),), fine_thresholds=0)
   config.eval.line_kinds.problems = n
-  config.eval.router.update(problems=n, steps=50, thresholds=(0.5,))
+  config.eval.router.update(problems=n, steps=50, thresholds=(0.5,), ask_shares=())
   config.log_every = 1 if arg.runlocal else 5
   config.ckpt_every = 2 if arg.runlocal else 10
   return config
