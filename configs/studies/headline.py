@@ -7,7 +7,8 @@ worlds run 3 gate seeds on pretraining seed 0's models.
 arg keys: worlds (':'-separated of default, heldout, fallible, arith; word_problems on request:
 the GSM-Symbolic pair, scored on its sealed split of the training generators' fresh problems),
 rate (the share of steps asked), pretrain_seeds (pairs of the default world), steps, seeds,
-data_dir (the word problems' JSONL, with sealed.jsonl), runlocal.
+data_dir (the word problems' JSONL, with sealed.jsonl), wp_prices (the word-problem gate's
+price range, min:max), runlocal.
 
 The gate recipe is the one chosen on test problems for price-conditioned gates (REPORT.md,
 Constraints: causal credit, the price-offset head, checkpoint selection on 200 held-out
@@ -20,15 +21,16 @@ from configs.studies import worlds as worlds_config
 
 GATE = "price_min=0.01,price_max=1.0,price_offset=True,credit=causal,select=200"
 LOCAL_GATE = "price_min=0.01,price_max=1.0,price_offset=True,select=8"
-# The word-problem pair's price range brackets what a call is worth there: the LLM's lead on
-# validation problems over its calls, (9.0% - 3.7%) / 4.7 lines = 0.011 (results/word_problems),
-# from a thirtieth of it to three times it. In 0.01-1 the gate asks at ~1% of steps.
-WP_PRICES = "price_min=0.0003,price_max=0.03"
+# The word-problem pair's price range (arg wp_prices, min:max) is a decade either side of what
+# a call is worth there: the LLM's lead on validation problems over its calls, (9.0% - 3.7%) /
+# 4.7 lines = 0.011 (results/word_problems). Trained on 0.01-1 the gate asked at ~1% of steps
+# at every price, on 0.0003-0.03 at 75-87% (held-out training problems).
+WP_PRICES = "0.001:0.1"
 
 
 def get_config(arg=None):
   arg = common.parse(arg, worlds=":".join(worlds_config.WORLDS), rate=0.25, pretrain_seeds=3,
-                     steps=200, data_dir="")
+                     steps=200, data_dir="", wp_prices=WP_PRICES)
   config = common.base_config("headline", arg)
   config.base_arg = (common.LOCAL_BASE + ",eval_split=sealed" if arg.runlocal
                      else f"steps={arg.steps},eval_problems=300,eval_split=sealed")
@@ -53,7 +55,10 @@ def get_config(arg=None):
             "arg": f"slm=slm_s{tag},llm=llm_s{tag},{gate},seed={p}", "eval_llms": (),
             "price_target": target})
       continue
-    prices = f",{WP_PRICES}" if world == "word_problems" and not arg.runlocal else ""
+    prices = ""
+    if world == "word_problems" and not arg.runlocal:
+      low, _, high = arg.wp_prices.partition(":")
+      prices = f",price_min={low},price_max={high}"
     common.add_runs(config, world, f"{pairs[world]},{gate}{prices}", price_target=target)
   config.runs.extend(later)
   return config
