@@ -218,8 +218,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, run: Run, workdir: str
   base = {llm: evaluate_baselines(_uncapped(_with_llm(cfg, llm)), workdir) for llm in evals}
   # A gate under a hard budget is also compared with the baselines under the same budget
   # (their asks are masked the same way once the budget is spent).
+  # (A study that compares only at equal calls, such as the headline, turns them off.)
   capped = ({llm: evaluate_baselines(_with_llm(cfg, llm), workdir)["key"] for llm in evals}
-            if cfg.rollout.budget < cfg.rollout.num_steps else {})
+            if cfg.rollout.budget < cfg.rollout.num_steps
+            and config.get("capped_baselines", True) else {})
   return {"name": run.name, "setting": run.setting, "arg": run.arg, "slm": cfg.slm,
           "llm": cfg.llm, "seed": cfg.seed,
           "costs": cfg.costs.to_dict(), "budget_target": budget_target,

@@ -78,5 +78,9 @@ def test_headline_study_runlocal_on_word_problems_sealed_split(shared, tmp_path)
   for r in result["runs"]:
     assert (r["slm"], r["llm"]) == ("wp_tiny", "wp_tiny")
     assert "__sealed" in r["baselines"]["wp_tiny"]
+    # Its gate has a hard budget (8 of 15 steps), but the headline compares at equal calls only:
+    # no baselines under that budget are run.
+    assert r["budget"] < 15  # the word problems' steps
+    assert r["baselines_capped"] == {}
   assert all(b["split"] == "sealed" and b["num_problems"] == 16
              for b in result["baselines"].values())
