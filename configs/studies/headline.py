@@ -23,8 +23,8 @@ GATE = "price_min=0.01,price_max=1.0,price_offset=True,credit=causal,select=200"
 LOCAL_GATE = "price_min=0.01,price_max=1.0,price_offset=True,select=8"
 # The word-problem pair's price range (arg wp_prices, min:max) is a decade either side of what
 # a call is worth there: the LLM's lead on validation problems over its calls, (9.0% - 3.7%) /
-# 4.7 lines = 0.011 (results/word_problems). Trained on 0.01-1 the gate asked at ~1% of steps
-# at every price, on 0.0003-0.03 at 75-87% (held-out training problems).
+# 4.7 lines = 0.011 (results/word_problems). Trained on 0.01-1 the gate asked at 1.4% of steps
+# at its lowest price, on 0.0003-0.03 at 75-87% at every price (held-out training problems).
 WP_PRICES = "0.001:0.1"
 
 
