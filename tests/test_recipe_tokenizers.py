@@ -75,7 +75,8 @@ def test_default_recipes_keep_their_configs_and_tokenizer_file():
   assert assets_lib.tokenizer_file(512, "unigram") == "tokenizer_unigram_v512.model"
   uni = recipes.pretrain_config("gpt2_uni")
   assert (uni.preset, uni.tokenizer_type, uni.seq_len) == ("gpt2_m", "unigram", 144)
-  assert (uni.num_steps, uni.batch_size, uni.fact_coverage) == (3000, 32, 1.0)
+  assert (uni.num_steps, uni.batch_size, uni.fact_coverage) == (6000, 32, 1.0)
+  assert uni.eval.max_new_tokens == uni.seq_len  # a unigram solution writes up to 99 tokens
   gate = gate_configs.get_config("slm=slm_s_uni,llm=llm_s")
   assert (gate.tokenizer_type, gate.prompt_len, gate.rollout.step_tokens) == ("unigram", 40, 24)
 

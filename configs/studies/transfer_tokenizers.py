@@ -1,5 +1,5 @@
 """Transfer across tokenizers: a gate trained with llm_s (the default BPE tokenizer) runs
-unchanged with gpt2_uni (GPT-2 blocks, a unigram tokenizer, trained as llm_l is: weak to
+unchanged with gpt2_uni (GPT-2 blocks, a unigram tokenizer, as strong as llm_l: weak to
 strong across lineage and tokenizer), and a gate trained with gpt2_uni runs with llm_s (strong
 to weak), each against gates trained directly on that LLM. The gate reads only the SLM's
 features, so it runs with any LLM; with gpt2_uni the pair exchanges text at step boundaries
