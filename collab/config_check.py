@@ -104,6 +104,7 @@ GATE = {
     "rollout.slm_temperature": NON_NEGATIVE,
     "rollout.llm_temperature": NON_NEGATIVE,
     "gate.hidden_dim": count(1),
+    "gate.feature_layers": count(1),
     "gate.explore": PROBABILITY,
     "gate.price_scale_init": FINITE,
     "gate.draft_scale_init": FINITE,

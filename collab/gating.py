@@ -51,6 +51,9 @@ class GateConfig:
   # gate's: every kind keeps probability >= explore / A, so a gate that always asks at a step
   # still tries not asking there and learns which asks it can drop. Greedy decisions ignore it.
   explore: float = 0.0
+  # The SLM's hidden states the gate reads: 1, its last layer's (final norm); k, also the
+  # residual streams of the k - 1 layers below it (ModelConfig.feature_layers), k * d_model.
+  feature_layers: int = 1
 
   def __post_init__(self):
     known = ("self", "ask", "ask_redacted")
@@ -131,7 +134,7 @@ class GateHead(nn.Module):
 
 
 def init_gate(cfg: GateConfig, d_model: int, rng: jax.Array):
-  hidden = jnp.zeros((1, d_model), jnp.float32)
+  hidden = jnp.zeros((1, d_model * cfg.feature_layers), jnp.float32)
   scalars = jnp.zeros((1, NUM_SCALAR_FEATURES), jnp.float32)
   return GateHead(cfg).init(rng, hidden, scalars)["params"]
 

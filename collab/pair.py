@@ -236,9 +236,16 @@ def make_setup(config: ml_collections.ConfigDict, pair: Pair) -> rollout_lib.Set
         and llm_prompt_config(config).resolve(pair.llm_tokenizer).style == "few_shot"):
       # A few-shot LLM writes the next 'Question:' too: the solution ends before it.
       scorer = prompts_lib.NumberScorer(tok, scorer.cut + (few_shot,))
+  gate = config_args.to_dataclass(gating.GateConfig, config.gate, "config.gate")
+  if gate.feature_layers > pair.slm_cfg.num_layers + 1:
+    raise errors.ConfigError(
+        f"config.gate.feature_layers={gate.feature_layers}: the SLM {config.slm} has "
+        f"{pair.slm_cfg.num_layers} layers, so at most {pair.slm_cfg.num_layers + 1} hidden "
+        "states (the embeddings and each layer's output)")
   return rollout_lib.Setup(
-      slm=pair.slm_cfg, llm=pair.llm_cfg,
-      gate=config_args.to_dataclass(gating.GateConfig, config.gate, "config.gate"),
+      # The SLM's forward passes return the hidden states the gate reads.
+      slm=dataclasses.replace(pair.slm_cfg, feature_layers=gate.feature_layers),
+      llm=pair.llm_cfg, gate=gate,
       rollout=config_args.to_dataclass(rollout_lib.RolloutConfig, config.rollout,
                                        "config.rollout"),
       specials=specials, scorer=scorer, handoff=make_handoff(config, pair),

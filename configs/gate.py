@@ -22,7 +22,9 @@ confidence-threshold rule on the draft, collab/gating.py), kinds (the request ki
 'causal': each decision is charged only the costs from it onwards, rl.causal_advantages),
 select (hold out this many training problems and keep the checkpoint of the second half that
 scores best on them, collab/train/selection.py; 0: the last), init ('scratch', or 'router': the
-gate starts as the supervised router, collab/router.py), heldout (the share of entities held
+gate starts as the supervised router, collab/router.py), feature_layers (the SLM's
+hidden states the gate reads: 1, the last layer's; k, also those of the k - 1 layers below),
+heldout (the share of entities held
 out for the test problems: no gate-training problem looks their facts up; 0: off), eval_split
 ('test', or 'sealed' for headline numbers only), runlocal.
 Harder worlds (docs/worlds.md): heldout=0.25 (held-out knowledge), llm=llm_fallible (an LLM
@@ -47,7 +49,8 @@ def get_config(arg=None):
       target_calls=0.0, target_tokens=0.0, cost_warmup=0, train_capacity=0, price_min=0.01,
       price_max=0.0, explore=0.0, entropy=0.05, calls_lr=0.005, target_mode="dual",
       credit="episode", select=0, price_offset=False, draft_prior=False, kinds="self:ask:ask_redacted",
-      init="scratch", heldout=0.0, eval_split="test", data_dir="", runlocal=False)
+      init="scratch", heldout=0.0, eval_split="test", data_dir="", feature_layers=1,
+      runlocal=False)
   config = ml_collections.ConfigDict()
   config.slm = arg.slm or ("test_tiny" if arg.runlocal else "slm_s")
   config.llm = arg.llm or ("gpt2_tiny" if arg.runlocal else "llm_s")
@@ -79,6 +82,8 @@ def get_config(arg=None):
       actions=tuple(arg.kinds.split(":")), hidden_dim=64, use_hidden=True, use_draft=True,
       price_input=arg.price_max > 0, price_offset=arg.price_offset,
       draft_prior=arg.draft_prior, explore=arg.explore))
+  if arg.feature_layers != 1:  # a key only when on: older configs are what they were
+    config.gate.feature_layers = arg.feature_layers
   config.costs = ml_collections.ConfigDict(dict(
       per_call=arg.call_cost, per_llm_token=arg.token_cost, per_private_token=arg.privacy_cost,
       per_call_range=(arg.price_min, arg.price_max)))

@@ -9,6 +9,7 @@ import optax
 import pytest
 
 from collab import config_check
+from collab import errors
 from collab import gating
 from collab import parallel
 from collab import rl
@@ -20,6 +21,7 @@ from collab.models import presets
 from collab.models import transformer
 from collab.train import gate as gate_lib
 from collab import pair as pair_lib
+from configs import gate as gate_configs
 
 S, K, P, G = 4, 6, 32, 2
 
@@ -246,3 +248,20 @@ def test_exploration_floor_mixes_in_the_uniform_policy_over_allowed_kinds():
   np.testing.assert_allclose(p[1, :2], 0.7 * pi[1, :2] + 0.15, rtol=1e-5)
   assert p[1, 2] == 0 and np.allclose(p.sum(-1), 1)
   assert gating.explore_logits(logits, mask, 0.0) is logits
+
+
+def test_feature_layers_widen_the_setup_and_the_gate_and_are_checked(env):
+  pair = env["pair"]
+  D, L = pair.slm_cfg.d_model, pair.slm_cfg.num_layers
+  config = gate_configs.get_config(f"runlocal,feature_layers={L + 1}")
+  setup = pair_lib.make_setup(config, pair)
+  assert (setup.slm.feature_layers, setup.llm.feature_layers) == (L + 1, 1)
+  assert setup.slm.replace(feature_layers=1) == pair.slm_cfg  # nothing else changes
+  # The first layer reads the scalar features and the hidden ones: L * D more of those.
+  in_width = lambda c: pair_lib.init_gate(c, pair)["in"]["kernel"].shape[0]
+  assert in_width(config) - in_width(gate_configs.get_config("runlocal")) == L * D
+  assert "feature_layers" not in gate_configs.get_config("runlocal").gate  # older configs keep
+  with pytest.raises(errors.ConfigError, match="at most"):
+    pair_lib.make_setup(gate_configs.get_config(f"runlocal,feature_layers={L + 2}"), pair)
+  with pytest.raises(errors.ConfigError, match="feature_layers"):
+    config_check.check_gate(gate_configs.get_config("runlocal,feature_layers=0"))

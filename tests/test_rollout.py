@@ -262,3 +262,24 @@ def test_two_values_mixed_per_problem(env):
   assert 0 < (draws_B < 0.5).sum() < len(draws_B)
   with pytest.raises(ValueError, match="mix"):
     rollout_lib.Policy(kind="threshold").args(S, setup.gate.actions, 0.0, 0.0, 1.5)
+
+
+def test_a_gate_of_more_feature_layers_reads_them_and_the_rollout_writes_the_same(env):
+  """feature_layers widens the SLM's hidden states along every path that writes them (prefill,
+  draft, absorbing an LLM step): a fixed policy writes the same tokens, the first d_model
+  features are the last layer's, and a gate of that width runs on them."""
+  slm_cfg = env["setup"].slm
+  D, F = slm_cfg.d_model, slm_cfg.num_layers + 1
+  wide_gate_cfg = gating.GateConfig(feature_layers=F)
+  wide = dict(env, setup=dataclasses.replace(
+      env["setup"], slm=slm_cfg.replace(feature_layers=F), gate=wide_gate_cfg),
+              gate=gating.init_gate(wide_gate_cfg, D, jax.random.PRNGKey(3)))
+  every_2 = rollout_lib.Policy(kind="every_k", k=2)
+  steps, final = _run(env, every_2)
+  wide_steps, wide_final = _run(wide, every_2)
+  assert int(np.asarray(final.calls_B).sum()) > 0  # LLM steps were absorbed
+  np.testing.assert_array_equal(wide_final.tokens_BxL, final.tokens_BxL)
+  assert wide_steps.hidden.shape == steps.hidden.shape[:-1] + (F * D,)
+  np.testing.assert_allclose(wide_steps.hidden[..., :D], steps.hidden, atol=1e-5)
+  gate_steps, _ = _run(wide, rollout_lib.Policy(kind="gate"))
+  assert np.isfinite(np.asarray(gate_steps.logp)).all()

@@ -57,6 +57,34 @@ def test_logits_at_one_position_per_row(preset):
   np.testing.assert_array_equal(some_hidden, full_hidden)
 
 
+@pytest.mark.parametrize("preset", ARCHS)
+def test_feature_layers_append_the_residual_streams_below(preset):
+  cfg, params = _model(preset)
+  tokens_BxT = _tokens(2, 7)
+  positions_BxT = tfm.default_positions(tokens_BxT)
+  logits, hidden_BxTxD, _ = _apply(params, cfg, tokens_BxT, positions_BxT)
+  wide = cfg.replace(feature_layers=cfg.num_layers + 1)
+  wide_logits, features_BxTxF, _ = _apply(params, wide, tokens_BxT, positions_BxT)
+  D = cfg.d_model
+  assert features_BxTxF.shape == (2, 7, (cfg.num_layers + 1) * D)
+  np.testing.assert_array_equal(wide_logits, logits)  # the head reads the last layer alone
+  np.testing.assert_array_equal(features_BxTxF[..., :D], hidden_BxTxD)
+  # Deepest first: the last block is the embeddings' stream, RMS-normalized.
+  embed_BxTxD = params["embed"]["embedding"][tokens_BxT]
+  if cfg.arch == "gpt2":
+    embed_BxTxD = embed_BxTxD + params["pos_embed"][positions_BxT]
+  rms_BxTx1 = jnp.sqrt(jnp.mean(embed_BxTxD ** 2, -1, keepdims=True) + cfg.norm_eps)
+  np.testing.assert_allclose(features_BxTxF[..., -D:], embed_BxTxD / rms_BxTx1, rtol=1e-5,
+                             atol=1e-5)
+  # A middle block differs from both ends (a real layer's stream).
+  if cfg.num_layers > 1:
+    middle = features_BxTxF[..., D:2 * D]
+    assert not np.allclose(middle, features_BxTxF[..., -D:])
+    assert not np.allclose(middle, hidden_BxTxD)
+  with pytest.raises(ValueError, match="feature_layers"):
+    cfg.replace(feature_layers=cfg.num_layers + 2)
+
+
 def test_kv_bucket_lengths():
   assert tfm.kv_bucket_lengths(160, 4) == (40, 80, 120, 160)
   assert tfm.kv_bucket_lengths(168, 4) == (48, 88, 128, 168)

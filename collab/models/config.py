@@ -34,6 +34,10 @@ class ModelConfig:
     'high_freq_factor': 4.0, 'original_max_position_embeddings': 8192} or {'rope_type':
     'linear', 'factor': 4.0}); stored as a sorted tuple of (key, value) pairs (hashable).
   dtype / param_dtype: activation and parameter dtypes (names, so the config stays hashable).
+  feature_layers: the hidden states the forward pass returns beside the logits (a gate's
+    features): 1, the final norm's output (width d_model); k > 1 appends the residual streams
+    of the k - 1 layers below the last, each RMS-normalized, deepest first (the embeddings
+    count as layer 0), width k * d_model. The logits read the first d_model alone.
 
   Gemma 3 only (errors on other archs when set):
   sliding_window: a query at position p of a sliding layer sees keys at positions p-W+1..p.
@@ -64,6 +68,7 @@ class ModelConfig:
   layer_types: tuple[str, ...] | None = None
   rope_local_theta: float = 10000.0
   query_pre_attn_scalar: float | None = None
+  feature_layers: int = 1
 
   def __post_init__(self):
     if self.arch not in ARCHS:
@@ -94,6 +99,9 @@ class ModelConfig:
         raise ValueError(f"{name} must be one of {_DTYPES}, got {getattr(self, name)!r}")
     if self.norm_eps <= 0 or self.rope_theta <= 0:
       raise ValueError("norm_eps and rope_theta must be positive")
+    if not 1 <= self.feature_layers <= self.num_layers + 1:
+      raise ValueError(f"feature_layers must be in [1, num_layers + 1 = {self.num_layers + 1}]"
+                       f" (the embeddings and each layer's output), got {self.feature_layers}")
     if self.rope_scaling is not None:
       object.__setattr__(self, "rope_scaling", _freeze_rope_scaling(self.rope_scaling))
     self._resolve_gemma3()

@@ -331,11 +331,13 @@ class Transformer(nn.Module):
           x_BxTxD.dtype)
 
     new_cache = None if cache is None else {}
+    streams = [x_BxTxD]  # the residual stream after the embeddings and after each layer
     # A Python loop (not nn.scan): few layers, and names layer_i map one-to-one onto HF layers.
     for i in range(cfg.num_layers):
       name = f"layer_{i}"
       x_BxTxD, layer_cache = Block(cfg, self.kv_buckets, i, name=name)(
           x_BxTxD, positions_BxT, None if cache is None else cache[name])
+      streams.append(x_BxTxD)
       if cache is not None:
         new_cache[name] = layer_cache
 
@@ -348,7 +350,18 @@ class Transformer(nn.Module):
       logits_BxTxV = embed.attend(head_in_BxTxD)
     else:
       logits_BxTxV = _dense(cfg, cfg.vocab_size, "lm_head", False)(head_in_BxTxD)
+    if cfg.feature_layers > 1:  # features of the layers below the last (cfg.feature_layers)
+      below = streams[-2:-cfg.feature_layers - 1:-1]
+      hidden_BxTxD = jnp.concatenate([hidden_BxTxD] + [_rms_normalize(s, cfg.norm_eps)
+                                                       for s in below], axis=-1)
     return logits_BxTxV.astype(jnp.float32), hidden_BxTxD, new_cache
+
+
+def _rms_normalize(x_BxTxD: jax.Array, eps: float) -> jax.Array:
+  """x / rms(x) over the last axis, no learned scale (a feature, not a layer's input)."""
+  x32 = x_BxTxD.astype(jnp.float32)
+  return (x32 * jax.lax.rsqrt(jnp.mean(x32 ** 2, -1, keepdims=True) + eps)).astype(
+      x_BxTxD.dtype)
 
 
 def init_params(cfg: ModelConfig, rng: jax.Array) -> Params:
@@ -368,7 +381,8 @@ def init_cache(cfg: ModelConfig, batch_size: int, cache_len: int, dtype=None) ->
 def apply(params: Params, cfg: ModelConfig, tokens_BxT: jax.Array, positions_BxT: jax.Array,
           cache: Cache | None = None, *, kv_buckets: int = 1, logits_at_B: jax.Array | None = None
           ) -> tuple[jax.Array, jax.Array, Cache | None]:
-  """Forward pass. Returns (logits_BxTxV float32, hidden_BxTxD final-norm output, new_cache).
+  """Forward pass. Returns (logits_BxTxV float32, hidden_BxTxD final-norm output, new_cache);
+  with cfg.feature_layers = k > 1 the hidden states are k * d_model wide (ModelConfig).
 
   cache=None: causal attention among the T tokens by position (training). With a cache: the
   chunk is written at its positions, then attends over all cache slots <= its position (see the
