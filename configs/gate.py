@@ -26,7 +26,9 @@ gate starts as the supervised router, collab/router.py), feature_layers (the SLM
 hidden states the gate reads: 1, the last layer's; k, also those of the k - 1 layers below),
 heldout (the share of entities held
 out for the test problems: no gate-training problem looks their facts up; 0: off), eval_split
-('test', or 'sealed' for headline numbers only), runlocal.
+('test', or 'sealed' for headline numbers only), eval_skip (leave out the split's first
+problems: settings are chosen on test problems apart from those results are reported on),
+runlocal.
 Harder worlds (docs/worlds.md): heldout=0.25 (held-out knowledge), llm=llm_fallible (an LLM
 with knowledge gaps of its own), slm=slm_arith (an SLM sound at arithmetic).
 Word problems (docs/word_problems.md): slm=wp_slm,llm=wp_llm, pretrained here on GSM-Symbolic
@@ -49,8 +51,8 @@ def get_config(arg=None):
       target_calls=0.0, target_tokens=0.0, cost_warmup=0, train_capacity=0, price_min=0.01,
       price_max=0.0, explore=0.0, entropy=0.05, calls_lr=0.005, target_mode="dual",
       credit="episode", select=0, price_offset=False, draft_prior=False, kinds="self:ask:ask_redacted",
-      init="scratch", heldout=0.0, eval_split="test", data_dir="", feature_layers=1,
-      runlocal=False)
+      init="scratch", heldout=0.0, eval_split="test", eval_skip=0, data_dir="",
+      feature_layers=1, runlocal=False)
   config = ml_collections.ConfigDict()
   config.slm = arg.slm or ("test_tiny" if arg.runlocal else "slm_s")
   config.llm = arg.llm or ("gpt2_tiny" if arg.runlocal else "llm_s")
@@ -122,7 +124,7 @@ def get_config(arg=None):
       # skip: leave out the split's first `skip` problems (choose settings on test problems
       # apart from those results are reported on).
       # eval_split 'sealed': the headline problems no setting was chosen on (collab/data/task.py).
-      split=arg.eval_split, skip=0, num_problems=arg.eval_problems, batch_size=128,
+      split=arg.eval_split, skip=arg.eval_skip, num_problems=arg.eval_problems, batch_size=128,
       random_rates=(0.125, 0.25, 0.5),
       thresholds=(-0.05, -0.2, -0.5, -1.0, -2.0), every_k=(2, 3), fixed_steps=((0,), (0, 2)),
       # Prices a price-conditioned gate is evaluated at (each one a point of its curve).
