@@ -242,7 +242,15 @@ def check_gate_consistency(config: ml_collections.ConfigDict) -> None:
     if target is not None and (target.calls > 0 or target.llm_tokens > 0):
       raise errors.ConfigError("Checkpoint selection scores rewards at fixed prices; a budget target "
                        "moves the price in training: choose one")
-  presets = () if hf_pair.uses_hf_models(config) else (config.slm, config.llm)
+  extra_llms = tuple(config.rl.get("extra_llms", ()))
+  if extra_llms:
+    if hf_pair.uses_hf_models(config) or (config.get("mesh") and config.mesh.get("model", 1) > 1):
+      raise errors.ConfigError("config.rl.extra_llms (a gate trained with several LLMs) needs "
+                               "a pair pretrained here and data-parallel training")
+    if len(set((config.llm,) + extra_llms)) < 1 + len(extra_llms):
+      raise errors.ConfigError(f"config.rl.extra_llms={extra_llms} must name other LLMs than "
+                               f"config.llm={config.llm!r}, each once")
+  presets = () if hf_pair.uses_hf_models(config) else (config.slm, config.llm) + extra_llms
   for preset in presets:  # imported pairs are not pretrained here
     if not os.path.exists(os.path.join(config.pretrain_dir, preset, "model")):
       recipes.get_recipe(preset)  # it would be pretrained now: the name must be a recipe

@@ -105,6 +105,13 @@ def load_pair(config: ml_collections.ConfigDict) -> Pair:
               _step_ratio(config, slm_tok, llm_tok))
 
 
+def with_llm(config: ml_collections.ConfigDict, llm: str) -> ml_collections.ConfigDict:
+  """A copy of a gate config whose pair has another LLM (the same SLM, task and gate)."""
+  config = ml_collections.ConfigDict(config.to_dict())
+  config.llm = llm
+  return config
+
+
 def resolve_assets_dir(config: ml_collections.ConfigDict, workdir: str
                        ) -> ml_collections.ConfigDict:
   """config, or a copy whose empty assets_dir is `workdir/assets` (imported pairs' default:

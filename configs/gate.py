@@ -28,7 +28,8 @@ heldout (the share of entities held
 out for the test problems: no gate-training problem looks their facts up; 0: off), eval_split
 ('test', or 'sealed' for headline numbers only), eval_skip (leave out the split's first
 problems: settings are chosen on test problems apart from those results are reported on),
-runlocal.
+train_llms (':'-separated LLMs the gate also trains with, in turn with llm, one step
+each), runlocal.
 Harder worlds (docs/worlds.md): heldout=0.25 (held-out knowledge), llm=llm_fallible (an LLM
 with knowledge gaps of its own), slm=slm_arith (an SLM sound at arithmetic).
 Word problems (docs/word_problems.md): slm=wp_slm,llm=wp_llm, pretrained here on GSM-Symbolic
@@ -52,7 +53,7 @@ def get_config(arg=None):
       price_max=0.0, explore=0.0, entropy=0.05, calls_lr=0.005, target_mode="dual",
       credit="episode", select=0, price_offset=False, draft_prior=False, kinds="self:ask:ask_redacted",
       init="scratch", heldout=0.0, eval_split="test", eval_skip=0, data_dir="",
-      feature_layers=1, runlocal=False)
+      feature_layers=1, train_llms="", runlocal=False)
   config = ml_collections.ConfigDict()
   config.slm = arg.slm or ("test_tiny" if arg.runlocal else "slm_s")
   config.llm = arg.llm or ("gpt2_tiny" if arg.runlocal else "llm_s")
@@ -120,6 +121,8 @@ def get_config(arg=None):
       # out; of the checkpoints from select_from * num_steps on (every ckpt_every steps), the
       # one with the best held-out reward is kept (0: the last step's).
       select_problems=arg.select, select_from=0.5, select_prices=5))
+  if arg.train_llms:  # a key only when on: older configs are what they were
+    config.rl.extra_llms = tuple(arg.train_llms.split(":"))
   config.eval = ml_collections.ConfigDict(dict(
       # skip: leave out the split's first `skip` problems (choose settings on test problems
       # apart from those results are reported on).

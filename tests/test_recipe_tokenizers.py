@@ -168,6 +168,32 @@ def test_gate_training_evaluation_and_export(root):
 SLM_LINE, HELPER_LINE = "price=14", "answer=7"  # what the chain SLM and helper write
 
 
+def test_a_gate_trains_with_several_llms_in_turn(root):
+  """train_llms: the gate's training steps take the LLMs in turn, each through its own pair
+  (here one of each tokenizer); the saved gate names them all."""
+  config = fake_models.gate_config(root, "runlocal,slm=test_tiny,llm=gpt2_tiny,"
+                                         "train_llms=gpt2_tiny_uni,steps=4")
+  config.log_every = 1
+  config_check.check_gate_training(config)
+  workdir = str(root / "gate_two_llms")
+  gate_lib.train(config, workdir)
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    rows = [r for r in map(json.loads, f) if "train_llm" in r]
+  assert [r["train_llm"] for r in rows] == [0, 1, 0, 1]
+  # The same-tokenizer helper writes at most step_tokens per call; gpt2_tiny_uni's steps are
+  # longer (its tokens per SLM token), and its calls use them.
+  per_call = {w: [r["llm_tokens"] / r["calls"] for r in rows if r["train_llm"] == w
+                  and r["calls"] > 0] for w in (0, 1)}
+  assert per_call[0] and max(per_call[0]) <= config.rollout.step_tokens
+  assert max(per_call[1]) > config.rollout.step_tokens
+  _, metadata = pair_lib.load_gate(workdir)
+  assert metadata["train_llms"] == ["gpt2_tiny", "gpt2_tiny_uni"]
+  for bad in ("gpt2_tiny", "gpt2_tiny_uni:gpt2_tiny_uni"):
+    with pytest.raises(errors.ConfigError, match="extra_llms"):
+      config_check.check_gate_training(fake_models.gate_config(
+          root, f"runlocal,slm=test_tiny,llm=gpt2_tiny,train_llms={bad}"))
+
+
 def test_a_helper_writes_what_it_writes_in_a_same_tokenizer_pair(root):
   """The presets' tokenizers, episodes and setups; the models replaced by chains (an SLM that
   writes SLM_LINE, a helper that writes HELPER_LINE) so that the text is known: with the

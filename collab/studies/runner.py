@@ -106,12 +106,6 @@ def check_study(config: ml_collections.ConfigDict, workdir: str | None = None) -
       raise errors.ConfigError(f"{where}: {err}") from err
 
 
-def _with_llm(cfg: ml_collections.ConfigDict, llm: str) -> ml_collections.ConfigDict:
-  cfg = ml_collections.ConfigDict(cfg.to_dict())
-  cfg.llm = llm
-  return cfg
-
-
 def _uncapped(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Baselines run without a hard call budget, whatever budget the gate was given."""
   cfg = ml_collections.ConfigDict(cfg.to_dict())
@@ -197,7 +191,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, run: Run, workdir: str
     result = _load(path)
     if result is None:
       print(f"=== evaluating gate {run.name} with {llm} ===", flush=True)
-      ecfg = _with_llm(cfg, llm)
+      ecfg = pair_lib.with_llm(cfg, llm)
       pretrain.ensure_pretrained(ecfg)
       pair = pair_lib.load_pair(ecfg)
       episodes = pair_lib.eval_episodes(ecfg, pair)
@@ -215,11 +209,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, run: Run, workdir: str
   if calibrated:
     budget_target.update(calls=0.0, llm_tokens=0.0, mode="price")
     budget_target[calibrated["key"]] = calibrated["target"]
-  base = {llm: evaluate_baselines(_uncapped(_with_llm(cfg, llm)), workdir) for llm in evals}
+  base = {llm: evaluate_baselines(_uncapped(pair_lib.with_llm(cfg, llm)), workdir) for llm in evals}
   # A gate under a hard budget is also compared with the baselines under the same budget
   # (their asks are masked the same way once the budget is spent).
   # (A study that compares only at equal calls, such as the headline, turns them off.)
-  capped = ({llm: evaluate_baselines(_with_llm(cfg, llm), workdir)["key"] for llm in evals}
+  capped = ({llm: evaluate_baselines(pair_lib.with_llm(cfg, llm), workdir)["key"] for llm in evals}
             if cfg.rollout.budget < cfg.rollout.num_steps
             and config.get("capped_baselines", True) else {})
   return {"name": run.name, "setting": run.setting, "arg": run.arg, "slm": cfg.slm,

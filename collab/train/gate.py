@@ -201,6 +201,26 @@ def make_train_step(setup: rollout_lib.Setup, tx: optax.GradientTransformation,
                        donate_argnums=(0,))
 
 
+def train_llms(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+  """The LLMs a gate trains with: config.llm, then config.rl.extra_llms, taken in turn one
+  training step each (a gate meant to run with LLMs it was not trained with)."""
+  return (config.llm,) + tuple(config.rl.get("extra_llms", ()))
+
+
+def _extra_llms_metadata(config) -> dict[str, Any]:
+  extra = train_llms(config)[1:]
+  return {"train_llms": list(train_llms(config))} if extra else {}
+
+
+def _training_setup(config, pair: pair_lib.Pair, mesh) -> rollout_lib.Setup:
+  """The pair's setup with the training rollout's LLM capacity."""
+  setup = pair_lib.make_setup(config, pair)
+  return dataclasses.replace(setup, rollout=dataclasses.replace(
+      setup.rollout, llm_capacity=config.rl.llm_capacity,
+      # The model-sharded step runs under vmap, where a switch runs every branch.
+      kv_buckets=1 if mesh else setup.rollout.kv_buckets))
+
+
 def init_state(config, pair: pair_lib.Pair, tx):
   """The train state at step 0. With config.rl.init='router' the gate starts as the supervised
   router of config.eval.router (fitted on the gate's training split, collab/router.py): it
@@ -233,20 +253,23 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
   os.makedirs(workdir, exist_ok=True)
   if primary:
     pretrain.check_workdir_config(workdir, config, workdir_mode)
-  pretrain.ensure_pretrained(config)
-  pair = pair_lib.load_pair(config)
+  llm_configs = [pair_lib.with_llm(config, llm) for llm in train_llms(config)]
+  for llm_config in llm_configs:
+    pretrain.ensure_pretrained(llm_config)
+  pairs = [pair_lib.load_pair(c) for c in llm_configs]
+  pair = pairs[0]  # config.llm's: checkpoint selection and calibration use it
   records, select_records = selection.split_held_out(config, pair_lib.load_records(
       config, pair, config.rl.split, config.rl.num_train_problems))
   held_out = len(select_records)
-  episodes = pair_lib.make_episodes(config, pair, records)
+  # Several LLMs: the same problems, each pair's episodes (an LLM of another tokenizer has
+  # its own prompts).
+  all_episodes = [pair_lib.make_episodes(c, p, records) for c, p in zip(llm_configs, pairs)]
+  episodes = all_episodes[0]
   # Several processes: each feeds its local devices its own slice of the global batch.
   # Model-sharded (config.mesh.model > 1): one program over the mesh, batch split over 'data'.
   mesh = parallel.model_mesh(config)
-  setup = pair_lib.make_setup(config, pair)
-  setup = dataclasses.replace(setup, rollout=dataclasses.replace(
-      setup.rollout, llm_capacity=config.rl.llm_capacity,
-      # The model-sharded step runs under vmap, where a switch runs every branch.
-      kv_buckets=1 if mesh else setup.rollout.kv_buckets))
+  setups = [_training_setup(c, p, mesh) for c, p in zip(llm_configs, pairs)]
+  setup = setups[0]
   tx = make_optimizer(config)
   state = init_state(config, pair, tx)
   n_dev = mesh.data if mesh else parallel.num_devices()
@@ -259,7 +282,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
                      (jax.process_index() + 1) * rows // jax.process_count())
 
   metadata = {"tokenizer_fingerprint": pair.tokenizer.fingerprint, "slm": config.slm,
-              "llm": config.llm}
+              "llm": config.llm, **_extra_llms_metadata(config)}
   # Selection reads every checkpoint of the second half: keep them all.
   checkpointer = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"),
                                        max_to_keep=None if held_out else config.max_to_keep)
@@ -269,13 +292,16 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
                                     where=checkpointer.directory)
     print(f"Resumed gate training at step {int(state['step'])}", flush=True)
 
-  train_step = make_train_step(setup, tx, config.rl, pair_lib.reward_config(config),
-                               budget=budget_targets(config), mesh=mesh)
+  # One compiled step per LLM; they share the train state.
+  train_steps = [make_train_step(s, tx, config.rl, pair_lib.reward_config(config),
+                                 budget=budget_targets(config), mesh=mesh) for s in setups]
   if mesh:
-    slm_r, llm_r = mesh.replicate(pair.slm_params, True), mesh.shard_model(pair.llm_params, True)
+    slm_r, llm_rs = mesh.replicate(pair.slm_params, True), [mesh.shard_model(pair.llm_params,
+                                                                             True)]
     state_r = mesh.replicate(state, True)
   else:
-    slm_r, llm_r = parallel.replicate(pair.slm_params), parallel.replicate(pair.llm_params)
+    slm_r = parallel.replicate(pair.slm_params)
+    llm_rs = [parallel.replicate(p.llm_params) for p in pairs]
     state_r = parallel.replicate(state)
   writer = metrics_lib.MetricsWriter(workdir, enabled=primary)
   base_rng = jax.random.PRNGKey(config.seed + 1)
@@ -288,13 +314,14 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
     # process or device a row lands on.
     chosen = np.random.default_rng([config.seed, step]).choice(
         len(records), config.rl.problems_per_step, replace=False)
-    batch = episodes_lib.select(episodes, chosen, config.rl.group_size)
+    which = step % len(pairs)  # several LLMs: step k trains with the (k mod n)-th
+    batch = episodes_lib.select(all_episodes[which], chosen, config.rl.group_size)
     if prices is not None:
       batch["call_price_B"] = sample_call_prices(config, step)
     batch = {k: v[local_rows] for k, v in batch.items()}
     batch = mesh.shard_batch(batch, True) if mesh else parallel.shard(batch, n_dev)
-    holder["state"], metrics = train_step(holder["state"], slm_r, llm_r, batch,
-                                          jax.random.fold_in(base_rng, step))
+    holder["state"], metrics = train_steps[which](holder["state"], slm_r, llm_rs[which], batch,
+                                                  jax.random.fold_in(base_rng, step))
     return metrics
 
   try:
@@ -306,7 +333,9 @@ def train(config: ml_collections.ConfigDict, workdir: str, *,
         checkpointer=checkpointer, writer=writer, workdir=workdir,
         # Equal on every device (pmean): this process's first copy.
         to_host=lambda x: float(_local_copy(x)),
-        extra_metrics=lambda done, seconds: {"seconds": seconds},
+        # Several LLMs: which one the logged step (done - 1) trained with.
+        extra_metrics=lambda done, seconds: {"seconds": seconds, **(
+            {"train_llm": (done - 1) % len(pairs)} if len(pairs) > 1 else {})},
         progress_keys=("reward", "accuracy", "calls") + tuple(
             f"cost/{c}" for c in budget_targets(config)), show_progress=primary)
   finally:  # also on errors: pending saves finish, files close
@@ -356,6 +385,7 @@ def save_gate(workdir: str, gate_params, config, pair: pair_lib.Pair,
   # On the host: params saved from one device layout must load under any other.
   ckpt_lib.save_params(path, jax.device_get(gate_params), metadata={
       "tokenizer_fingerprint": pair.tokenizer.fingerprint, "slm": config.slm,
-      "llm": config.llm, "config": json.loads(config.to_json_best_effort())}, overwrite=True)
+      "llm": config.llm, **_extra_llms_metadata(config),
+      "config": json.loads(config.to_json_best_effort())}, overwrite=True)
   return path
 
