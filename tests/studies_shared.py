@@ -19,8 +19,8 @@ def shared(tmp_path_factory):
           "pretrain": str(root / "pretrain"), "assets": str(root / "assets")}
 
 
-def run(shared, study):
-  config = config_of(shared, study)
+def run(shared, study, arg=""):
+  config = config_of(shared, study, arg)
   result = runner.run_study(config, shared["workdir"])
   out_dir = os.path.join(shared["results"], study)
   summary = analysis.ANALYSES[study](result, out_dir)
@@ -31,7 +31,8 @@ def run(shared, study):
     return result, summary, f.read(), out_dir
 
 
-def config_of(shared, study):
-  config = importlib.import_module(f"configs.studies.{study}").get_config("runlocal")
+def config_of(shared, study, arg=""):
+  config = importlib.import_module(f"configs.studies.{study}").get_config(
+      ",".join(a for a in ("runlocal", arg) if a))
   config.pretrain_dir, config.assets_dir = shared["pretrain"], shared["assets"]
   return config

@@ -144,12 +144,13 @@ def analyze_transfer(result: dict[str, Any], out_dir: str) -> dict[str, Any]:
       if run["setting"] != name:
         continue
       for llm in run["evals"]:
-        if llm == src["llm"] or f"{name}@{llm}" in out:
+        if llm in src["trained_with"].split("+") or f"{name}@{llm}" in out:
           continue
         moved = sm.settings(result, llm)[name]
+        # The direct gate: trained with that LLM alone.
         direct = next((dict(s, name=n) for n, s in own.items()
-                       if s["llm"] == llm and s["slm"] == src["slm"]), None)
-        entry = {"source": name, "trained_with": src["llm"], "llm": llm,
+                       if s["trained_with"] == llm and s["slm"] == src["slm"]), None)
+        entry = {"source": name, "trained_with": src["trained_with"], "llm": llm,
                  "transfer": {k: moved[k] for k in ("accuracy", "calls", "llm_tokens",
                                                     "gain_per_call")},
                  "slm_alone": moved["slm_alone"], "llm_alone": moved["llm_alone"]}
@@ -167,7 +168,7 @@ def analyze_transfer(result: dict[str, Any], out_dir: str) -> dict[str, Any]:
               accuracy_diff_paired=_paired_diff(result, name, direct["name"], llm))
         out[f"{name}@{llm}"] = entry
         rows.append(
-            f"| {src['llm']} | {llm} | {sm.pct(moved['accuracy']['mean'], moved['accuracy']['ci95'])}"
+            f"| {src['trained_with']} | {llm} | {sm.pct(moved['accuracy']['mean'], moved['accuracy']['ci95'])}"
             f" at {moved['calls']['mean']:.2f} calls | "
             + (f"{sm.pct(direct['accuracy']['mean'], direct['accuracy']['ci95'])} at "
                f"{direct['calls']['mean']:.2f} calls | "

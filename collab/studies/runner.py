@@ -199,7 +199,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, run: Run, workdir: str
                     baselines_lib.Baseline("gate", "gate", evaluate.GREEDY_GATE),
                     call_price=call_price)
       train_metrics = _last_train_metrics(run_dir)
-      result.update(llm=llm, trained_with=cfg.llm, train=train_metrics)
+      result.update(llm=llm, trained_with="+".join(gate_lib.train_llms(cfg)),
+                    train=train_metrics)
       _dump(path, result)
     if calibrated:  # what the gate spent where its price was set, not its training batch
       result = dict(result, train={"calls": calibrated["spend"]["calls"],
@@ -217,7 +218,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, run: Run, workdir: str
             if cfg.rollout.budget < cfg.rollout.num_steps
             and config.get("capped_baselines", True) else {})
   return {"name": run.name, "setting": run.setting, "arg": run.arg, "slm": cfg.slm,
-          "llm": cfg.llm, "seed": cfg.seed,
+          "llm": cfg.llm, "train_llms": list(gate_lib.train_llms(cfg)), "seed": cfg.seed,
           "costs": cfg.costs.to_dict(), "budget_target": budget_target,
           "granularity": cfg.rollout.granularity, "step_tokens": cfg.rollout.step_tokens,
           "budget": cfg.rollout.budget, "evals": evals,

@@ -37,7 +37,9 @@ def settings(result: dict[str, Any], llm: str | None = None) -> dict[str, dict[s
     correct_N = np.mean([e["per_problem"]["correct"] for e in evals], axis=0)
     mix_keys = sorted(evals[0]["action_mix"])
     out[name] = {
-        "slm": rs[0]["slm"], "llm": target, "trained_with": rs[0]["llm"],
+        "slm": rs[0]["slm"], "llm": target,
+        # '+'-joined when the gate trained with several LLMs (its first is its `llm`).
+        "trained_with": "+".join(rs[0].get("train_llms", [rs[0]["llm"]])),
         "seeds": [r["seed"] for r in rs], "costs": rs[0]["costs"],
         "budget_target": rs[0]["budget_target"], "granularity": rs[0]["granularity"],
         "step_tokens": rs[0]["step_tokens"],
