@@ -1,0 +1,79 @@
+"""Two gate settings of one study workdir, problem by problem: which setting's gates solve more
+of the same problems, seed with seed (e.g. a gate option against the study's default gate).
+
+    python -m experiments.compare_gates --workdir=runs/studies/features --llm=llm_s \
+        --pairs=default:default+feature_layers3,heldout:heldout+feature_layers3
+
+Each setting's runs are `<setting>__s<seed>/eval_<llm>.json` (collab/studies/runner.py); the
+seeds both settings have are compared. Per setting: accuracy and calls (mean over seeds);
+the paired difference is B minus A on each problem, averaged over the seeds, with a 95% CI.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import re
+import sys
+
+import numpy as np
+
+from collab import errors
+from collab.studies import stats
+
+
+def _evals(workdir: str, setting: str, llm: str) -> dict[int, dict]:
+  out = {}
+  for path in glob.glob(os.path.join(workdir, f"{glob.escape(setting)}__s*", f"eval_{llm}.json")):
+    seed = re.fullmatch(r".*__s(\d+)", os.path.dirname(path))
+    if seed:
+      with open(path) as f:
+        out[int(seed.group(1))] = json.load(f)
+  return out
+
+
+def compare(workdir: str, setting_a: str, setting_b: str, llm: str) -> dict:
+  a, b = _evals(workdir, setting_a, llm), _evals(workdir, setting_b, llm)
+  seeds = sorted(set(a) & set(b))
+  if not seeds:
+    raise errors.UserError(f"No seed of both {setting_a!r} ({sorted(a)}) and {setting_b!r} "
+                           f"({sorted(b)}) evaluated with {llm} under {workdir}")
+  def side(evals):
+    return {"accuracy": float(np.mean([evals[s]["accuracy"]["mean"] for s in seeds])),
+            "calls": float(np.mean([evals[s]["calls"]["mean"] for s in seeds])),
+            "accuracy_per_seed": [evals[s]["accuracy"]["mean"] for s in seeds]}
+  correct = lambda evals: np.mean([evals[s]["per_problem"]["correct"] for s in seeds], axis=0)
+  return {"a": setting_a, "b": setting_b, "llm": llm, "seeds": seeds,
+          "num_problems": int(a[seeds[0]]["num_problems"]), "stats_a": side(a),
+          "stats_b": side(b), "b_minus_a": stats.paired_gain(correct(b), correct(a))}
+
+
+def main(argv=None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--workdir", required=True)
+  parser.add_argument("--llm", required=True)
+  parser.add_argument("--pairs", required=True,
+                      help="','-separated A:B setting pairs (B is compared with A)")
+  parser.add_argument("--out", default="", help="a JSON file for the comparisons")
+  args = parser.parse_args(argv)
+  pairs = [p.split(":") for p in args.pairs.split(",") if p]
+  if not pairs or any(len(p) != 2 for p in pairs):
+    raise errors.UserError(f"--pairs must be ','-separated A:B pairs, got {args.pairs!r}")
+  rows = [compare(args.workdir, a, b, args.llm) for a, b in pairs]
+  print("| A | B | seeds | A: accuracy at calls | B: accuracy at calls | B - A (paired 95% CI) |")
+  print("|---|---|---|---|---|---|")
+  for r in rows:
+    d = r["b_minus_a"]
+    print(f"| {r['a']} | {r['b']} | {len(r['seeds'])} | "
+          f"{100 * r['stats_a']['accuracy']:.1f}% at {r['stats_a']['calls']:.2f} | "
+          f"{100 * r['stats_b']['accuracy']:.1f}% at {r['stats_b']['calls']:.2f} | "
+          f"{100 * d['mean']:+.1f} [{100 * (d['mean'] - d['ci95']):+.1f}, "
+          f"{100 * (d['mean'] + d['ci95']):+.1f}] points |")
+  if args.out:
+    with open(args.out, "w") as f:
+      json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+  errors.wrap(main)(sys.argv[1:])
