@@ -30,7 +30,13 @@ VARIANTS = {
                ("worlds_default_long", "Worlds: the default world, gates trained 480 steps"),
                ("word_problems", "Word problems (GSM-Symbolic): the pair's gap"),
                ("worlds_word_problems", "Worlds: word problems (GSM-Symbolic), the gate "
-                                        "against its rivals"))}
+                                        "against its rivals"),
+               ("worlds_features_base", "Worlds: test problems 500-799, the study's gate"),
+               ("worlds_features", "Worlds: test problems 500-799, gates reading three SLM "
+                                   "layers"))}
+# Runs on other problems than their study's (settings are chosen there): said in their rows.
+OTHER_PROBLEMS = {"worlds_features_base": "test problems 500-799",
+                  "worlds_features": "test problems 500-799"}
 
 
 def machine() -> dict[str, Any]:
@@ -209,7 +215,8 @@ def verdict_rows(results_dir: str) -> list[dict[str, str]]:
   for study in ("worlds",) + tuple(d for d, _ in VARIANTS["worlds"]):
     worlds = load(study) or {"settings": {}}
     for name, setting in worlds["settings"].items():
-      row(CLAIM_WORLDS, f"{name} world: {setting['slm']} x {setting['llm']}",
+      where = f" ({OTHER_PROBLEMS[study]})" if study in OTHER_PROBLEMS else ""
+      row(CLAIM_WORLDS, f"{name} world: {setting['slm']} x {setting['llm']}{where}",
           v.claim_world(setting, worlds["rivals"][name]), v.seeds_text(setting["seeds"]),
           link(study))
 
