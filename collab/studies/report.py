@@ -18,7 +18,9 @@ VARIANTS = {
                   "Headline: word problems (GSM-Symbolic), the sealed split"),),
     "scaling": (("scaling_causal", "Scaling: causal credit"),),
     "transfer": (("transfer_tokenizers", "Transfer across tokenizers and lineages"),
-                 ("transfer_tokenizers_uni", "Transfer across tokenizers: a unigram SLM")),
+                 ("transfer_tokenizers_uni", "Transfer across tokenizers: a unigram SLM"),
+                 ("transfer_tokenizers_strong",
+                  "Transfer across tokenizers: two strong LLMs, a unigram SLM")),
     "constraints": (
         ("constraints_tokens", "Constraints: LLM-token cost sweep"),
         ("constraints_select", "Constraints: price gate with checkpoint selection"),
@@ -181,6 +183,10 @@ def verdict_rows(results_dir: str) -> list[dict[str, str]]:
     study_row("3. The policy transfers to unseen LLMs and lineages", "transfer_tokenizers_uni",
               "across tokenizers with a unigram SLM (slm_s_uni): gpt2_uni shares its "
               "tokenizer, llm_s does not; each way", v.claim_transfer, v.transfer_seeds)
+  if load("transfer_tokenizers_strong"):
+    study_row("3. The policy transfers to unseen LLMs and lineages", "transfer_tokenizers_strong",
+              "across tokenizers between two strong LLMs, llm_l (BPE, Llama blocks) and "
+              "gpt2_uni, with a unigram SLM; each way", v.claim_transfer, v.transfer_seeds)
 
   used = [s for s in ("constraints", "constraints_privacy") if load(s)]
   if used:
