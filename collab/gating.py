@@ -54,6 +54,10 @@ class GateConfig:
   # The SLM's hidden states the gate reads: 1, its last layer's (final norm); k, also the
   # residual streams of the k - 1 layers below it (ModelConfig.feature_layers), k * d_model.
   feature_layers: int = 1
+  # Also the mean of the SLM's hidden states at the tokens of its draft (a look-up line's
+  # entity and price tokens among them), read after the draft as its confidence is: what the
+  # SLM holds about the line it wrote, not only the state before it. Doubles the width.
+  draft_states: bool = False
 
   def __post_init__(self):
     known = ("self", "ask", "ask_redacted")
@@ -63,10 +67,16 @@ class GateConfig:
                        f"once, got {self.actions}")
     if self.draft_prior and not self.use_draft:
       raise ValueError("draft_prior reads the draft's confidence: it needs use_draft=True")
+    if self.draft_states and not self.use_hidden:
+      raise ValueError("draft_states are hidden states: they need use_hidden=True")
 
   @property
   def num_actions(self) -> int:
     return len(self.actions)
+
+  def hidden_width(self, d_model: int) -> int:
+    """The width of the hidden features the gate reads, for an SLM of width d_model."""
+    return d_model * self.feature_layers * (2 if self.draft_states else 1)
 
 
 def _surprise(logp_B, xp=jnp):
@@ -134,7 +144,7 @@ class GateHead(nn.Module):
 
 
 def init_gate(cfg: GateConfig, d_model: int, rng: jax.Array):
-  hidden = jnp.zeros((1, d_model * cfg.feature_layers), jnp.float32)
+  hidden = jnp.zeros((1, cfg.hidden_width(d_model)), jnp.float32)
   scalars = jnp.zeros((1, NUM_SCALAR_FEATURES), jnp.float32)
   return GateHead(cfg).init(rng, hidden, scalars)["params"]
 

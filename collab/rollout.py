@@ -149,6 +149,14 @@ _DRAFT_FREE = tuple(POLICY_KINDS.index(k)
                     for k in ("always", "every_k", "fixed", "random", "line_kind"))
 
 
+def _gate_hidden(setup: Setup, hidden_BxD, draft_mean_BxD):
+  """The hidden features the gate reads: the SLM's state before the step, and with
+  gate.draft_states the mean of its states at the draft's tokens."""
+  if not setup.gate.draft_states:
+    return hidden_BxD
+  return jnp.concatenate([hidden_BxD, draft_mean_BxD.astype(hidden_BxD.dtype)], axis=-1)
+
+
 def _routed_before_draft(setup: Setup, policy: PolicyArgs, gate_params, state, s, mask_BxA,
                          kind_B, value_B, row_rngs_B, C, call_price_B, asks_A):
   """Rows that a draft-free policy sends to the LLM this step (within capacity C), known
@@ -161,7 +169,8 @@ def _routed_before_draft(setup: Setup, policy: PolicyArgs, gate_params, state, s
   zeros_B = jnp.zeros((B,), jnp.float32)
   scalars_BxF = gating.scalar_features(zeros_B, zeros_B, s, setup.rollout.num_steps,
                                        state["calls"], setup.rollout.budget, call_price_B)
-  action_B, _ = _choose(setup, policy, gate_params, state["hidden"], scalars_BxF, mask_BxA,
+  hidden_BxG = _gate_hidden(setup, state["hidden"], jnp.zeros_like(state["hidden"]))
+  action_B, _ = _choose(setup, policy, gate_params, hidden_BxG, scalars_BxF, mask_BxA,
                         zeros_B, jnp.zeros((B,), bool), kind_B, jnp.full((B,), -1), value_B,
                         s, row_rngs_B)
   want_B = ~state["done"] & asks_A[action_B] & jnp.isin(policy.kind, jnp.array(_DRAFT_FREE))
@@ -231,10 +240,12 @@ def rollout(slm_params, llm_params, gate_params, batch, rng, policy: PolicyArgs,
     draft_B = active_B & ~_routed_before_draft(setup, policy, gate_params, state, s, mask_BxA,
                                                 kind_BxS[:, s], value_B, row_rngs_B, C,
                                                 batch.get("call_price_B"), asks_A)
-    draft_BxK, draft_len_B, draft_logp_BxK, cache, logits_BxV, hidden_BxD = decode.decode_step(
-        slm_params, setup.slm, state["cache"], state["logits"], state["hidden"],
-        state["ctx_len"], draft_B, draft_rng, num_tokens=K, **step_ends(cfg, sp),
-        pad=sp.pad, temperature=cfg.slm_temperature, kv_buckets=cfg.kv_buckets)
+    draft_BxK, draft_len_B, draft_logp_BxK, cache, logits_BxV, hidden_BxD, *draft_mean = (
+        decode.decode_step(slm_params, setup.slm, state["cache"], state["logits"],
+                           state["hidden"], state["ctx_len"], draft_B, draft_rng, num_tokens=K,
+                           **step_ends(cfg, sp), pad=sp.pad, temperature=cfg.slm_temperature,
+                           kv_buckets=cfg.kv_buckets, mean_hidden=setup.gate.draft_states))
+    gate_hidden_BxG = _gate_hidden(setup, state["hidden"], draft_mean[0] if draft_mean else None)
     drafted_BxK = jnp.arange(K) < draft_len_B[:, None]
     draft_mean_B = draft_logp_BxK.sum(-1) / jnp.maximum(draft_len_B, 1)
     draft_min_B = jnp.min(jnp.where(drafted_BxK, draft_logp_BxK, 0.0), axis=-1)
@@ -246,7 +257,7 @@ def rollout(slm_params, llm_params, gate_params, batch, rng, policy: PolicyArgs,
     # 2. The policy picks a request kind; asking needs budget left.
     scalars_BxF = gating.scalar_features(draft_mean_B, draft_min_B, s, S, state["calls"],
                                          cfg.budget, batch.get("call_price_B"))
-    action_B, logp_B = _choose(setup, policy, gate_params, state["hidden"], scalars_BxF,
+    action_B, logp_B = _choose(setup, policy, gate_params, gate_hidden_BxG, scalars_BxF,
                                mask_BxA, draft_min_B, differs_B, kind_BxS[:, s],
                                draft_kind_B, value_B, s, row_rngs_B)
     action_B = jnp.where(active_B, action_B, 0)
@@ -303,7 +314,7 @@ def rollout(slm_params, llm_params, gate_params, batch, rng, policy: PolicyArgs,
     by_BxK = jnp.broadcast_to(jnp.where(took_B, 2, 1)[:, None], (B, K))
     routed_i = routed_B.astype(jnp.int32)
     record = Step(
-        action=action_B, logp=logp_B, valid=active_B, hidden=state["hidden"],
+        action=action_B, logp=logp_B, valid=active_B, hidden=gate_hidden_BxG,
         scalars=scalars_BxF, mask=mask_BxA, routed=took_B, overflow=want_B & ~took_B,
         llm_tokens=routed_i * gen_len_C[slot_B], context_tokens=routed_i * src_len_C[slot_B],
         exposed=routed_i * exposed_C[slot_B], draft_min_logp=draft_min_B,

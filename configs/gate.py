@@ -24,6 +24,7 @@ select (hold out this many training problems and keep the checkpoint of the seco
 scores best on them, collab/train/selection.py; 0: the last), init ('scratch', or 'router': the
 gate starts as the supervised router, collab/router.py), feature_layers (the SLM's
 hidden states the gate reads: 1, the last layer's; k, also those of the k - 1 layers below),
+draft_states (the gate also reads the mean of the SLM's states at its draft's tokens),
 heldout (the share of entities held
 out for the test problems: no gate-training problem looks their facts up; 0: off), eval_split
 ('test', or 'sealed' for headline numbers only), eval_skip (leave out the split's first
@@ -53,7 +54,7 @@ def get_config(arg=None):
       price_max=0.0, explore=0.0, entropy=0.05, calls_lr=0.005, target_mode="dual",
       credit="episode", select=0, price_offset=False, draft_prior=False, kinds="self:ask:ask_redacted",
       init="scratch", heldout=0.0, eval_split="test", eval_skip=0, data_dir="",
-      feature_layers=1, train_llms="", runlocal=False)
+      feature_layers=1, draft_states=False, train_llms="", runlocal=False)
   config = ml_collections.ConfigDict()
   config.slm = arg.slm or ("test_tiny" if arg.runlocal else "slm_s")
   config.llm = arg.llm or ("gpt2_tiny" if arg.runlocal else "llm_s")
@@ -87,6 +88,8 @@ def get_config(arg=None):
       draft_prior=arg.draft_prior, explore=arg.explore))
   if arg.feature_layers != 1:  # a key only when on: older configs are what they were
     config.gate.feature_layers = arg.feature_layers
+  if arg.draft_states:
+    config.gate.draft_states = True
   config.costs = ml_collections.ConfigDict(dict(
       per_call=arg.call_cost, per_llm_token=arg.token_cost, per_private_token=arg.privacy_cost,
       per_call_range=(arg.price_min, arg.price_max)))

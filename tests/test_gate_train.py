@@ -261,6 +261,12 @@ def test_feature_layers_widen_the_setup_and_the_gate_and_are_checked(env):
   in_width = lambda c: pair_lib.init_gate(c, pair)["in"]["kernel"].shape[0]
   assert in_width(config) - in_width(gate_configs.get_config("runlocal")) == L * D
   assert "feature_layers" not in gate_configs.get_config("runlocal").gate  # older configs keep
+  # draft_states: the state before the step and the draft's mean state, D more.
+  assert in_width(gate_configs.get_config("runlocal,draft_states=True")) - in_width(
+      gate_configs.get_config("runlocal")) == D
+  assert "draft_states" not in gate_configs.get_config("runlocal").gate
+  with pytest.raises(ValueError, match="use_hidden"):
+    gating.GateConfig(draft_states=True, use_hidden=False)
   with pytest.raises(errors.ConfigError, match="at most"):
     pair_lib.make_setup(gate_configs.get_config(f"runlocal,feature_layers={L + 2}"), pair)
   with pytest.raises(errors.ConfigError, match="feature_layers"):

@@ -283,3 +283,35 @@ def test_a_gate_of_more_feature_layers_reads_them_and_the_rollout_writes_the_sam
   np.testing.assert_allclose(wide_steps.hidden[..., :D], steps.hidden, atol=1e-5)
   gate_steps, _ = _run(wide, rollout_lib.Policy(kind="gate"))
   assert np.isfinite(np.asarray(gate_steps.logp)).all()
+
+
+def test_a_gate_of_draft_states_reads_the_mean_state_at_its_draft_tokens(env):
+  """gate.draft_states: the gate reads the SLM's state before the step and the mean of its
+  states at the draft's tokens, which a forward pass over what the SLM wrote gives; the
+  rollout writes the same tokens, and a gate of that width runs on them."""
+  D = env["setup"].slm.d_model
+  cfg = gating.GateConfig(draft_states=True)
+  wide = dict(env, setup=dataclasses.replace(env["setup"], gate=cfg),
+              gate=gating.init_gate(cfg, D, jax.random.PRNGKey(3)))
+  steps, final = _run(env, rollout_lib.Policy(kind="self"))
+  wide_steps, wide_final = _run(wide, rollout_lib.Policy(kind="self"))
+  np.testing.assert_array_equal(wide_final.tokens_BxL, final.tokens_BxL)
+  hidden_SxBxG = np.asarray(wide_steps.hidden)
+  assert hidden_SxBxG.shape == steps.hidden.shape[:-1] + (2 * D,)
+  np.testing.assert_allclose(hidden_SxBxG[..., :D], steps.hidden, atol=1e-5)
+  tokens_BxL = final.tokens_BxL
+  _, hidden_BxLxD, _ = transformer.apply(env["slm"], env["setup"].slm, tokens_BxL,
+                                         transformer.default_positions(tokens_BxL))
+  start_B = np.asarray(env["batch"]["prompt_len_B"]).astype(int)
+  lens_SxB, valid_SxB = np.asarray(wide_steps.draft_len), np.asarray(wide_steps.valid)
+  checked = 0
+  for s in range(S):
+    for b in range(len(start_B)):
+      n = int(lens_SxB[s, b]) if valid_SxB[s, b] else 0
+      want = np.asarray(hidden_BxLxD[b, start_B[b]:start_B[b] + n]).mean(0) if n else 0.0
+      np.testing.assert_allclose(hidden_SxBxG[s, b, D:], want, atol=1e-4)
+      checked += n > 0
+      start_B[b] += n
+  assert checked > S  # drafts of several steps and rows were compared
+  gate_steps, _ = _run(wide, rollout_lib.Policy(kind="gate"))
+  assert np.isfinite(np.asarray(gate_steps.logp)).all()

@@ -119,13 +119,14 @@ def compile_generate(params, cfg: ModelConfig, prompt_BxP, prompt_len_B, *,
 def decode_step(params, cfg: ModelConfig, cache, logits_BxV, hidden_BxD, start_B, active_B,
                 rng, *, num_tokens: int, end_ids: tuple[int, ...], pad: int, temperature,
                 kv_buckets: int = 1, line_end_ids: tuple[int, ...] = (),
-                blank_ids: tuple[int, ...] = ()):
+                blank_ids: tuple[int, ...] = (), mean_hidden: bool = False):
   """Writes one step per active row, token by token, feeding each token back into the cache.
 
   A row stops after writing one of end_ids, or one of line_end_ids once it has written a token
   not in blank_ids (so a line of whitespace does not end a step). Returns tokens_BxK (pad after the step ends),
   len_B, token log-probs BxK, and the cache, logits and hidden state after the step's last
-  token (unchanged for inactive rows). kv_buckets: see transformer.apply.
+  token (unchanged for inactive rows). kv_buckets: see transformer.apply. mean_hidden: also
+  returns the mean of the hidden states at the step's tokens, float32 BxD (0 where none).
 
   A `lax.while_loop` that leaves as soon as every row has ended its step: a line is often
   half of the K tokens it may take, and a fixed-length scan would run the models on the rest
@@ -138,7 +139,8 @@ def decode_step(params, cfg: ModelConfig, cache, logits_BxV, hidden_BxD, start_B
     return (t < K) & jnp.any(running_B)
 
   def body(carry):
-    t, cache, logits_BxV, hidden_BxD, running_B, rng, tok_BxK, logp_BxK, wrote_BxK = carry[:9]
+    t, cache, logits_BxV, hidden_BxD, running_B, rng, tok_BxK, logp_BxK, wrote_BxK, sum_BxD = (
+        carry[:10])
     rng, sample_rng = jax.random.split(rng)
     tok_B = sample_logits(logits_BxV, temperature, sample_rng)
     logp_B = jnp.take_along_axis(jax.nn.log_softmax(logits_BxV), tok_B[:, None], -1)[:, 0]
@@ -150,19 +152,27 @@ def decode_step(params, cfg: ModelConfig, cache, logits_BxV, hidden_BxD, start_B
     tok_BxK = tok_BxK.at[:, t].set(tok_B)
     logp_BxK = logp_BxK.at[:, t].set(jnp.where(running_B, logp_B, 0.0))
     wrote_BxK = wrote_BxK.at[:, t].set(running_B)
+    if mean_hidden:
+      sum_BxD = sum_BxD + jnp.where(running_B[:, None], new_hidden_Bx1xD[:, 0], 0).astype(
+          jnp.float32)
     ended_B = jnp.isin(tok_B, jnp.asarray(end_ids))
     if line_end_ids:  # the row's step has content once it wrote a non-blank token
-      content_B = carry[9] | (running_B & ~jnp.isin(tok_B, jnp.asarray(blank_ids)))
+      content_B = carry[10] | (running_B & ~jnp.isin(tok_B, jnp.asarray(blank_ids)))
       ended_B |= content_B & jnp.isin(tok_B, jnp.asarray(line_end_ids))
     running_B = running_B & ~ended_B
-    out = (t + 1, cache, logits_BxV, hidden_BxD, running_B, rng, tok_BxK, logp_BxK, wrote_BxK)
+    out = (t + 1, cache, logits_BxV, hidden_BxD, running_B, rng, tok_BxK, logp_BxK, wrote_BxK,
+           sum_BxD)
     return out + (content_B,) if line_end_ids else out
 
   carry = (jnp.int32(0), cache, logits_BxV, hidden_BxD, active_B, rng,
            jnp.full((B, K), pad, jnp.int32), jnp.zeros((B, K), jnp.float32),
-           jnp.zeros((B, K), bool))
+           jnp.zeros((B, K), bool),
+           # The summed states (a placeholder unless mean_hidden: no work on the hot path).
+           jnp.zeros((B, hidden_BxD.shape[-1]) if mean_hidden else (), jnp.float32))
   if line_end_ids:
     carry += (jnp.zeros((B,), bool),)
-  _, cache, logits_BxV, hidden_BxD, _, _, tok_BxK, logp_BxK, wrote_BxK = jax.lax.while_loop(
-      cond, body, carry)[:9]
-  return tok_BxK, wrote_BxK.sum(1), logp_BxK, cache, logits_BxV, hidden_BxD
+  _, cache, logits_BxV, hidden_BxD, _, _, tok_BxK, logp_BxK, wrote_BxK, sum_BxD = (
+      jax.lax.while_loop(cond, body, carry)[:10])
+  len_B = wrote_BxK.sum(1)
+  out = (tok_BxK, len_B, logp_BxK, cache, logits_BxV, hidden_BxD)
+  return out + (sum_BxD / jnp.maximum(len_B, 1)[:, None],) if mean_hidden else out
