@@ -63,7 +63,8 @@ def test_default_recipes_keep_their_configs_and_tokenizer_file():
       name, runlocal=runlocal).to_json_best_effort(sort_keys=True))
              for name in DEFAULT_RECIPES for runlocal in (False, True)}
   assert set(DEFAULT_RECIPES) | {"gpt2_uni", "slm_s_uni", "test_tiny_uni", "gpt2_tiny_uni",
-                                 "wp_slm", "wp_llm", "wp_tiny"} == set(recipes.RECIPES)
+                                 "wp_slm", "wp_llm", "wp_tiny", "wp_slm_p1", "wp_slm_p2",
+                                 "wp_llm_p1", "wp_llm_p2"} == set(recipes.RECIPES)
   digest = hashlib.sha256(json.dumps(configs, sort_keys=True).encode()).hexdigest()
   assert digest == DEFAULT_CONFIGS_SHA256
   for name in DEFAULT_RECIPES:

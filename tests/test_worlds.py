@@ -201,3 +201,16 @@ def test_pretrain_config_args_set_overlap_and_arith_weight():
   assert known_E.sum() == 120 and (known_E & world.known_mask(0.4)).sum() == 20
   assert "fact_overlap" not in module.get_config("model=llm_fallible,overlap=-1")
   assert module.get_config("model=slm_s,arith_weight=2").arith_weight == 2.0
+
+
+def test_headline_word_problems_run_one_pair_per_pretraining_seed_on_request():
+  from configs.studies import headline
+  runs = headline.get_config("worlds=word_problems").runs
+  assert [r["name"] for r in runs] == [f"word_problems__s{s}" for s in range(3)]
+  assert all(r["arg"].startswith("slm=wp_slm,llm=wp_llm,") for r in runs)
+  runs = headline.get_config("worlds=word_problems,wp_pretrain_seeds=3,data_dir=/wp").runs
+  assert [r["name"] for r in runs] == [f"word_problems_p{p}__s{p}" for p in range(3)]
+  assert runs[2]["arg"].startswith("slm=wp_slm_p2,llm=wp_llm_p2,")
+  assert runs[2]["arg"].endswith(",data_dir=/wp,seed=2")
+  assert recipes.get_recipe("wp_llm_p2") == dataclasses.replace(recipes.get_recipe("wp_llm"),
+                                                                seed=2)

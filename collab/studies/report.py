@@ -35,10 +35,12 @@ VARIANTS = {
                                         "against its rivals"),
                ("worlds_features_base", "Worlds: test problems 500-799, the study's gate"),
                ("worlds_features", "Worlds: test problems 500-799, gates reading three SLM "
-                                   "layers"))}
+                                   "layers"),
+               ("worlds_draft_states", "Worlds: test problems 500-799, gates reading the "
+                                       "draft's states"))}
 # Runs on other problems than their study's (settings are chosen there): said in their rows.
-OTHER_PROBLEMS = {"worlds_features_base": "test problems 500-799",
-                  "worlds_features": "test problems 500-799"}
+OTHER_PROBLEMS = dict.fromkeys(
+    ("worlds_features_base", "worlds_features", "worlds_draft_states"), "test problems 500-799")
 
 
 def machine() -> dict[str, Any]:

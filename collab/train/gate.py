@@ -208,8 +208,8 @@ def train_llms(config: ml_collections.ConfigDict) -> tuple[str, ...]:
 
 
 def _extra_llms_metadata(config) -> dict[str, Any]:
-  extra = train_llms(config)[1:]
-  return {"train_llms": list(train_llms(config))} if extra else {}
+  llms = list(train_llms(config))
+  return {"train_llms": llms} if len(llms) > 1 else {}
 
 
 def _training_setup(config, pair: pair_lib.Pair, mesh) -> rollout_lib.Setup:

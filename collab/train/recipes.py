@@ -117,11 +117,12 @@ RECIPES.update({
     "wp_tiny": Recipe("test_tiny", 0.5, 30, batch_size=16, warmup_steps=5, role="test",
                       vocab_size=WORD_PROBLEM_VOCAB, data="word_problems"),
 })
-# Pretraining seeds of the headline pair (init and data order; same facts and schedule):
-# slm_s_p1, llm_s_p2, ... A model's seed is as much a source of variance as the gate's.
+# Pretraining seeds of the headline pairs (init and data order; same facts, or training
+# generators, and schedule): slm_s_p1, llm_s_p2, wp_slm_p1, ... A model's seed is as much a
+# source of variance as the gate's.
 PRETRAIN_SEEDS = (1, 2)
 RECIPES.update({f"{name}_p{seed}": dataclasses.replace(RECIPES[name], seed=seed)
-                for name in ("slm_s", "llm_s") for seed in PRETRAIN_SEEDS})
+                for name in ("slm_s", "llm_s", "wp_slm", "wp_llm") for seed in PRETRAIN_SEEDS})
 
 
 def get_recipe(name: str) -> Recipe:

@@ -8,7 +8,8 @@ arg keys: worlds (':'-separated of default, heldout, fallible, arith; word_probl
 the GSM-Symbolic pair, scored on its sealed split of the training generators' fresh problems),
 rate (the share of steps asked), pretrain_seeds (pairs of the default world), steps, seeds,
 data_dir (the word problems' JSONL, with sealed.jsonl), wp_prices (the word-problem gate's
-price range, min:max), runlocal.
+price range, min:max), wp_pretrain_seeds (1: 3 gate seeds on wp_slm / wp_llm; n > 1: one pair
+per pretraining seed, wp_slm_p1 / wp_llm_p1, ..., as the default world), runlocal.
 
 The gate recipe is the one chosen on test problems for price-conditioned gates (REPORT.md,
 Constraints: causal credit, the price-offset head, checkpoint selection on 200 held-out
@@ -30,7 +31,7 @@ WP_PRICES = "0.001:0.1"
 
 def get_config(arg=None):
   arg = common.parse(arg, worlds=":".join(worlds_config.WORLDS), rate=0.25, pretrain_seeds=3,
-                     steps=200, data_dir="", wp_prices=WP_PRICES)
+                     steps=200, data_dir="", wp_prices=WP_PRICES, wp_pretrain_seeds=1)
   config = common.base_config("headline", arg)
   # Rivals are compared at the gate's calls, uncapped: no baselines under the rollout's budget
   # (the word-problem pair's 8 calls of 15 steps, which the gate at a quarter never reaches).
@@ -46,22 +47,29 @@ def get_config(arg=None):
   gate = LOCAL_GATE if arg.runlocal else GATE
   target = ("call_rate", float(arg.rate))
   later = []
+  def per_pretrain_seed(world: str, slm: str, llm: str, count: int, extra: str = ""):
+    # One pair per pretraining seed, its gate seeded alike: pretraining is a source of
+    # variance as much as the gate's seed. Seeds > 0 run last (their models may still be
+    # pretraining when the study starts).
+    for p in range(count):
+      tag = "" if p == 0 else f"_p{p}"
+      (later if p else config.runs).append({
+          "name": f"{world}_p{p}__s{p}", "setting": f"{world}_p{p}",
+          "arg": f"slm={slm}{tag},llm={llm}{tag},{gate}{extra},seed={p}", "eval_llms": (),
+          "price_target": target})
+
   for world in worlds:
     if world == "default" and not arg.runlocal:
-      # One pair per pretraining seed, its gate seeded alike: pretraining is a source of
-      # variance as much as the gate's seed. Seeds > 0 run last (their models may still be
-      # pretraining when the study starts).
-      for p in range(arg.pretrain_seeds):
-        tag = "" if p == 0 else f"_p{p}"
-        (later if p else config.runs).append({
-            "name": f"default_p{p}__s{p}", "setting": f"default_p{p}",
-            "arg": f"slm=slm_s{tag},llm=llm_s{tag},{gate},seed={p}", "eval_llms": (),
-            "price_target": target})
+      per_pretrain_seed(world, "slm_s", "llm_s", arg.pretrain_seeds)
       continue
-    prices = ""
+    extra = ""
     if world == "word_problems" and not arg.runlocal:
       low, _, high = arg.wp_prices.partition(":")
-      prices = f",price_min={low},price_max={high}"
-    common.add_runs(config, world, f"{pairs[world]},{gate}{prices}", price_target=target)
+      extra = f",price_min={low},price_max={high}"
+      if arg.wp_pretrain_seeds > 1:
+        data = f",data_dir={arg.data_dir}" if arg.data_dir else ""
+        per_pretrain_seed(world, "wp_slm", "wp_llm", arg.wp_pretrain_seeds, extra + data)
+        continue
+    common.add_runs(config, world, f"{pairs[world]},{gate}{extra}", price_target=target)
   config.runs.extend(later)
   return config
