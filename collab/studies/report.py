@@ -37,10 +37,27 @@ VARIANTS = {
                ("worlds_features", "Worlds: test problems 500-799, gates reading three SLM "
                                    "layers"),
                ("worlds_draft_states", "Worlds: test problems 500-799, gates reading the "
-                                       "draft's states"))}
+                                       "draft's states"),
+               ("worlds_draft_prior", "Worlds: test problems 500-799, the draft's states "
+                                      "and the draft prior"),
+               ("worlds_features_fallible_base", "Worlds: a fallible LLM on test problems "
+                                                 "500-799, the study's gate"),
+               ("worlds_draft_states_fallible", "Worlds: a fallible LLM on test problems "
+                                                "500-799, gates reading the draft's states"),
+               ("worlds_features_fallible_long", "Worlds: a fallible LLM on test problems "
+                                                 "500-799, gates trained 480 steps"),
+               ("worlds_draft_states_fallible_long", "Worlds: a fallible LLM on test problems "
+                                                     "500-799, gates reading the draft's "
+                                                     "states, trained 480 steps"),
+               ("worlds_draft_states_fallible_confirm", "Worlds: a fallible LLM, gates "
+                                                        "reading the draft's states, trained "
+                                                        "480 steps (confirmation)"))}
 # Runs on other problems than their study's (settings are chosen there): said in their rows.
 OTHER_PROBLEMS = dict.fromkeys(
-    ("worlds_features_base", "worlds_features", "worlds_draft_states"), "test problems 500-799")
+    ("worlds_features_base", "worlds_features", "worlds_draft_states", "worlds_draft_prior",
+     "worlds_features_fallible_base", "worlds_draft_states_fallible",
+     "worlds_features_fallible_long", "worlds_draft_states_fallible_long"),
+    "test problems 500-799")
 
 
 def machine() -> dict[str, Any]:
