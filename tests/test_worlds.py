@@ -214,3 +214,15 @@ def test_headline_word_problems_run_one_pair_per_pretraining_seed_on_request():
   assert runs[2]["arg"].endswith(",data_dir=/wp,seed=2")
   assert recipes.get_recipe("wp_llm_p2") == dataclasses.replace(recipes.get_recipe("wp_llm"),
                                                                 seed=2)
+
+
+def test_headline_gate_arg_adds_gate_args_and_names_the_settings():
+  from configs.studies import headline
+  runs = headline.get_config("worlds=fallible,gate=draft_states=True:steps=480").runs
+  assert [r["name"] for r in runs] == [f"fallible+draft_statesTrue+steps480__s{s}"
+                                       for s in range(3)]
+  assert all(r["arg"].startswith("slm=slm_s,llm=llm_fallible,") for r in runs)
+  assert runs[0]["arg"].endswith(",draft_states=True,steps=480,seed=0")
+  runs = headline.get_config("worlds=default,pretrain_seeds=2,gate=draft_states=True").runs
+  assert [r["setting"] for r in runs] == [f"default_p{p}+draft_statesTrue" for p in range(2)]
+  assert runs[1]["arg"].startswith("slm=slm_s_p1,llm=llm_s_p1,")

@@ -33,6 +33,13 @@ def base_config(study: str, arg: ml_collections.ConfigDict) -> ml_collections.Co
   return config
 
 
+def more_gate_args(gate: str) -> tuple[list[str], str]:
+  """A study's `gate` arg (':'-separated configs/gate.py args for every gate): the args, and
+  the suffix that names its settings (<world>+<args>, '=' dropped)."""
+  more = [a for a in gate.split(":") if a]
+  return more, "".join("+" + a.replace("=", "") for a in more)
+
+
 def add_runs(config, setting: str, arg: str, eval_llms=(), *, shared_gate: str = "",
              call_price: float | None = None, gate_dir: str = "gate",
              price_target: tuple[str, float] | None = None) -> None:

@@ -9,7 +9,9 @@ the GSM-Symbolic pair, scored on its sealed split of the training generators' fr
 rate (the share of steps asked), pretrain_seeds (pairs of the default world), steps, seeds,
 data_dir (the word problems' JSONL, with sealed.jsonl), wp_prices (the word-problem gate's
 price range, min:max), wp_pretrain_seeds (1: 3 gate seeds on wp_slm / wp_llm; n > 1: one pair
-per pretraining seed, wp_slm_p1 / wp_llm_p1, ..., as the default world), runlocal.
+per pretraining seed, wp_slm_p1 / wp_llm_p1, ..., as the default world), gate (more
+configs/gate.py args for every gate, ':'-separated, e.g. draft_states=True:steps=480; the
+settings are then named <world>+<args>, as in configs/studies/worlds.py), runlocal.
 
 The gate recipe is the one chosen on test problems for price-conditioned gates (REPORT.md,
 Constraints: causal credit, the price-offset head, checkpoint selection on 200 held-out
@@ -31,7 +33,8 @@ WP_PRICES = "0.001:0.1"
 
 def get_config(arg=None):
   arg = common.parse(arg, worlds=":".join(worlds_config.WORLDS), rate=0.25, pretrain_seeds=3,
-                     steps=200, data_dir="", wp_prices=WP_PRICES, wp_pretrain_seeds=1)
+                     steps=200, data_dir="", wp_prices=WP_PRICES, wp_pretrain_seeds=1,
+                     gate="")
   config = common.base_config("headline", arg)
   # Rivals are compared at the gate's calls, uncapped: no baselines under the rollout's budget
   # (the word-problem pair's 8 calls of 15 steps, which the gate at a quarter never reaches).
@@ -44,7 +47,8 @@ def get_config(arg=None):
   if not 0 < arg.rate < 1:
     raise ValueError(f"rate is a share of steps in (0, 1), got {arg.rate}")
   pairs = worlds_config.world_pairs(arg.runlocal, heldout=0.25, data_dir=arg.data_dir)
-  gate = LOCAL_GATE if arg.runlocal else GATE
+  more, suffix = common.more_gate_args(arg.gate)
+  gate = ",".join([LOCAL_GATE if arg.runlocal else GATE] + more)
   target = ("call_rate", float(arg.rate))
   later = []
   def per_pretrain_seed(world: str, slm: str, llm: str, count: int, extra: str = ""):
@@ -54,7 +58,7 @@ def get_config(arg=None):
     for p in range(count):
       tag = "" if p == 0 else f"_p{p}"
       (later if p else config.runs).append({
-          "name": f"{world}_p{p}__s{p}", "setting": f"{world}_p{p}",
+          "name": f"{world}_p{p}{suffix}__s{p}", "setting": f"{world}_p{p}{suffix}",
           "arg": f"slm={slm}{tag},llm={llm}{tag},{gate}{extra},seed={p}", "eval_llms": (),
           "price_target": target})
 
@@ -70,6 +74,7 @@ def get_config(arg=None):
         data = f",data_dir={arg.data_dir}" if arg.data_dir else ""
         per_pretrain_seed(world, "wp_slm", "wp_llm", arg.wp_pretrain_seeds, extra + data)
         continue
-    common.add_runs(config, world, f"{pairs[world]},{gate}{extra}", price_target=target)
+    common.add_runs(config, world + suffix, f"{pairs[world]},{gate}{extra}",
+                    price_target=target)
   config.runs.extend(later)
   return config

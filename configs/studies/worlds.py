@@ -24,8 +24,7 @@ def get_config(arg=None):
     config.fitted_problems = 16
   pairs = world_pairs(arg.runlocal, arg.heldout, arg.data_dir)
   worlds = world_names(arg.worlds)
-  extra = [a for a in arg.gate.split(":") if a]
-  suffix = "".join("+" + a.replace("=", "") for a in extra)
+  extra, suffix = common.more_gate_args(arg.gate)
   for world in worlds:
     common.add_runs(config, world + suffix,
                     ",".join([pairs[world], f"call_cost={arg.call_cost}"] + extra))
