@@ -121,10 +121,16 @@ def analyze_headline(result: dict[str, Any], out_dir: str) -> dict[str, Any]:
            f"{sm.pct(r['rival_accuracy'])} | {sm.share(r['rival_gap_recovered'])} | "
            f"{100 * r['gain']['mean']:+.1f} [{100 * (r['gain']['mean'] - r['gain']['ci95']):+.1f}, "
            f"{100 * (r['gain']['mean'] + r['gain']['ci95']):+.1f}] |" for r in rows]
+  # The study's protocol run elsewhere (config.base_arg without eval_split=sealed) says so.
+  base_arg = result.get("base_arg", "eval_split=sealed")
+  sealed = "eval_split=sealed" in base_arg
+  where = ("the sealed split" if sealed else
+           f"not the sealed split: {base_arg}, problems settings may be chosen on")
   report = "\n".join([
-      "### Headline: the sealed split, at a quarter of the steps asked", "",
-      f"Problems no setting was chosen on (the sealed split, {rows[0]['problems']} per world "
-      "and pretraining seed). Steps asked: the "
+      f"### Headline{'' if sealed else ' protocol'}: {where.partition(':')[0]}, at a quarter "
+      "of the steps asked", "",
+      f"{'Problems no setting was chosen on' if sealed else 'Problems'} ({where}; "
+      f"{rows[0]['problems']} per world and pretraining seed). Steps asked: the "
       "gate's calls per decision (calls per problem). Best rival: the most accurate of the "
       "threshold, router, line-kind and random hulls and the static schedules at the gate's "
       "calls per problem. Gain: gate minus best rival, paired over problems, 95% CI.", "",

@@ -265,4 +265,5 @@ def run_study(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
   keys = {k for r in runs for d in ("baselines", "baselines_capped")
           for k in r.get(d, {}).values()}
   baselines = {k: _load(os.path.join(workdir, "baselines", k + ".json")) for k in sorted(keys)}
-  return {"runs": runs, "baselines": baselines, "seconds": time.time() - t0}
+  return {"runs": runs, "baselines": baselines, "seconds": time.time() - t0,
+          "base_arg": config.base_arg}

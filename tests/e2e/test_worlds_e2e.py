@@ -40,6 +40,10 @@ def test_headline_study_runlocal_runs_on_the_sealed_split(shared):
   assert all(b["split"] == "sealed" for b in result["baselines"].values())
   assert "### Headline: the sealed split" in md
   assert os.path.exists(os.path.join(out_dir, "headline.png"))
+  # The same protocol on other problems (where a setting is chosen) says so in its report.
+  analysis.ANALYSES["headline"](dict(result, base_arg="steps=2,eval_skip=500"), out_dir + "_v")
+  with open(os.path.join(out_dir + "_v", "report.md")) as f:
+    assert "### Headline protocol: not the sealed split, at" in f.read()
 
 
 def test_worlds_study_runlocal_on_word_problems(shared, tmp_path):
