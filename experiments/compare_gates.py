@@ -4,8 +4,8 @@ of the same problems, seed with seed (e.g. a gate option against the study's def
     python -m experiments.compare_gates --workdir=runs/studies/features --llm=llm_s \
         --pairs=default:default+feature_layers3,heldout:heldout+feature_layers3
 
-Each setting's runs are `<setting>__s<seed>/eval_<llm>.json` (collab/studies/runner.py); the
-seeds both settings have are compared. Per setting: accuracy and calls (mean over seeds);
+Each setting's runs are `<setting>__s<seed>/eval_<llm>.json` (collab/studies/runner.py), or
+one `eval_<llm>_price<p>.json` of a price-conditioned gate; the seeds both settings have are compared. Per setting: accuracy and calls (mean over seeds);
 the paired difference is B minus A on each problem, averaged over the seeds, with a 95% CI.
 """
 from __future__ import annotations
@@ -24,12 +24,21 @@ from collab.studies import stats
 
 
 def _evals(workdir: str, setting: str, llm: str) -> dict[int, dict]:
+  """Seed -> its eval: `eval_<llm>.json`, or a price-conditioned gate's one evaluated price
+  (`eval_<llm>_price<p>.json`, as the headline study writes)."""
   out = {}
-  for path in glob.glob(os.path.join(workdir, f"{glob.escape(setting)}__s*", f"eval_{llm}.json")):
-    seed = re.fullmatch(r".*__s(\d+)", os.path.dirname(path))
-    if seed:
-      with open(path) as f:
-        out[int(seed.group(1))] = json.load(f)
+  for run_dir in glob.glob(os.path.join(workdir, f"{glob.escape(setting)}__s*")):
+    seed = re.fullmatch(r".*__s(\d+)", run_dir)
+    plain = os.path.join(run_dir, f"eval_{llm}.json")
+    paths = [plain] if os.path.exists(plain) else sorted(
+        glob.glob(os.path.join(run_dir, f"eval_{glob.escape(llm)}_price*.json")))
+    if not seed or not paths:
+      continue
+    if len(paths) > 1:
+      raise errors.UserError(f"{run_dir} has evals at {len(paths)} prices "
+                             f"({', '.join(map(os.path.basename, paths))}): which to compare?")
+    with open(paths[0]) as f:
+      out[int(seed.group(1))] = json.load(f)
   return out
 
 

@@ -9,6 +9,7 @@ rebuilds REPORT.md.
 Every run's config is checked before the first one starts (collab/config_check.py). Exit
 status 2: an expected error, printed as one message; --verbose adds its traceback.
 """
+import os
 import sys
 import time
 
@@ -39,13 +40,15 @@ def main(argv):
   if config.study not in analysis.ANALYSES:
     raise app.UsageError(f"Unknown study {config.study!r}; valid: {sorted(analysis.ANALYSES)}")
   runner.check_study(config, _WORKDIR.value)
+  resumed = any(os.path.exists(os.path.join(_WORKDIR.value, r.name))
+                for r in runner.runs_of(config))
   t0 = time.time()
   result = runner.run_study(config, _WORKDIR.value)
   out_dir = _RESULTS.value or (f"results_local/{config.study}" if config.runlocal
                                else f"results/{config.study}")
   analysis.ANALYSES[config.study](result, out_dir)
   report.write_run_info(out_dir, "python -m " + " ".join(["experiments.study"] + sys.argv[1:]),
-                        time.time() - t0)
+                        time.time() - t0, resumed=resumed)
   with open(f"{out_dir}/report.md") as f:
     print(f.read(), flush=True)
 

@@ -9,10 +9,10 @@ from collab import errors
 from experiments import compare_gates
 
 
-def _write(workdir, setting, seed, correct, calls):
+def _write(workdir, setting, seed, correct, calls, name="eval_llm_s.json"):
   run_dir = os.path.join(workdir, f"{setting}__s{seed}")
-  os.makedirs(run_dir)
-  with open(os.path.join(run_dir, "eval_llm_s.json"), "w") as f:
+  os.makedirs(run_dir, exist_ok=True)
+  with open(os.path.join(run_dir, name), "w") as f:
     json.dump({"accuracy": {"mean": sum(correct) / len(correct)}, "calls": {"mean": calls},
                "num_problems": len(correct), "per_problem": {"correct": correct}}, f)
 
@@ -33,3 +33,15 @@ def test_paired_difference_over_shared_seeds(tmp_path):
   assert out["b_minus_a"]["ci95"] > 0
   with pytest.raises(errors.UserError, match="No seed of both"):
     compare_gates.compare(workdir, "default", "missing", "llm_s")
+
+
+def test_a_price_conditioned_gate_is_compared_at_its_one_evaluated_price(tmp_path):
+  workdir = str(tmp_path)
+  _write(workdir, "default", 0, [1, 0], 2.0)
+  _write(workdir, "priced", 0, [1, 1], 1.5, name="eval_llm_s_price0.1.json")
+  _write(workdir, "priced", 0, [0, 0], 1.5, name="eval_other_price0.1.json")  # another LLM
+  out = compare_gates.compare(workdir, "default", "priced", "llm_s")
+  assert out["b_minus_a"]["mean"] == pytest.approx(0.5)
+  _write(workdir, "priced", 0, [0, 0], 0.5, name="eval_llm_s_price1.json")
+  with pytest.raises(errors.UserError, match="evals at 2 prices"):
+    compare_gates.compare(workdir, "default", "priced", "llm_s")

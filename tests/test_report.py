@@ -199,6 +199,18 @@ def test_helpers():
   assert verdicts.trend_verdict({"a": {"sign": 0}}, -1) == "inconclusive"
 
 
+def test_a_resumed_study_keeps_its_compute_time(tmp_path):
+  out = str(tmp_path)
+  read = lambda: json.load(open(os.path.join(out, "run_info.json")))["seconds"]  # noqa: E731
+  report.write_run_info(out, "study a", 600.0)
+  report.write_run_info(out, "study a", 2.0, resumed=True)  # rerun to redo its analysis
+  assert read() == 602.0
+  report.write_run_info(out, "study b", 5.0, resumed=True)  # another command: its own time
+  assert read() == 5.0
+  report.write_run_info(out, "study b", 7.0)  # run afresh
+  assert read() == 7.0
+
+
 @pytest.mark.skipif(not os.path.exists(os.path.join(REPO, "results", "scaling")),
                     reason="no committed results")
 def test_committed_results_give_a_verdict_per_claim():
