@@ -15,12 +15,15 @@ set -uo pipefail
 PY=${PY:-python}
 JOBS=${TEST_JOBS:-2}
 TORCH_TESTS=" tests/test_hf_import.py tests/test_hf_tokenizer.py tests/e2e/test_benchmarks_e2e.py tests/e2e/test_slm_reference_real.py tests/test_gguf.py tests/test_gguf_real.py tests/test_gemma3.py "
-# The slowest files first, so that the last ones to start are short.
-SLOW_FIRST=(tests/test_preemption.py tests/test_gate_train.py tests/test_evaluate.py
-            tests/test_multihost.py tests/test_studies.py tests/test_model_sharded.py
-            tests/test_user_errors.py tests/test_bad_input.py tests/test_rollout.py
-            tests/test_quickstart.py tests/test_pretrain.py tests/test_privacy_property.py
-            tests/test_hf_pipeline.py tests/test_benchmarks.py)
+# The slowest files first (longest first, by a clean-clone run's times), so that the last
+# ones to start are short.
+SLOW_FIRST=(tests/test_preemption.py tests/test_recipe_tokenizers.py tests/test_evaluate.py
+            tests/test_gate_train.py tests/test_rollout.py tests/test_studies.py
+            tests/test_multihost.py tests/test_user_errors.py tests/test_mixed_tokenizers.py
+            tests/test_model_sharded.py tests/test_quickstart.py tests/test_bad_input.py
+            tests/test_word_problems.py tests/test_mixed_pair.py tests/test_benchmarks.py
+            tests/test_privacy_property.py tests/test_transformer.py tests/test_pretrain.py
+            tests/test_hf_pipeline.py tests/test_gemma3.py)
 start=$SECONDS
 if [[ $# -eq 0 ]]; then
   f_list=("${SLOW_FIRST[@]}")
