@@ -54,6 +54,8 @@ VARIANTS = {
                ("worlds_draft_states_fallible_long", "Worlds: a fallible LLM on test problems "
                                                      "500-799, gates reading the draft's "
                                                      "states, trained 480 steps"),
+               ("worlds_router_start", "Worlds: test problems 500-799, gates started from "
+                                       "the supervised router"),
                ("worlds_draft_states_fallible_confirm", "Worlds: a fallible LLM, gates "
                                                         "reading the draft's states, trained "
                                                         "480 steps (confirmation)"))}
@@ -62,7 +64,7 @@ OTHER_PROBLEMS = dict.fromkeys(
     ("worlds_features_base", "worlds_features", "worlds_draft_states", "worlds_draft_prior",
      "worlds_features_fallible_base", "worlds_draft_states_fallible",
      "worlds_features_fallible_long", "worlds_draft_states_fallible_long",
-     "headline_fallible_val", "headline_draft_states_val"),
+     "worlds_router_start", "headline_fallible_val", "headline_draft_states_val"),
     "test problems 500-799")
 
 
