@@ -87,7 +87,7 @@ def write_run_info(out_dir: str, command: str, seconds: float, resumed: bool = F
       seconds += before.get("seconds", 0.0)
   info = {"command": command, "seconds": round(seconds, 1), "machine": machine(),
           "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
-  with open(os.path.join(out_dir, "run_info.json"), "w") as f:
+  with open(path, "w") as f:
     json.dump(info, f, indent=1)
 
 
