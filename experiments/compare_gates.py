@@ -6,7 +6,8 @@ of the same problems, seed with seed (e.g. a gate option against the study's def
 
 Each setting's runs are `<setting>__s<seed>/eval_<llm>.json` (collab/studies/runner.py), or
 one `eval_<llm>_price<p>.json` of a price-conditioned gate; the seeds both settings have are
-compared. Per setting: accuracy and calls (mean over seeds); the paired difference is B minus A on each problem, averaged over the seeds, with a 95% CI.
+compared. Per setting: accuracy and calls (mean over seeds); the paired difference is B
+minus A on each problem, averaged over the seeds, with a 95% CI.
 """
 from __future__ import annotations
 
