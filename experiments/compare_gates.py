@@ -5,9 +5,10 @@ of the same problems, seed with seed (e.g. a gate option against the study's def
         --pairs=default:default+feature_layers3,heldout:heldout+feature_layers3
 
 Each setting's runs are `<setting>__s<seed>/eval_<llm>.json` (collab/studies/runner.py), or
-one `eval_<llm>_price<p>.json` of a price-conditioned gate; the seeds both settings have are
-compared. Per setting: accuracy and calls (mean over seeds); the paired difference is B
-minus A on each problem, averaged over the seeds, with a 95% CI.
+one `eval_<llm>_price<p>.json` of a price-conditioned gate (--call_rate picks the one
+calibrated to that share of steps); the seeds both settings have are compared. Per setting:
+accuracy and calls (mean over seeds); the paired difference is B minus A on each problem,
+averaged over the seeds, with a 95% CI.
 """
 from __future__ import annotations
 
@@ -24,27 +25,39 @@ from collab import errors
 from collab.studies import stats
 
 
-def _evals(workdir: str, setting: str, llm: str) -> dict[int, dict]:
-  """Seed -> its eval: `eval_<llm>.json`, or a price-conditioned gate's one evaluated price
-  (`eval_<llm>_price<p>.json`, as the headline study writes)."""
+def _evals(workdir: str, setting: str, llm: str, call_rate: float | None = None
+           ) -> dict[int, dict]:
+  """Seed -> its eval: `eval_<llm>.json`, or a price-conditioned gate's evaluated price
+  (`eval_<llm>_price<p>.json`, as the headline study writes): the one there is, or with
+  call_rate, the price calibrated to that share of steps (`calibration_call_rate<r>.json`)."""
   out = {}
   for run_dir in glob.glob(os.path.join(workdir, f"{glob.escape(setting)}__s*")):
     seed = re.fullmatch(r".*__s(\d+)", run_dir)
-    plain = os.path.join(run_dir, f"eval_{llm}.json")
-    paths = [plain] if os.path.exists(plain) else sorted(
-        glob.glob(os.path.join(run_dir, f"eval_{glob.escape(llm)}_price*.json")))
-    if not seed or not paths:
+    if call_rate is not None:
+      calibration = os.path.join(run_dir, f"calibration_call_rate{call_rate:g}.json")
+      if not os.path.exists(calibration):
+        continue
+      with open(calibration) as f:
+        paths = [os.path.join(run_dir, f"eval_{llm}_price{json.load(f)['price']:g}.json")]
+    else:
+      plain = os.path.join(run_dir, f"eval_{llm}.json")
+      paths = [plain] if os.path.exists(plain) else sorted(
+          glob.glob(os.path.join(run_dir, f"eval_{glob.escape(llm)}_price*.json")))
+    if not seed or not paths or not os.path.exists(paths[0]):
       continue
     if len(paths) > 1:
       raise errors.UserError(f"{run_dir} has evals at {len(paths)} prices "
-                             f"({', '.join(map(os.path.basename, paths))}): which to compare?")
+                             f"({', '.join(map(os.path.basename, paths))}): say which with "
+                             "--call_rate")
     with open(paths[0]) as f:
       out[int(seed.group(1))] = json.load(f)
   return out
 
 
-def compare(workdir: str, setting_a: str, setting_b: str, llm: str) -> dict:
-  a, b = _evals(workdir, setting_a, llm), _evals(workdir, setting_b, llm)
+def compare(workdir: str, setting_a: str, setting_b: str, llm: str,
+            call_rate: float | None = None) -> dict:
+  a = _evals(workdir, setting_a, llm, call_rate)
+  b = _evals(workdir, setting_b, llm, call_rate)
   seeds = sorted(set(a) & set(b))
   if not seeds:
     raise errors.UserError(f"No seed of both {setting_a!r} ({sorted(a)}) and {setting_b!r} "
@@ -66,11 +79,14 @@ def main(argv=None) -> None:
   parser.add_argument("--pairs", required=True,
                       help="','-separated A:B setting pairs (B is compared with A)")
   parser.add_argument("--out", default="", help="a JSON file for the comparisons")
+  parser.add_argument("--call_rate", type=float, default=None,
+                      help="price-conditioned gates: the eval at the price calibrated to this "
+                           "share of steps (the headline study's rate)")
   args = parser.parse_args(argv)
   pairs = [p.split(":") for p in args.pairs.split(",") if p]
   if not pairs or any(len(p) != 2 for p in pairs):
     raise errors.UserError(f"--pairs must be ','-separated A:B pairs, got {args.pairs!r}")
-  rows = [compare(args.workdir, a, b, args.llm) for a, b in pairs]
+  rows = [compare(args.workdir, a, b, args.llm, args.call_rate) for a, b in pairs]
   print("| A | B | seeds | A: accuracy at calls | B: accuracy at calls | B - A (paired 95% CI) |")
   print("|---|---|---|---|---|---|")
   for r in rows:

@@ -43,5 +43,15 @@ def test_a_price_conditioned_gate_is_compared_at_its_one_evaluated_price(tmp_pat
   out = compare_gates.compare(workdir, "default", "priced", "llm_s")
   assert out["b_minus_a"]["mean"] == pytest.approx(0.5)
   _write(workdir, "priced", 0, [0, 0], 0.5, name="eval_llm_s_price1.json")
-  with pytest.raises(errors.UserError, match="evals at 2 prices"):
+  with pytest.raises(errors.UserError, match="evals at 2 prices.*--call_rate"):
     compare_gates.compare(workdir, "default", "priced", "llm_s")
+  # Both settings priced: each seed's eval at the price calibrated to the share asked.
+  _write(workdir, "priced_b", 0, [1, 1], 2.0, name="eval_llm_s_price0.01.json")
+  _write(workdir, "priced_b", 0, [0, 1], 1.0, name="eval_llm_s_price0.2.json")
+  for setting, price in (("priced", 1.0), ("priced_b", 0.2)):
+    with open(os.path.join(workdir, f"{setting}__s0", "calibration_call_rate0.25.json"),
+              "w") as f:
+      json.dump({"price": price}, f)
+  out = compare_gates.compare(workdir, "priced", "priced_b", "llm_s", call_rate=0.25)
+  assert (out["stats_a"]["calls"], out["stats_b"]["calls"]) == (0.5, 1.0)
+  assert out["b_minus_a"]["mean"] == pytest.approx(0.5)
