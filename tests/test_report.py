@@ -188,6 +188,9 @@ def test_report_opens_with_the_verdict_table(results, tmp_path):
 
 def test_helpers():
   assert report.anchor("Budget: causal credit, dual ascent") == "budget-causal-credit-dual-ascent"
+  from collab.studies import summaries  # pylint: disable=g-import-not-at-top
+  assert [summaries.steps_share(r) for r in (None, 0.25, 0.375)] == ["a quarter", "a quarter",
+                                                                     "37.5%"]
   w = verdicts.welch([1.0, 2.0, 3.0], [1.0, 1.0, 1.0])
   assert w["mean"] == pytest.approx(1.0) and w["ci95"] == pytest.approx(2.484, abs=1e-3)
   assert verdicts.welch([1.0, 1.0], [0.0, 0.0]) == {"mean": 1.0, "ci95": 0.0}

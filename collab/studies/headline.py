@@ -100,6 +100,7 @@ def analyze_headline(result: dict[str, Any], out_dir: str) -> dict[str, Any]:
     row = _row(name, s["slm_alone"], s["llm_alone"], gate_N, rival["correct_N"], calls,
                float(np.mean(rates[name])), f"{rival['family']}: {rival['name']}")
     row["seeds"] = s["seeds"]
+    row["target_rate"] = s["budget_target"].get("call_rate")
     rows.append(row)
     if name.startswith("default_p"):
       pooled.append((s, gate_N, rival["correct_N"], row))
@@ -113,6 +114,7 @@ def analyze_headline(result: dict[str, Any], out_dir: str) -> dict[str, Any]:
                float(np.mean([r["call_rate"] for *_, r in pooled])),
                "per pair, as above")
     row["seeds"] = sorted(x for s, *_ in pooled for x in s["seeds"])
+    row["target_rate"] = pooled[0][3]["target_rate"]
     rows.insert(len(pooled), row)
   worlds_lib.plot_settings(sets, os.path.join(sm.out_dir_ready(out_dir), "headline.png"))
   lines = [f"| {r['world']} | {sm.pct(r['slm_alone'])} | {sm.pct(r['llm_alone'])} | "
@@ -127,8 +129,8 @@ def analyze_headline(result: dict[str, Any], out_dir: str) -> dict[str, Any]:
   where = ("the sealed split" if sealed else
            f"not the sealed split: {base_arg}, problems settings may be chosen on")
   report = "\n".join([
-      f"### Headline{'' if sealed else ' protocol'}: {where.partition(':')[0]}, at a quarter "
-      "of the steps asked", "",
+      f"### Headline{'' if sealed else ' protocol'}: {where.partition(':')[0]}, at "
+      f"{sm.steps_share(rows[0]['target_rate'])} of the steps asked", "",
       f"{'Problems no setting was chosen on' if sealed else 'Problems'} ({where}; "
       f"{rows[0]['problems']} per world and pretraining seed). Steps asked: the "
       "gate's calls per decision (calls per problem). Best rival: the most accurate of the "

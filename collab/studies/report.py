@@ -8,6 +8,7 @@ import platform
 import re
 from typing import Any, Callable, Sequence
 
+from collab.studies import summaries as sm
 from collab.studies import verdicts
 
 STUDIES = ("headline", "frontier", "scaling", "transfer", "constraints", "granularity", "budget",
@@ -147,10 +148,10 @@ CLAIM_PRICES = "4b. Prices shape the strategy"
 CLAIM_BUDGET = "4b. Budget targets are met"
 CLAIM_WORLDS = ("5. Learning when to ask beats the strongest rivals (threshold, supervised "
                 "router, line-kind rule) at equal calls")
-CLAIM_HEADLINE = ("Headline: on the sealed split, at a quarter of the steps asked, the gate "
+CLAIM_HEADLINE = ("Headline: on the sealed split, at {share} of the steps asked, the gate "
                   "beats the best rival at equal calls")
 # The headline's protocol run on test problems, where a recipe for the sealed split is chosen.
-CLAIM_HEADLINE_CHOICE = ("Headline protocol on test problems (choosing a recipe): at a quarter "
+CLAIM_HEADLINE_CHOICE = ("Headline protocol on test problems (choosing a recipe): at {share} "
                          "of the steps asked, the gate beats the best rival at equal calls")
 BUDGET_MODES = {"price": "a price-conditioned gate told a calibrated price",
                 "dual": "dual ascent on the price in training",
@@ -190,13 +191,15 @@ def verdict_rows(results_dir: str) -> list[dict[str, str]]:
         seeds(summary) if seeds else v.seeds_text(v.seeds_of(summary)), link(study))
 
   if load("headline") is None:
-    row(CLAIM_HEADLINE, "default, held-out knowledge, fallible LLM, SLM sound at arithmetic",
+    row(CLAIM_HEADLINE.format(share="a quarter"),
+        "default, held-out knowledge, fallible LLM, SLM sound at arithmetic",
         section="results/headline")
   for study in ("headline",) + tuple(d for d, _ in VARIANTS["headline"]):
     claim, where = ((CLAIM_HEADLINE_CHOICE, f" ({OTHER_PROBLEMS[study]})")
                     if study in OTHER_PROBLEMS else (CLAIM_HEADLINE, ""))
     for r in (load(study) or {}).get("rows", []):
-      row(claim, f"{r['world']} world{where}", v.claim_headline(r),
+      row(claim.format(share=sm.steps_share(r.get("target_rate"))),
+          f"{r['world']} world{where}", v.claim_headline(r),
           v.seeds_text(r["seeds"]), link(study))
 
   pair = v.pair_name(load("constraints"))

@@ -78,6 +78,11 @@ def share(x: float | None) -> str:
   return "-" if x is None else f"{100 * x:.0f}%"
 
 
+def steps_share(rate: float | None) -> str:
+  """The share of steps a headline gate is calibrated to ask at, in words (0.25 unless set)."""
+  return "a quarter" if rate in (None, 0.25) else f"{100 * rate:g}%"
+
+
 def point(s) -> dict[str, float]:
   return {"accuracy": s["accuracy"]["mean"], "calls": s["calls"]["mean"]}
 

@@ -38,7 +38,8 @@ def test_headline_study_runlocal_runs_on_the_sealed_split(shared):
     assert r["budget_target"]["mode"] == "price" and r["budget_target"]["call_rate"] == 0.25
     assert "__sealed" in r["baselines"][r["llm"]]  # its own baselines, sealed problems
   assert all(b["split"] == "sealed" for b in result["baselines"].values())
-  assert "### Headline: the sealed split" in md
+  assert "### Headline: the sealed split, at a quarter of the steps asked" in md
+  assert all(r["target_rate"] == 0.25 for r in summary["rows"])
   assert os.path.exists(os.path.join(out_dir, "headline.png"))
   # The same protocol on other problems (where a setting is chosen) says so in its report.
   analysis.ANALYSES["headline"](dict(result, base_arg="steps=2,eval_skip=500"), out_dir + "_v")
