@@ -21,7 +21,16 @@ VARIANTS = {
                                            "problems 500-799, the headline's gate"),
                  ("headline_draft_states_val", "Headline protocol: a fallible LLM on test "
                                                "problems 500-799, the gate reading the "
-                                               "draft's states, trained 480 steps")),
+                                               "draft's states, trained 480 steps"),
+                 ("headline_fallible_val_r375", "Headline protocol at 37.5% of steps: a "
+                                                "fallible LLM on test problems 500-799, the "
+                                                "headline's gate"),
+                 ("headline_draft_states_val_r375", "Headline protocol at 37.5% of steps: a "
+                                                    "fallible LLM on test problems 500-799, "
+                                                    "the gate reading the draft's states"),
+                 ("headline_draft_states_r375", "Headline at 37.5% of steps: a fallible LLM, "
+                                                "the gate reading the draft's states, the "
+                                                "sealed split")),
     "scaling": (("scaling_causal", "Scaling: causal credit"),),
     "transfer": (("transfer_tokenizers", "Transfer across tokenizers and lineages"),
                  ("transfer_tokenizers_uni", "Transfer across tokenizers: a unigram SLM"),
@@ -65,7 +74,8 @@ OTHER_PROBLEMS = dict.fromkeys(
     ("worlds_features_base", "worlds_features", "worlds_draft_states", "worlds_draft_prior",
      "worlds_features_fallible_base", "worlds_draft_states_fallible",
      "worlds_features_fallible_long", "worlds_draft_states_fallible_long",
-     "worlds_router_start", "headline_fallible_val", "headline_draft_states_val"),
+     "worlds_router_start", "headline_fallible_val", "headline_draft_states_val",
+     "headline_fallible_val_r375", "headline_draft_states_val_r375"),
     "test problems 500-799")
 
 
