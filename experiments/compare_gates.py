@@ -22,6 +22,7 @@ import sys
 import numpy as np
 
 from collab import errors
+from collab.studies import runner
 from collab.studies import stats
 
 
@@ -34,13 +35,13 @@ def _evals(workdir: str, setting: str, llm: str, call_rate: float | None = None
   for run_dir in glob.glob(os.path.join(workdir, f"{glob.escape(setting)}__s*")):
     seed = re.fullmatch(r".*__s(\d+)", run_dir)
     if call_rate is not None:
-      calibration = os.path.join(run_dir, f"calibration_call_rate{call_rate:g}.json")
+      calibration = runner.calibration_path(run_dir, "call_rate", call_rate)
       if not os.path.exists(calibration):
         continue
       with open(calibration) as f:
-        paths = [os.path.join(run_dir, f"eval_{llm}_price{json.load(f)['price']:g}.json")]
+        paths = [runner.eval_path(run_dir, llm, json.load(f)["price"])]
     else:
-      plain = os.path.join(run_dir, f"eval_{llm}.json")
+      plain = runner.eval_path(run_dir, llm)
       paths = [plain] if os.path.exists(plain) else sorted(
           glob.glob(os.path.join(run_dir, f"eval_{glob.escape(llm)}_price*.json")))
     if not seed or not paths or not os.path.exists(paths[0]):

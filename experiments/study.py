@@ -40,7 +40,7 @@ def main(argv):
   if config.study not in analysis.ANALYSES:
     raise app.UsageError(f"Unknown study {config.study!r}; valid: {sorted(analysis.ANALYSES)}")
   runner.check_study(config, _WORKDIR.value)
-  resumed = any(os.path.exists(os.path.join(_WORKDIR.value, r.name))
+  resumed = any(os.path.exists(runner.run_dir_of(_WORKDIR.value, r))
                 for r in runner.runs_of(config))
   t0 = time.time()
   result = runner.run_study(config, _WORKDIR.value)

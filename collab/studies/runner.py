@@ -176,7 +176,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, run: Run, workdir: str
                        ) -> dict[str, Any]:
   """Trains the run's gate (or resumes it) and evaluates it with its LLM and each eval_llm."""
   cfg = gate_config(config, run.arg)
-  run_dir = os.path.join(workdir, run.train_name or run.name)
+  run_dir = run_dir_of(workdir, run)
   if not os.path.exists(os.path.join(run_dir, "gate")):
     print(f"=== training gate {run.train_name or run.name} ({cfg.slm} x {cfg.llm}) ===",
           flush=True)
@@ -186,8 +186,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, run: Run, workdir: str
   call_price = calibrated["price"] if calibrated else run.call_price
   evals = {}
   for llm in (cfg.llm,) + tuple(l for l in run.eval_llms if l != cfg.llm):
-    price = "" if call_price is None else f"_price{call_price:g}"
-    path = os.path.join(run_dir, f"eval_{llm}{price}{_suffix(run.gate_dir)}.json")
+    path = eval_path(run_dir, llm, call_price, run.gate_dir)
     result = _load(path)
     if result is None:
       print(f"=== evaluating gate {run.name} with {llm} ===", flush=True)
@@ -228,7 +227,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, run: Run, workdir: str
 def _calibrate(cfg, run: Run, run_dir: str, gate_params) -> dict[str, Any]:
   """The run's price target calibrated on held-out training problems (cached in run_dir)."""
   key, target = run.price_target
-  path = os.path.join(run_dir, f"calibration_{key}{target:g}{_suffix(run.gate_dir)}.json")
+  path = calibration_path(run_dir, key, target, run.gate_dir)
   out = _load(path)
   if out is None:
     print(f"=== calibrating gate {run.name}: price for {target:g} {key} per problem ===",
@@ -240,6 +239,23 @@ def _calibrate(cfg, run: Run, run_dir: str, gate_params) -> dict[str, Any]:
 
 def _suffix(gate_dir: str) -> str:
   return "" if gate_dir == "gate" else f"_{gate_dir}"
+
+
+def run_dir_of(workdir: str, run: Run) -> str:
+  """Where a run's gate trains (shared by the runs of one train_name)."""
+  return os.path.join(workdir, run.train_name or run.name)
+
+
+def eval_path(run_dir: str, llm: str, call_price: float | None = None,
+              gate_dir: str = "gate") -> str:
+  """A gate's evaluation with `llm`: eval_<llm>[_price<p>][_<gate_dir>].json."""
+  price = "" if call_price is None else f"_price{call_price:g}"
+  return os.path.join(run_dir, f"eval_{llm}{price}{_suffix(gate_dir)}.json")
+
+
+def calibration_path(run_dir: str, key: str, target: float, gate_dir: str = "gate") -> str:
+  """The price calibrated to `target` of `key`: calibration_<key><target>[_<gate_dir>].json."""
+  return os.path.join(run_dir, f"calibration_{key}{target:g}{_suffix(gate_dir)}.json")
 
 
 def _last_train_metrics(run_dir: str) -> dict[str, float]:
